@@ -1,0 +1,23 @@
+# Maps the target processor to the backend directory name.
+string(TOLOWER "${CMAKE_SYSTEM_PROCESSOR}" _lp_proc)
+if(_lp_proc MATCHES "^(x86_64|amd64)$")
+  set(LP_ARCH x86_64)
+elseif(_lp_proc MATCHES "^riscv64")
+  set(LP_ARCH riscv64)
+elseif(_lp_proc MATCHES "^(aarch64|arm64)$")
+  set(LP_ARCH aarch64)
+else()
+  message(FATAL_ERROR "libpatch: unsupported processor '${CMAKE_SYSTEM_PROCESSOR}'")
+endif()
+message(STATUS "libpatch backend: ${LP_ARCH}")
+
+# Label used for tests of this build's backend (see DESIGN.md section 8).
+if(LP_ARCH STREQUAL "riscv64")
+  if(LP_RISCV_FLAVOUR STREQUAL "g")
+    set(LP_ARCH_LABEL riscv64-g)
+  else()
+    set(LP_ARCH_LABEL riscv64-gc)
+  endif()
+else()
+  set(LP_ARCH_LABEL ${LP_ARCH})
+endif()

@@ -1,0 +1,18 @@
+# Cross build for riscv64 Linux, rv64g (no C extension: 4-byte nop sleds).
+set(CMAKE_SYSTEM_NAME Linux)
+set(CMAKE_SYSTEM_PROCESSOR riscv64)
+set(CMAKE_C_COMPILER riscv64-linux-gnu-gcc)
+set(CMAKE_CXX_COMPILER riscv64-linux-gnu-g++)
+set(CMAKE_ASM_COMPILER riscv64-linux-gnu-gcc)
+set(LP_RISCV_FLAVOUR g CACHE STRING "rv64 flavour: gc or g")
+set(CMAKE_C_FLAGS_INIT "-march=rv64g -mabi=lp64d")
+set(CMAKE_CXX_FLAGS_INIT "-march=rv64g -mabi=lp64d")
+set(CMAKE_ASM_FLAGS_INIT "-march=rv64g -mabi=lp64d")
+# Static binaries run under qemu-riscv64 without a sysroot lookup.
+set(CMAKE_EXE_LINKER_FLAGS_INIT "-static")
+set(CMAKE_CROSSCOMPILING_EMULATOR qemu-riscv64)
+set(CMAKE_FIND_ROOT_PATH /usr/riscv64-linux-gnu)
+set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)
+set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)
+set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE ONLY)
+set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE ONLY)

@@ -1,0 +1,127 @@
+/* libpatch: live patching of probes into the text of a running, multi-threaded
+ * process, using the breakpoint protocol (trap, sync, tails, sync, heads, sync).
+ *
+ * The C API is the contract; <libpatch/patch.hpp> wraps it for C++.
+ * Every failing call returns a negative LP_E* code; lp_strerror() names it.
+ */
+#ifndef LIBPATCH_PATCH_H
+#define LIBPATCH_PATCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LIBPATCH_VERSION_MAJOR 0
+#define LIBPATCH_VERSION_MINOR 1
+
+typedef struct lp_patcher lp_patcher; /* one per process */
+typedef struct lp_probe lp_probe;
+typedef struct lp_regs lp_regs; /* arch register file, see <libpatch/regs.h> */
+
+/* Called on every hit of an enabled probe, on the thread that hit it.
+ * For jump probes it runs in the trampoline (ordinary context); for trap probes
+ * it runs inside the trap signal handler, so it must be async-signal-safe. */
+typedef void (*lp_handler)(lp_regs *regs, void *user);
+
+enum lp_error {
+  LP_OK = 0,
+  LP_EINVAL = -1,      /* a NULL or malformed argument */
+  LP_ENOMEM = -2,      /* out of memory */
+  LP_ENOTEXEC = -3,    /* address is not in an executable mapping */
+  LP_EBOUNDARY = -4,   /* address is not an instruction boundary / not a known site */
+  LP_ETOOSHORT = -5,   /* the site is too short for a jump */
+  LP_ERANGE = -6,      /* no trampoline within reach of the site */
+  LP_ERELOC = -7,      /* a displaced instruction cannot be relocated */
+  LP_EEXIST = -8,      /* a probe already exists at this address */
+  LP_ESYNC = -9,       /* synchronising the cores failed */
+  LP_EWRITE = -10,     /* writing the text failed */
+  LP_ENOSYM = -11,     /* symbol not found */
+  LP_EREMOVED = -12,   /* the probe was removed */
+  LP_ESTATE = -13,     /* the text does not hold the bytes libpatch expects */
+  LP_ESIGNAL = -14,    /* installing the trap signal handler failed */
+  LP_EBUSY = -15,      /* another patcher is open, or a grace period has not ended */
+  LP_ENOTSUP = -16,    /* the requested option is not supported here */
+  LP_ETIMEDOUT = -17   /* a grace period did not end in time */
+};
+
+/* How bytes reach the text. */
+enum lp_writer_kind {
+  LP_WRITER_DEFAULT = 0, /* mprotect */
+  LP_WRITER_MPROTECT = 1, /* make the page RWX for the write, then R-X again */
+  LP_WRITER_PROCMEM = 2   /* pwrite() to /proc/self/mem: text never becomes writable */
+};
+
+/* How every core is made to see the new text. */
+enum lp_sync_kind {
+  LP_SYNC_DEFAULT = 0,    /* the best available: membarrier, else flush_icache, else signal */
+  LP_SYNC_MEMBARRIER = 1, /* membarrier(PRIVATE_EXPEDITED_SYNC_CORE) (+ riscv_flush_icache on RISC-V) */
+  LP_SYNC_FLUSH_ICACHE = 2, /* RISC-V only: riscv_flush_icache(all harts) */
+  LP_SYNC_SIGNAL = 3      /* a signal to every thread; its delivery serialises the core */
+};
+
+/* Which kind of probe lp_probe_at / lp_probe_symbol create. */
+enum lp_probe_policy {
+  LP_PROBE_JUMP_OR_TRAP = 0, /* a jump probe where possible, else a trap probe */
+  LP_PROBE_JUMP = 1,         /* jump probes only: fail with the reason otherwise */
+  LP_PROBE_TRAP = 2          /* trap probes only */
+};
+
+typedef struct lp_options {
+  int writer; /* enum lp_writer_kind */
+  int sync;   /* enum lp_sync_kind */
+  int policy; /* enum lp_probe_policy */
+  int signal; /* the real-time signal used by the signal sync; 0 = SIGRTMIN+5 */
+} lp_options;
+
+/* Counters of a patcher, for tests and benchmarks. */
+typedef struct lp_stats {
+  uint64_t commits;   /* lp_commit calls that applied a batch */
+  uint64_t syncs;     /* core syncs issued */
+  uint64_t writes;    /* granule stores issued to the text */
+  uint64_t sites;     /* site transitions applied */
+  uint64_t traps;     /* traps taken at sites (transition or trap probe) */
+  uint64_t chained;   /* foreign traps passed on to the program's own handler */
+  uint64_t evacuated; /* threads moved out of a site while it was rewritten */
+} lp_stats;
+
+void lp_options_init(lp_options *opt);
+int lp_patcher_open(const lp_options *opt, lp_patcher **out); /* opt may be NULL */
+void lp_patcher_close(lp_patcher *);
+int lp_patcher_stats(const lp_patcher *, lp_stats *out);
+
+int lp_probe_at(lp_patcher *, void *addr, lp_handler, void *user, lp_probe **out);
+int lp_probe_symbol(lp_patcher *, const char *symbol, lp_handler, void *user, lp_probe **out);
+int lp_probe_enable(lp_probe *);  /* staged: takes effect at the next commit */
+int lp_probe_disable(lp_probe *); /* staged: takes effect at the next commit */
+/* Stages the probe's removal; after the next commit the handle is dead (every
+ * other call on it returns LP_EREMOVED) and is freed by lp_patcher_close. */
+int lp_probe_remove(lp_probe *);
+int lp_probe_is_jump(const lp_probe *); /* 1 jump, 0 trap, <0 error */
+void *lp_probe_address(const lp_probe *);
+uint64_t lp_probe_hits(const lp_probe *); /* hits counted for trap probes and transitions */
+
+int lp_commit(lp_patcher *); /* applies everything staged as one batch: 3 syncs */
+
+/* Waits until no thread is inside a trampoline or a handler called from one
+ * (a grace period), so data a removed probe's handler used can be freed. */
+int lp_quiesce(lp_patcher *, unsigned timeout_ms);
+
+/* Symbol lookup in the main executable and loaded shared objects. */
+int lp_lookup_symbol(const char *symbol, void **addr, size_t *size);
+
+const char *lp_strerror(int err);
+const char *lp_arch(void); /* "x86_64", "riscv64", ... */
+
+/* Register accessors: portable views of the arch register file. */
+uintptr_t lp_regs_pc(const lp_regs *);
+uintptr_t lp_regs_sp(const lp_regs *);
+uintptr_t lp_regs_arg(const lp_regs *, unsigned i); /* i-th integer argument (ABI order) */
+void lp_regs_set_arg(lp_regs *, unsigned i, uintptr_t value);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,150 @@
+#pragma once
+// The farm's state machine: jobs, attempts, leases, workers, events.
+// Everything is persisted in SQLite (WAL) before a call returns; the
+// in-memory indexes (queue, leases, workers) are rebuilt from it at startup.
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "farm/v1/farm.pb.h"
+#include "farmd/config.hpp"
+#include "farmd/sqlite.hpp"
+
+namespace farmd {
+
+namespace v1 = ::farm::v1;
+
+class Farm {
+ public:
+  explicit Farm(Config cfg);
+  ~Farm();
+  Farm(const Farm&) = delete;
+  Farm& operator=(const Farm&) = delete;
+
+  const Config& config() const { return cfg_; }
+  uint32_t heartbeat_interval_ms() const;
+
+  // ---- client side
+  grpc::Status submit(const v1::SubmitJobRequest& req, v1::Job* out);
+  grpc::Status get_job(const std::string& id, bool history, v1::Job* out);
+  grpc::Status list_jobs(const v1::ListJobsRequest& req, v1::ListJobsResponse* out);
+  grpc::Status cancel(const std::string& id, const std::string& reason, v1::Job* out);
+  void list_workers(v1::ListWorkersResponse* out);
+  grpc::Status report(const v1::GetReportRequest& req, v1::Report* out);
+
+  // Events of a job with seq > after (at most `limit`).
+  std::vector<v1::JobEvent> events_after(const std::string& job_id, uint64_t after, bool include_logs,
+                                         size_t limit = 512);
+  uint64_t last_event_seq() const { return last_event_seq_.load(); }
+  // Blocks until an event newer than `seen` exists, the deadline passes or the farm stops.
+  void wait_event(uint64_t seen, std::chrono::steady_clock::time_point deadline);
+
+  // ---- agent side
+  grpc::Status register_worker(const v1::RegisterRequest& req, v1::RegisterResponse* out);
+  // Long poll: waits up to req.wait_ms (or until `cancelled()` returns true).
+  grpc::Status acquire(const v1::AcquireJobRequest& req, v1::AcquireJobResponse* out,
+                       const std::function<bool()>& cancelled);
+  grpc::Status heartbeat(const v1::HeartbeatRequest& req, v1::HeartbeatResponse* out);
+  grpc::Status progress(const v1::ReportProgressRequest& req, v1::ReportProgressResponse* out);
+  grpc::Status complete(const v1::CompleteJobRequest& req, v1::CompleteJobResponse* out);
+
+  // Housekeeping: expire leases, schedule health checks. Called by the
+  // background thread every few hundred ms; public for tests.
+  void tick();
+  // Wakes every waiter; subsequent long polls return immediately.
+  void stop();
+
+ private:
+  struct QueueKey {
+    int32_t neg_priority;
+    int64_t seq;
+    bool operator<(const QueueKey& o) const {
+      return neg_priority != o.neg_priority ? neg_priority < o.neg_priority : seq < o.seq;
+    }
+  };
+  struct Queued {
+    std::string id;
+    v1::JobSpec spec;
+    uint32_t attempts = 0;
+    uint32_t max_attempts = 0;
+    std::string health_for;  // worker id if this is a health-check job
+  };
+  struct Running {
+    std::string job_id;
+    uint32_t attempt = 0;
+    std::string worker_id;
+    int64_t expires_ms = 0;
+    int64_t started_ms = 0;
+    bool cancel_requested = false;
+    QueueKey key{};
+    Queued job;
+    v1::Progress progress;
+    uint64_t log_bytes = 0;
+    bool log_truncated = false;
+  };
+  struct WorkerRec {
+    v1::Worker w;  // capabilities, counters, quarantine flag via state
+    std::string session;
+    bool quarantined = false;
+    std::set<std::string> running;  // job ids
+    int64_t last_persist_ms = 0;
+    int64_t last_health_ms = 0;
+    std::string health_job;  // pending/running health-check job id
+  };
+
+  void open_db();
+  void recover();
+  void bg_loop();
+
+  // all below require mu_ held
+  grpc::Status validate(const v1::JobSpec& spec) const;
+  grpc::Status check_session(const std::string& worker_id, const std::string& session, WorkerRec** out);
+  bool worker_can_take(const WorkerRec& w, const Queued& q) const;
+  bool try_pick(WorkerRec& w, v1::Lease* lease);
+  void emit_state(const std::string& job_id, v1::JobState st, uint32_t attempt, const std::string& worker,
+                  const std::string& msg);
+  void emit(const v1::JobEvent& ev);
+  std::string insert_job(const v1::JobSpec& spec, uint32_t max_attempts, const std::string& health_for,
+                         const std::string& message, QueueKey* key);
+  // Ends a running attempt. Returns the job's new state.
+  v1::JobState finish_attempt(Running r, v1::JobResult result);
+  void set_worker_failures(WorkerRec& w, uint32_t failures, const std::string& last_error);
+  void enqueue_health_check(WorkerRec& w);
+  void persist_worker(WorkerRec& w);
+  v1::WorkerState worker_state(const WorkerRec& w, int64_t now) const;
+
+  // reading (read connection, rmu_)
+  bool load_job(const std::string& id, bool history, v1::Job* out);
+
+  Config cfg_;
+  std::unique_ptr<Db> db_;   // writer, guarded by mu_
+  std::unique_ptr<Db> rdb_;  // reader, guarded by rmu_
+  std::mutex mu_;
+  std::mutex rmu_;
+  std::condition_variable sched_cv_;   // queue changed
+  std::mutex ev_mu_;
+  std::condition_variable ev_cv_;      // new events
+  std::atomic<uint64_t> last_event_seq_{0};
+  std::atomic<bool> stopping_{false};
+  std::vector<uint64_t> pending_notify_;
+
+  std::map<QueueKey, Queued> queue_;
+  std::unordered_map<std::string, QueueKey> queued_index_;
+  std::unordered_map<std::string, Running> running_;
+  std::map<std::string, WorkerRec> workers_;
+
+  std::thread bg_;
+  std::mutex bg_mu_;
+  std::condition_variable bg_cv_;
+};
+
+}  // namespace farmd

@@ -1,0 +1,118 @@
+#include "text_writer.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include <unordered_map>
+#include <vector>
+
+#include "libpatch/patch.h"
+#include "maps.hpp"
+
+namespace lp::linux_platform {
+
+void store_granule(uintptr_t addr, const uint8_t *src, uint32_t granule) {
+  // A single volatile access of the granule's width compiles to one store
+  // instruction (sb/sh/sw, mov byte/word/dword); memcpy could split it.
+  switch (granule) {
+  case 1:
+    *reinterpret_cast<volatile uint8_t *>(addr) = src[0];
+    break;
+  case 2: {
+    uint16_t v;
+    std::memcpy(&v, src, 2);
+    *reinterpret_cast<volatile uint16_t *>(addr) = v;
+    break;
+  }
+  default: {
+    uint32_t v;
+    std::memcpy(&v, src, 4);
+    *reinterpret_cast<volatile uint32_t *>(addr) = v;
+    break;
+  }
+  }
+}
+
+namespace {
+
+long page_size() {
+  static const long p = sysconf(_SC_PAGESIZE);
+  return p;
+}
+
+class MprotectWriter final : public TextWriter {
+public:
+  const char *name() const override { return "mprotect"; }
+
+  int write(uintptr_t addr, const uint8_t *src, uint32_t granule) override {
+    const uintptr_t page = addr & ~uintptr_t(page_size() - 1);
+    if (int rc = open_page(page); rc != 0) return rc;
+    store_granule(addr, src, granule);
+    return 0;
+  }
+
+  int finish() override {
+    int rc = 0;
+    for (uintptr_t page : open_) {
+      if (mprotect(reinterpret_cast<void *>(page), page_size(), prot_[page]) != 0) rc = LP_EWRITE;
+    }
+    open_.clear();
+    return rc;
+  }
+
+  ~MprotectWriter() override { finish(); }
+
+private:
+  int open_page(uintptr_t page) {
+    for (uintptr_t p : open_)
+      if (p == page) return 0;
+    auto it = prot_.find(page);
+    if (it == prot_.end()) {
+      auto m = mapping_of(page);
+      if (!m) return LP_ENOTEXEC;
+      it = prot_.emplace(page, m->prot()).first;
+    }
+    if (mprotect(reinterpret_cast<void *>(page), page_size(), it->second | PROT_READ | PROT_WRITE | PROT_EXEC) != 0)
+      return LP_EWRITE;
+    open_.push_back(page);
+    return 0;
+  }
+
+  // Original protection of every page ever written (text mappings keep theirs).
+  std::unordered_map<uintptr_t, int> prot_;
+  std::vector<uintptr_t> open_;
+};
+
+class ProcMemWriter final : public TextWriter {
+public:
+  explicit ProcMemWriter(int fd) : fd_(fd) {}
+  ~ProcMemWriter() override { close(fd_); }
+  const char *name() const override { return "procmem"; }
+  int write(uintptr_t addr, const uint8_t *src, uint32_t granule) override {
+    ssize_t n;
+    do {
+      n = pwrite(fd_, src, granule, off_t(addr));
+    } while (n < 0 && errno == EINTR);
+    return n == ssize_t(granule) ? 0 : LP_EWRITE;
+  }
+
+private:
+  int fd_;
+};
+
+} // namespace
+
+std::unique_ptr<TextWriter> make_mprotect_writer() { return std::make_unique<MprotectWriter>(); }
+
+std::unique_ptr<TextWriter> make_procmem_writer(int *err) {
+  const int fd = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
+  if (fd < 0) {
+    if (err) *err = LP_ENOTSUP;
+    return nullptr;
+  }
+  return std::make_unique<ProcMemWriter>(fd);
+}
+
+} // namespace lp::linux_platform

@@ -1,0 +1,154 @@
+#include "thread_round.hpp"
+
+#include <atomic>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <dirent.h>
+#include <mutex>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+#include <vector>
+
+#include "libpatch/patch.h"
+
+namespace lp::linux_platform {
+namespace {
+
+constexpr size_t kMaxSlots = 1 << 14;
+
+int g_signo = 0;
+struct sigaction g_prev {};
+std::mutex g_mu;
+std::atomic<RoundVisitor> g_visit{nullptr};
+std::atomic<void *> g_arg{nullptr};
+std::atomic<uint32_t> g_round{0};
+// Slot i acknowledges round r by storing r. Static storage: the handler can't allocate.
+std::atomic<uint32_t> g_ack[kMaxSlots];
+
+void on_round_signal(int, siginfo_t *si, void *uc) {
+  const int saved_errno = errno;
+  // The value carries (round << 32 | slot): a signal left over from an earlier,
+  // timed-out round must not acknowledge the current one for another thread.
+  const uint64_t v = uint64_t(uintptr_t(si->si_value.sival_ptr));
+  const size_t slot = size_t(v & 0xffffffffu);
+  const uint32_t round = g_round.load(std::memory_order_acquire);
+  if (si->si_code == SI_QUEUE && slot < kMaxSlots && round != 0 && uint32_t(v >> 32) == round) {
+    if (RoundVisitor v = g_visit.load(std::memory_order_acquire)) v(g_arg.load(std::memory_order_acquire), uc);
+    g_ack[slot].store(round, std::memory_order_release);
+  }
+  errno = saved_errno;
+}
+
+std::vector<pid_t> list_threads() {
+  std::vector<pid_t> tids;
+  DIR *d = opendir("/proc/self/task");
+  if (!d) return tids;
+  while (dirent *e = readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    tids.push_back(pid_t(std::atol(e->d_name)));
+  }
+  closedir(d);
+  return tids;
+}
+
+int send(pid_t pid, pid_t tid, int sig, uint32_t round, size_t slot) {
+  siginfo_t info;
+  std::memset(&info, 0, sizeof info);
+  info.si_signo = sig;
+  info.si_code = SI_QUEUE;
+  info.si_pid = pid;
+  info.si_uid = getuid();
+  info.si_value.sival_ptr = reinterpret_cast<void *>(uintptr_t(uint64_t(round) << 32 | slot));
+  return int(syscall(SYS_rt_tgsigqueueinfo, pid, tid, sig, &info));
+}
+
+uint64_t now_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
+}
+
+} // namespace
+
+int round_init(int signo) {
+  std::lock_guard lk(g_mu);
+  if (g_signo == signo) return 0;
+  struct sigaction sa {};
+  sa.sa_sigaction = on_round_signal;
+  sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
+  sigemptyset(&sa.sa_mask);
+  if (sigaction(signo, &sa, &g_prev) != 0) return LP_ESIGNAL;
+  g_signo = signo;
+  return 0;
+}
+
+void round_fini() {
+  std::lock_guard lk(g_mu);
+  if (g_signo) sigaction(g_signo, &g_prev, nullptr);
+  g_signo = 0;
+}
+
+int round_run(RoundVisitor visit, void *arg, unsigned timeout_ms, size_t *threads_out) {
+  std::lock_guard lk(g_mu);
+  if (!g_signo) return LP_ESYNC;
+  const pid_t pid = getpid();
+  const pid_t self = pid_t(syscall(SYS_gettid));
+  std::vector<pid_t> tids = list_threads();
+  if (tids.size() > kMaxSlots) return LP_ESYNC;
+
+  g_visit.store(visit, std::memory_order_release);
+  g_arg.store(arg, std::memory_order_release);
+  uint32_t round = g_round.load() + 1;
+  if (round == 0) round = 1;
+  g_round.store(round, std::memory_order_release);
+
+  // pending[i]: still waiting for thread i.
+  std::vector<char> pending(tids.size(), 0);
+  size_t waiting = 0;
+  for (size_t i = 0; i < tids.size(); ++i) {
+    if (tids[i] == self) continue;
+    int rc;
+    while ((rc = send(pid, tids[i], g_signo, round, i)) != 0 && errno == EAGAIN) sched_yield();
+    if (rc == 0) {
+      pending[i] = 1;
+      ++waiting;
+    } // ESRCH: the thread exited, nothing to sync
+  }
+  if (threads_out) *threads_out = waiting;
+
+  const uint64_t deadline = now_ns() + uint64_t(timeout_ms) * 1000000ull;
+  unsigned spins = 0;
+  while (waiting) {
+    for (size_t i = 0; i < tids.size(); ++i) {
+      if (!pending[i]) continue;
+      if (g_ack[i].load(std::memory_order_acquire) == round) {
+        pending[i] = 0;
+        --waiting;
+      }
+    }
+    if (!waiting) break;
+    if (++spins < 64) {
+      sched_yield();
+      continue;
+    }
+    // Slow path: a thread may have exited with our signal still pending.
+    for (size_t i = 0; i < tids.size(); ++i) {
+      if (pending[i] && syscall(SYS_tgkill, pid, tids[i], 0) != 0 && errno == ESRCH) {
+        pending[i] = 0;
+        --waiting;
+      }
+    }
+    if (now_ns() > deadline) {
+      g_visit.store(nullptr);
+      return LP_ESYNC;
+    }
+    struct timespec ts{0, 50000};
+    nanosleep(&ts, nullptr);
+  }
+  g_visit.store(nullptr, std::memory_order_release);
+  return 0;
+}
+
+} // namespace lp::linux_platform

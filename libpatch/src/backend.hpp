@@ -1,0 +1,91 @@
+// The ISA backend interface the arch-free core talks to. One implementation per
+// architecture lives in backends/<arch>/ and is linked in by the build; the core
+// only ever sees this header (never an arch header).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "engine/protocol.hpp"
+
+struct lp_regs;
+
+namespace lp {
+
+// What the backend found at a probe address.
+struct SiteShape {
+  uintptr_t addr = 0;      // first byte the protocol rewrites (may be after an endbr64)
+  uint32_t len = 0;        // bytes of the site
+  uint32_t unit = 0;       // bytes of one original nop/instruction (for evacuation maps)
+  bool entry_sled = false; // a compiler-emitted nop sled (vs. an instruction site)
+};
+
+// Parameters of one jump-probe trampoline.
+struct TrampolineSpec {
+  uintptr_t site = 0;        // probed address (reported as the pc in lp_regs)
+  uint32_t site_len = 0;
+  uintptr_t data = 0;        // address of the slot's data words (handler, user)
+  intptr_t tls_depth = 0;    // thread-pointer offset of the per-thread trampoline depth counter
+};
+
+// Slot data words a trampoline reads at run time (kept beside its code).
+struct TrampolineData {
+  void (*handler)(lp_regs *, void *) = nullptr;
+  void *user = nullptr;
+};
+
+class Backend {
+public:
+  virtual ~Backend() = default;
+  virtual const char *arch() const = 0;
+
+  // Granule of every protocol store (may depend on run-time CPU features).
+  virtual uint32_t granule() const = 0;
+
+  // Recognises a patchable site at `addr` (reading at most `avail` bytes of
+  // text). Returns 0 or a negative LP_E* code (LP_EBOUNDARY when `addr` is no site).
+  virtual int probe_site(uintptr_t addr, size_t avail, SiteShape *out) const = 0;
+
+  // The bytes a disabled site holds. For a site seen for the first time these may
+  // differ from the original (normalised to a form whose later toggles are
+  // single-instruction transitions).
+  virtual void disabled_bytes(const SiteShape &s, const uint8_t *original, uint8_t *out) const = 0;
+  // Site bytes for a jump probe into `tramp`. LP_ERANGE / LP_ETOOSHORT on failure.
+  virtual int jump_bytes(const SiteShape &s, uintptr_t tramp, uint8_t *out) const = 0;
+  // Site bytes for a trap probe.
+  virtual void trap_bytes(const SiteShape &s, const uint8_t *disabled, uint8_t *out) const = 0;
+  // The protocol transition `cur -> next` at site `s`.
+  virtual void make_transition(const SiteShape &s, const uint8_t *cur, const uint8_t *next,
+                               engine::Transition *out) const = 0;
+
+  // Trampolines. Max distance from a site a jump can reach, slot size in bytes
+  // (code + data), and code generation into `buf` (a writable view of the slot
+  // that will execute at `spec.data - data_offset`).
+  virtual int64_t reach() const = 0;
+  virtual size_t trampoline_slot_size() const = 0;
+  virtual size_t trampoline_data_offset() const = 0;
+  virtual int emit_trampoline(uint8_t *buf, uintptr_t at, const TrampolineSpec &spec) const = 0;
+
+  // Trap handling (called from the signal handler: async-signal-safe).
+  virtual int trap_signal() const = 0;
+  // Whether a signal is a trap the CPU raised (not raise()/kill()), and the site
+  // address it reports.
+  virtual bool trap_site(int signo, const void *siginfo, const void *ucontext, uintptr_t *site) const = 0;
+  // Whether the text at `site` currently starts with our trap.
+  virtual bool is_trap_at(uintptr_t site) const = 0;
+  virtual uintptr_t context_pc(const void *ucontext) const = 0;
+  virtual void set_context_pc(void *ucontext, uintptr_t pc) const = 0;
+  virtual void context_to_regs(const void *ucontext, uintptr_t site, lp_regs *regs) const = 0;
+  virtual void regs_to_context(const lp_regs *regs, void *ucontext) const = 0;
+
+  // Thread pointer of the calling thread (for TLS offsets used by trampolines).
+  virtual uintptr_t thread_pointer() const = 0;
+  // Makes this core's instruction fetch coherent with its own and synced stores
+  // (RISC-V fence.i; nothing on x86). Async-signal-safe.
+  virtual void local_fetch_barrier() const = 0;
+};
+
+// The backend of the architecture this library was built for.
+const Backend &host_backend();
+
+} // namespace lp

@@ -1,0 +1,97 @@
+// The C API (the contract); thin checks around lp_patcher / lp_probe.
+#include <cstring>
+#include <new>
+
+#include "libpatch/patch.h"
+#include "libpatch/regs.h"
+#include "patcher.hpp"
+#include "platform/linux/text_writer.hpp"
+#include "platform/linux/symbols.hpp"
+#include "platform/linux/trap_signal.hpp"
+
+extern "C" {
+
+void lp_options_init(lp_options *opt) {
+  if (opt) std::memset(opt, 0, sizeof *opt);
+}
+
+int lp_patcher_open(const lp_options *opt, lp_patcher **out) {
+  if (!out) return LP_EINVAL;
+  *out = nullptr;
+  lp_options o;
+  lp_options_init(&o);
+  if (opt) o = *opt;
+  auto *p = new (std::nothrow) lp_patcher;
+  if (!p) return LP_ENOMEM;
+  if (int rc = p->open(o); rc != 0) {
+    if (lp::g_active.load() == p) lp::g_active.store(nullptr);
+    delete p;
+    return rc;
+  }
+  *out = p;
+  return 0;
+}
+
+void lp_patcher_close(lp_patcher *p) {
+  if (!p) return;
+  p->close();
+  delete p;
+}
+
+int lp_patcher_stats(const lp_patcher *p, lp_stats *s) {
+  if (!p || !s) return LP_EINVAL;
+  s->commits = p->commits.load();
+  s->syncs = p->syncs.load();
+  s->writes = p->writes.load();
+  s->sites = p->sites.load();
+  s->traps = p->traps.load();
+  s->chained = lp::linux_platform::trap_signal_chained_count();
+  s->evacuated = p->evacuated.load();
+  return 0;
+}
+
+int lp_probe_at(lp_patcher *p, void *addr, lp_handler h, void *user, lp_probe **out) {
+  if (!p || !out) return LP_EINVAL;
+  *out = nullptr;
+  return p->create_probe(addr, h, user, out);
+}
+
+int lp_probe_symbol(lp_patcher *p, const char *symbol, lp_handler h, void *user, lp_probe **out) {
+  if (!p || !symbol || !out) return LP_EINVAL;
+  lp::linux_platform::Symbol s;
+  if (int rc = lp::linux_platform::lookup_symbol(symbol, &s); rc != 0) return rc;
+  return lp_probe_at(p, reinterpret_cast<void *>(s.addr), h, user, out);
+}
+
+static int stage(lp_probe *pr, ProbeState st) {
+  if (!pr) return LP_EINVAL;
+  std::lock_guard lk(pr->owner->mu);
+  if (pr->dead() || pr->staged == ProbeState::Removed) return LP_EREMOVED;
+  pr->staged = st;
+  return 0;
+}
+
+int lp_probe_enable(lp_probe *pr) { return stage(pr, ProbeState::Enabled); }
+int lp_probe_disable(lp_probe *pr) { return stage(pr, ProbeState::Disabled); }
+int lp_probe_remove(lp_probe *pr) { return stage(pr, ProbeState::Removed); }
+
+int lp_probe_is_jump(const lp_probe *pr) { return pr ? (pr->jump ? 1 : 0) : LP_EINVAL; }
+void *lp_probe_address(const lp_probe *pr) { return pr ? reinterpret_cast<void *>(pr->shape.addr) : nullptr; }
+uint64_t lp_probe_hits(const lp_probe *pr) { return pr ? pr->hits.load() : 0; }
+
+int lp_commit(lp_patcher *p) { return p ? p->commit() : LP_EINVAL; }
+
+int lp_quiesce(lp_patcher *p, unsigned timeout_ms) { return p ? p->quiesce(timeout_ms, nullptr) : LP_EINVAL; }
+
+int lp_lookup_symbol(const char *symbol, void **addr, size_t *size) {
+  if (!symbol || !addr) return LP_EINVAL;
+  lp::linux_platform::Symbol s;
+  if (int rc = lp::linux_platform::lookup_symbol(symbol, &s); rc != 0) return rc;
+  *addr = reinterpret_cast<void *>(s.addr);
+  if (size) *size = s.size;
+  return 0;
+}
+
+const char *lp_arch(void) { return LP_REGS_ARCH; }
+
+} // extern "C"

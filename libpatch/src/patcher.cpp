@@ -1,0 +1,390 @@
+#include "patcher.hpp"
+
+#include <array>
+#include <cstring>
+#include <map>
+#include <unistd.h>
+
+#include "platform/linux/core_sync.hpp"
+#include "platform/linux/maps.hpp"
+#include "platform/linux/text_writer.hpp"
+#include "libpatch/regs.h"
+#include "platform/linux/thread_round.hpp"
+#include "platform/linux/trap_signal.hpp"
+#include "tramp_depth.hpp"
+
+namespace lp {
+std::atomic<lp_patcher *> g_active{nullptr};
+}
+
+using namespace lp;
+namespace lpl = lp::linux_platform;
+
+namespace {
+
+constexpr unsigned kSyncTimeoutMs = 5000;
+
+// ---- signal-round visitors (async-signal-safe) ----
+
+struct SyncVisit {
+  lp_patcher *p;
+  bool evacuate;
+};
+
+// Runs on every other thread during a signal sync. Delivery of the signal and
+// the return from the handler already serialise the core; fence.i covers ISAs
+// whose fetch needs it explicitly. A thread interrupted strictly inside a site
+// that is about to have its tail rewritten is moved to the site's resume point,
+// an equivalent place outside it: after the phase-1 traps, that tail may change
+// under it and it would otherwise resume in the middle of new instructions.
+void sync_visitor(void *arg, void *uc) {
+  auto *v = static_cast<SyncVisit *>(arg);
+  const Backend &b = *v->p->backend;
+  if (v->evacuate) {
+    const uintptr_t pc = b.context_pc(uc);
+    SiteTable::Reader r(v->p->table);
+    if (const SiteEntry *e = r.find_inside(pc); e && e->evacuate) {
+      b.set_context_pc(uc, e->resume);
+      v->p->evacuated.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+  b.local_fetch_barrier();
+}
+
+struct QuiesceVisit {
+  lp_patcher *p;
+  std::atomic<bool> busy{false};
+};
+
+void quiesce_visitor(void *arg, void *uc) {
+  auto *v = static_cast<QuiesceVisit *>(arg);
+  const uintptr_t pc = v->p->backend->context_pc(uc);
+  if (lp_tramp_depth != 0 || v->p->pool->contains(pc)) v->busy.store(true, std::memory_order_relaxed);
+}
+
+// ---- engine ops ----
+
+int op_write(void *ctx, uintptr_t addr, const uint8_t *src, uint32_t g) {
+  auto *p = static_cast<lp_patcher *>(ctx);
+  p->writes.fetch_add(1, std::memory_order_relaxed);
+  return p->writer->write(addr, src, g);
+}
+
+int op_sync(void *ctx, engine::SyncPoint point, bool evacuate) {
+  auto *p = static_cast<lp_patcher *>(ctx);
+  if (p->writer->finish() != 0) return LP_EWRITE;
+  return p->sync(point, evacuate);
+}
+
+int to_lp(engine::EngineError e) {
+  switch (e) {
+  case engine::EngineError::Ok: return LP_OK;
+  case engine::EngineError::Invalid: return LP_EINVAL;
+  case engine::EngineError::Write: return LP_EWRITE;
+  case engine::EngineError::Sync: return LP_ESYNC;
+  case engine::EngineError::State: return LP_ESTATE;
+  }
+  return LP_EINVAL;
+}
+
+} // namespace
+
+int lp_patcher::sync(engine::SyncPoint, bool evacuate) {
+  syncs.fetch_add(1, std::memory_order_relaxed);
+  // Evacuation needs to see each thread's pc, which only a signal round can do;
+  // the round is itself a complete sync, so it replaces the kernel call.
+  if (evacuate || sync_kind == LP_SYNC_SIGNAL) {
+    SyncVisit v{this, evacuate};
+    backend->local_fetch_barrier();
+    return lpl::round_run(sync_visitor, &v, kSyncTimeoutMs, nullptr);
+  }
+  if (sync_kind == LP_SYNC_MEMBARRIER) {
+    if (lpl::membarrier_sync_core() != 0) return LP_ESYNC;
+    // RISC-V: membarrier's SYNC_CORE is not a fence.i on every kernel; the
+    // flush makes every hart of this mm fence.i before running user code.
+    if (lpl::flush_icache_available() && lpl::flush_icache_all() != 0) return LP_ESYNC;
+    backend->local_fetch_barrier();
+    return 0;
+  }
+  if (sync_kind == LP_SYNC_FLUSH_ICACHE) {
+    if (lpl::flush_icache_all() != 0) return LP_ESYNC;
+    backend->local_fetch_barrier();
+    return 0;
+  }
+  return LP_ESYNC;
+}
+
+int lp_patcher::open(const lp_options &o) {
+  opt = o;
+  backend = &host_backend();
+  if (opt.signal == 0) opt.signal = SIGRTMIN + 5;
+  if (opt.signal < SIGRTMIN || opt.signal > SIGRTMAX) return LP_EINVAL;
+  if (opt.writer < LP_WRITER_DEFAULT || opt.writer > LP_WRITER_PROCMEM) return LP_EINVAL;
+  if (opt.sync < LP_SYNC_DEFAULT || opt.sync > LP_SYNC_SIGNAL) return LP_EINVAL;
+  if (opt.policy < LP_PROBE_JUMP_OR_TRAP || opt.policy > LP_PROBE_TRAP) return LP_EINVAL;
+
+  if (opt.writer == LP_WRITER_PROCMEM) {
+    int err = 0;
+    writer = lpl::make_procmem_writer(&err);
+    if (!writer) return err;
+  } else {
+    writer = lpl::make_mprotect_writer();
+  }
+
+  membarrier_ok = lpl::membarrier_register() == 0;
+  switch (opt.sync) {
+  case LP_SYNC_DEFAULT:
+    sync_kind = membarrier_ok ? LP_SYNC_MEMBARRIER
+                : lpl::flush_icache_available() ? LP_SYNC_FLUSH_ICACHE : LP_SYNC_SIGNAL;
+    break;
+  case LP_SYNC_MEMBARRIER:
+    if (!membarrier_ok) return LP_ENOTSUP;
+    sync_kind = LP_SYNC_MEMBARRIER;
+    break;
+  case LP_SYNC_FLUSH_ICACHE:
+    if (!lpl::flush_icache_available()) return LP_ENOTSUP;
+    sync_kind = LP_SYNC_FLUSH_ICACHE;
+    break;
+  default:
+    sync_kind = LP_SYNC_SIGNAL;
+  }
+  // The signal round is always installed: evacuation and grace periods use it.
+  if (int rc = lpl::round_init(opt.signal); rc != 0) return rc;
+  pool = std::make_unique<TrampolinePool>(*backend);
+  tls_depth_offset = intptr_t(reinterpret_cast<uintptr_t>(&lp_tramp_depth) - backend->thread_pointer());
+  lp_patcher *expected = nullptr;
+  if (!g_active.compare_exchange_strong(expected, this)) return LP_EBUSY;
+  if (int rc = lpl::trap_signal_install(backend->trap_signal(), dispatch_trap); rc != 0) {
+    g_active.store(nullptr);
+    return rc;
+  }
+  return 0;
+}
+
+void lp_patcher::close() {
+  std::lock_guard lk(mu);
+  // Put every site back to its disabled bytes so no thread can enter a
+  // trampoline or trap after the memory behind them is gone.
+  bool any = false;
+  for (auto &pr : probes) {
+    if (!pr->dead()) {
+      pr->staged = ProbeState::Removed;
+      any = true;
+    }
+  }
+  if (any) commit();
+  bool ok = false;
+  quiesce(2000, &ok); // best effort: a thread stuck in a handler keeps the pool mapped
+  g_active.store(nullptr);
+  lpl::trap_signal_uninstall();
+  if (!ok) (void)pool.release(); // leak rather than unmap memory a thread may still run
+}
+
+int lp_patcher::create_probe(void *addr_p, lp_handler h, void *user, lp_probe **out) {
+  if (!addr_p || !h || !out) return LP_EINVAL;
+  std::lock_guard lk(mu);
+  const uintptr_t addr = reinterpret_cast<uintptr_t>(addr_p);
+  auto m = lpl::mapping_of(addr);
+  if (!m || !m->x) return LP_ENOTEXEC;
+  SiteShape shape;
+  if (int rc = backend->probe_site(addr, m->hi - addr, &shape); rc != 0) return rc;
+  for (auto &pr : probes) {
+    if (!pr->dead() && pr->staged != ProbeState::Removed && pr->shape.addr == shape.addr) return LP_EEXIST;
+    if (!pr->dead() && pr->shape.addr == shape.addr) return LP_EBUSY; // removal not committed yet
+  }
+  auto p = std::make_unique<lp_probe>();
+  p->owner = this;
+  p->shape = shape;
+  p->handler = h;
+  p->user = user;
+  std::memcpy(p->original, reinterpret_cast<const void *>(shape.addr), shape.len);
+  // A site probed before (and removed) holds its normalised disabled bytes.
+  std::memcpy(p->current, p->original, shape.len);
+
+  p->jump = opt.policy != LP_PROBE_TRAP;
+  if (p->jump) {
+    int rc = pool->allocate(shape.addr, shape.len, &p->tramp);
+    if (rc == LP_ERANGE && pool->quarantined() && quiesce(100, nullptr) == 0)
+      rc = pool->allocate(shape.addr, shape.len, &p->tramp);
+    if (rc == 0) {
+      TrampolineData d;
+      d.handler = h;
+      d.user = user;
+      const size_t doff = backend->trampoline_data_offset();
+      std::memcpy(p->tramp.rw + doff, &d, sizeof d);
+      TrampolineSpec spec;
+      spec.site = shape.addr;
+      spec.site_len = shape.len;
+      spec.data = p->tramp.rx + doff;
+      spec.tls_depth = tls_depth_offset;
+      rc = backend->emit_trampoline(p->tramp.rw, p->tramp.rx, spec);
+      if (rc == 0) {
+        uint8_t probe_bytes[engine::kMaxSiteBytes];
+        rc = backend->jump_bytes(shape, p->tramp.rx, probe_bytes);
+      }
+      if (rc != 0) pool->retire(p->tramp, generation);
+    }
+    if (rc != 0) {
+      if (opt.policy == LP_PROBE_JUMP) return rc;
+      p->jump = false; // falls back to a trap probe, which works everywhere
+      p->tramp = Slot{};
+    }
+  }
+  *out = p.get();
+  probes.push_back(std::move(p));
+  return 0;
+}
+
+void lp_patcher::publish_table(const std::vector<lp_probe *> &moving, const std::vector<bool> &evac) {
+  // One entry per site address. A removed probe keeps its entry (Stable) so a
+  // trap taken just before its removal is still recognised as ours and
+  // re-executed rather than chained; a live probe at the same address wins.
+  std::map<uintptr_t, lp_probe *> by_addr;
+  for (auto &pr : probes) {
+    auto [it, inserted] = by_addr.emplace(pr->shape.addr, pr.get());
+    if (!inserted && it->second->dead() && !pr->dead()) it->second = pr.get();
+  }
+  std::vector<SiteEntry> entries;
+  entries.reserve(by_addr.size());
+  for (auto &[addr, p] : by_addr) {
+    SiteEntry e;
+    e.addr = addr;
+    e.len = p->shape.len;
+    e.resume = addr + p->shape.len;
+    e.handler = p->handler;
+    e.user = p->user;
+    e.hits = &p->hits;
+    e.mode = (p->committed == ProbeState::Enabled && !p->jump) ? SiteMode::TrapProbe : SiteMode::Stable;
+    e.call_handler = e.mode == SiteMode::TrapProbe;
+    for (size_t i = 0; i < moving.size(); ++i) {
+      if (moving[i] == p) {
+        e.mode = SiteMode::Transition;
+        // A thread trapping mid-batch gets the semantics the batch moves to.
+        e.call_handler = p->staged == ProbeState::Enabled;
+        e.evacuate = evac[i];
+      }
+    }
+    entries.push_back(e);
+  }
+  table.publish(std::move(entries));
+}
+
+int lp_patcher::commit() {
+  std::lock_guard lk(mu);
+  (void)lpl::trap_signal_reassert();
+  std::vector<lp_probe *> moving;
+  std::vector<engine::Transition> tr;
+  std::vector<bool> evac;
+  std::vector<std::array<uint8_t, engine::kMaxSiteBytes>> next;
+  for (auto &pr : probes) {
+    lp_probe *p = pr.get();
+    if (p->dead() || p->staged == p->committed) continue;
+    if (p->staged == ProbeState::Removed && p->committed == ProbeState::Disabled) {
+      p->committed = ProbeState::Removed; // never touched the text beyond disabled bytes
+      if (p->jump) pool->retire(p->tramp, generation);
+      continue;
+    }
+    std::array<uint8_t, engine::kMaxSiteBytes> nb{};
+    uint8_t disabled[engine::kMaxSiteBytes];
+    backend->disabled_bytes(p->shape, p->original, disabled);
+    if (p->staged == ProbeState::Enabled) {
+      if (p->jump) {
+        if (int rc = backend->jump_bytes(p->shape, p->tramp.rx, nb.data()); rc != 0) return rc;
+      } else {
+        backend->trap_bytes(p->shape, disabled, nb.data());
+      }
+    } else {
+      std::memcpy(nb.data(), disabled, p->shape.len);
+    }
+    engine::Transition t;
+    backend->make_transition(p->shape, p->current, nb.data(), &t);
+    moving.push_back(p);
+    tr.push_back(t);
+    evac.push_back(t.evacuate);
+    next.push_back(nb);
+  }
+  if (moving.empty()) return 0; // nothing staged: a no-op, not an error
+
+  publish_table(moving, evac);
+  engine::EngineOps ops;
+  ops.ctx = this;
+  ops.granule = backend->granule();
+  ops.write = op_write;
+  ops.sync = op_sync;
+  engine::EngineStats st;
+  const engine::EngineError e = engine::run_batch(ops, tr.data(), tr.size(), &st);
+  const int rc = to_lp(e);
+  if (rc == 0 || e == engine::EngineError::Sync) {
+    // Sync failing after phase 3 leaves complete new code: record it as applied.
+    for (size_t i = 0; i < moving.size(); ++i) {
+      lp_probe *p = moving[i];
+      std::memcpy(p->current, next[i].data(), p->shape.len);
+      const bool removing = p->staged == ProbeState::Removed;
+      p->committed = p->staged;
+      if (removing && p->jump) pool->retire(p->tramp, generation);
+    }
+    sites.fetch_add(st.sites, std::memory_order_relaxed);
+    commits.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    // Rolled back: the text holds the old bytes; staged state stays pending.
+    for (size_t i = 0; i < moving.size(); ++i) std::memcpy(moving[i]->current, tr[i].old_bytes, tr[i].len);
+  }
+  publish_table({}, {});
+  return rc;
+}
+
+int lp_patcher::quiesce(unsigned timeout_ms, bool *ok) {
+  // A grace period: a round in which every thread reports being outside all
+  // trampolines (pc) and outside every handler a trampoline called (depth).
+  // Slots retired before the round began are then unreachable for good.
+  std::lock_guard lk(mu);
+  const unsigned step = 20;
+  for (unsigned waited = 0;; waited += step) {
+    const uint64_t gen = generation++;
+    QuiesceVisit v;
+    v.p = this;
+    const int rc = lpl::round_run(quiesce_visitor, &v, timeout_ms ? timeout_ms : 1, nullptr);
+    if (rc == 0 && !v.busy.load()) {
+      pool->reclaim(gen + 1);
+      if (ok) *ok = true;
+      return 0;
+    }
+    if (waited >= timeout_ms) break;
+    usleep(step * 1000);
+  }
+  if (ok) *ok = false;
+  return LP_ETIMEDOUT;
+}
+
+namespace lp {
+
+// The trap handler's resolution of a trap at a site (async-signal-safe).
+bool dispatch_trap(int signo, siginfo_t *si, void *uc) {
+  lp_patcher *p = g_active.load(std::memory_order_acquire);
+  if (!p) return false;
+  const Backend &b = *p->backend;
+  uintptr_t site = 0;
+  if (!b.trap_site(signo, si, uc, &site)) return false;
+  SiteTable::Reader r(p->table);
+  const SiteEntry *e = r.find(site);
+  if (!e) return false;
+  p->traps.fetch_add(1, std::memory_order_relaxed);
+  if (!b.is_trap_at(site)) {
+    // The batch that placed this trap has completed (or rolled back) since the
+    // CPU raised it: the site holds complete code now. Run it.
+    b.set_context_pc(uc, site);
+    return true;
+  }
+  if (e->call_handler && e->handler) {
+    lp_regs regs;
+    b.context_to_regs(uc, site, &regs);
+    e->handler(&regs, e->user);
+    b.regs_to_context(&regs, uc);
+    if (e->hits) e->hits->fetch_add(1, std::memory_order_relaxed);
+  }
+  // Both the old and the new code of an entry sled continue at its end.
+  b.set_context_pc(uc, e->resume);
+  return true;
+}
+
+} // namespace lp

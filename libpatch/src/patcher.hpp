@@ -1,0 +1,66 @@
+// lp_patcher and lp_probe: probes, staging, batched commits, trap dispatch.
+#pragma once
+
+#include <atomic>
+#include <csignal>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "backend.hpp"
+#include "libpatch/patch.h"
+#include "site_table.hpp"
+#include "trampoline_pool.hpp"
+
+namespace lp::linux_platform {
+class TextWriter;
+}
+
+enum class ProbeState : uint8_t { Disabled, Enabled, Removed };
+
+struct lp_probe {
+  lp_patcher *owner = nullptr;
+  lp::SiteShape shape;
+  bool jump = false;
+  lp_handler handler = nullptr;
+  void *user = nullptr;
+  std::atomic<uint64_t> hits{0};
+  ProbeState committed = ProbeState::Disabled;
+  ProbeState staged = ProbeState::Disabled;
+  uint8_t original[lp::engine::kMaxSiteBytes] = {}; // bytes when the probe was created
+  uint8_t current[lp::engine::kMaxSiteBytes] = {};  // bytes the text holds now
+  lp::Slot tramp;                                  // jump probes
+  bool dead() const { return committed == ProbeState::Removed; }
+};
+
+struct lp_patcher {
+  lp_options opt{};
+  const lp::Backend *backend = nullptr;
+  std::unique_ptr<lp::linux_platform::TextWriter> writer;
+  int sync_kind = LP_SYNC_MEMBARRIER; // resolved (never DEFAULT)
+  bool membarrier_ok = false;
+  lp::SiteTable table;
+  std::unique_ptr<lp::TrampolinePool> pool;
+  std::vector<std::unique_ptr<lp_probe>> probes;
+  std::recursive_mutex mu;
+  intptr_t tls_depth_offset = 0;
+  uint64_t generation = 1; // grace-period generations started
+
+  // Counters (the trap handler updates some: atomics).
+  std::atomic<uint64_t> commits{0}, syncs{0}, writes{0}, sites{0}, traps{0}, evacuated{0};
+
+  int open(const lp_options &o);
+  void close();
+  int create_probe(void *addr, lp_handler h, void *user, lp_probe **out);
+  int commit();
+  int quiesce(unsigned timeout_ms, bool *ok);
+  int sync(lp::engine::SyncPoint point, bool evacuate);
+  void publish_table(const std::vector<lp_probe *> &moving, const std::vector<bool> &evac);
+};
+
+namespace lp {
+// The patcher the signal handlers serve (one per process).
+extern std::atomic<lp_patcher *> g_active;
+bool dispatch_trap(int signo, siginfo_t *si, void *uc);
+} // namespace lp

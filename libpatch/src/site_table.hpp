@@ -1,0 +1,68 @@
+// The table the trap handler consults. Readers run in signal handlers, so they
+// take no lock and allocate nothing: a writer publishes an immutable sorted array
+// by an atomic pointer swap and frees the previous array only after every reader
+// that could have loaded it has left (a reader count acts as the grace period:
+// the handler's read section is a few hundred instructions, so the writer's wait
+// is short and bounded by the slowest in-flight trap).
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+struct lp_regs;
+
+namespace lp {
+
+struct Probe;
+
+enum class SiteMode : uint8_t {
+  Stable = 0,     // no trap expected; a trap seen here is a stale one (re-execute)
+  Transition = 1, // a batch is rewriting the site
+  TrapProbe = 2,  // the head is a permanent trap: call the handler, resume
+};
+
+struct SiteEntry {
+  uintptr_t addr = 0;
+  uint32_t len = 0;
+  SiteMode mode = SiteMode::Stable;
+  bool call_handler = false;   // a trap here counts as a hit of the probe
+  bool evacuate = false;       // pcs strictly inside (addr, addr+len) move to `resume`
+  uintptr_t resume = 0;        // where a trapped or evacuated thread continues
+  void (*handler)(lp_regs *, void *) = nullptr;
+  void *user = nullptr;
+  std::atomic<uint64_t> *hits = nullptr; // the probe's counter
+};
+
+class SiteTable {
+public:
+  SiteTable();
+  ~SiteTable();
+  SiteTable(const SiteTable &) = delete;
+  SiteTable &operator=(const SiteTable &) = delete;
+
+  // Writer side (serialised by the patcher's lock). Replaces the whole table.
+  void publish(std::vector<SiteEntry> entries);
+
+  // Reader side (async-signal-safe). Holds the current array while alive.
+  class Reader {
+  public:
+    explicit Reader(const SiteTable &t);
+    ~Reader();
+    Reader(const Reader &) = delete;
+    Reader &operator=(const Reader &) = delete;
+    const SiteEntry *find(uintptr_t addr) const;          // exact site start
+    const SiteEntry *find_inside(uintptr_t pc) const;     // addr < pc < addr + len
+  private:
+    const SiteTable &t_;
+    const struct Snapshot *snap_;
+  };
+
+private:
+  friend class Reader;
+  std::atomic<const struct Snapshot *> current_{nullptr};
+  mutable std::atomic<long> readers_{0};
+};
+
+} // namespace lp

@@ -234,7 +234,7 @@ std::unique_ptr<Decoder> Decoder::create(std::string_view arch, std::string_view
     im->triple_name = "riscv64-unknown-linux-gnu";
     // rv64g(c) base: what Linux user space runs. The caller's string comes last
     // so "-c" overrides the default "+c".
-    std::string base = "+m,+a,+f,+d,+c,+zicsr,+zifencei";
+    std::string base = "+m,+a,+f,+d,+c";
     feat = feat.empty() ? base : base + "," + feat;
   } else {
     if (error) *error = "lp::mc: unsupported arch '" + std::string(arch) + "'";
@@ -289,7 +289,7 @@ uint32_t Decoder::min_insn_align() const {
   return impl_->arch == Arch::X86_64 ? 1u : (impl_->has_c ? 2u : 4u);
 }
 
-bool Decoder::decode(const uint8_t *bytes, size_t size, uint64_t address, Insn *out) const {
+bool Decoder::decode(const uint8_t *bytes, size_t size, uint64_t address, Insn *out, bool with_text) const {
   *out = Insn{};
   out->address = address;
   if (!bytes) return false;
@@ -303,7 +303,7 @@ bool Decoder::decode(const uint8_t *bytes, size_t size, uint64_t address, Insn *
   out->length = uint32_t(len);
   out->opcode = mi.getOpcode();
   out->name = impl_->mii->getName(mi.getOpcode()).str();
-  {
+  if (with_text) {
     std::string s;
     llvm::raw_string_ostream os(s);
     std::lock_guard<std::mutex> lk(impl_->print_mu);
@@ -363,7 +363,7 @@ bool Decoder::boundaries(const uint8_t *code, size_t size, uint64_t start, std::
   size_t off = 0;
   Insn in;
   while (off < size) {
-    if (!decode(code + off, size - off, start + off, &in)) return false;
+    if (!decode(code + off, size - off, start + off, &in, false)) return false;
     out->push_back(start + off);
     off += in.length;
   }
@@ -375,7 +375,7 @@ BoundaryStatus Decoder::boundary(const uint8_t *code, size_t size, uint64_t star
   uint64_t off = 0;
   Insn in;
   while (start + off < addr) {
-    if (!decode(code + off, size - off, start + off, &in)) return BoundaryStatus::Undecodable;
+    if (!decode(code + off, size - off, start + off, &in, false)) return BoundaryStatus::Undecodable;
     off += in.length;
   }
   return start + off == addr ? BoundaryStatus::Boundary : BoundaryStatus::Inside;
@@ -385,7 +385,7 @@ void Decoder::direct_edges(const uint8_t *code, size_t size, uint64_t start, std
   size_t off = 0;
   Insn in;
   while (off < size) {
-    if (!decode(code + off, size - off, start + off, &in)) {
+    if (!decode(code + off, size - off, start + off, &in, false)) {
       off += min_insn_align(); // resynchronise past undecodable bytes
       continue;
     }

@@ -96,8 +96,8 @@ class Decoder {
   uint32_t min_insn_align() const;
 
   // Decodes one instruction from bytes[0, size) as if it sat at `address`.
-  // Returns out->valid.
-  bool decode(const uint8_t *bytes, size_t size, uint64_t address, Insn *out) const;
+  // Returns out->valid. with_text=false skips the (slow) assembly text.
+  bool decode(const uint8_t *bytes, size_t size, uint64_t address, Insn *out, bool with_text = true) const;
   Insn decode(const uint8_t *bytes, size_t size, uint64_t address) const;
 
   // Linear decode of [start, start+size) (bytes given by `code`): all instruction

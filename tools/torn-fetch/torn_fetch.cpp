@@ -1,0 +1,657 @@
+// torn-fetch analysis. See torn_fetch.hpp.
+#include "torn_fetch.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <random>
+#include <set>
+#include <unordered_map>
+
+#include "mc/decoder.hpp"
+#include "riscv64/encoding.hpp"
+#include "riscv64/relocator.hpp"
+#include "samples.hpp"
+#include "x86_64/encoding.hpp"
+#include "x86_64/relocator.hpp"
+
+namespace lp::tornfetch {
+namespace {
+
+using engine::Transition;
+
+std::string hex(const uint8_t *p, size_t n) {
+  std::string s;
+  char b[4];
+  for (size_t i = 0; i < n; ++i) {
+    std::snprintf(b, sizeof b, "%02x", p[i]);
+    if (i) s += ' ';
+    s += b;
+  }
+  return s;
+}
+
+// ---------------------------------------------------------------------------
+// Recording the shipped engine's stores and syncs.
+
+struct Piece {
+  uint32_t off;              // from the site start
+  std::vector<uint8_t> bytes;
+};
+struct Epoch {
+  std::vector<Piece> pieces; // stores between two syncs, split to the observed unit
+  bool evacuate = false;     // the sync closing the epoch evacuates parked threads
+};
+
+struct Recorder {
+  uintptr_t base = 0;        // address of mem[0]
+  std::vector<uint8_t> mem;
+  std::vector<Epoch> epochs{1};
+  uintptr_t site = 0;
+  uint32_t unit = 1;
+};
+
+int rec_write(void *ctx, uintptr_t addr, const uint8_t *src, uint32_t g) {
+  auto *r = static_cast<Recorder *>(ctx);
+  if (addr < r->base || addr + g > r->base + r->mem.size()) return -1;
+  for (uint32_t i = 0; i < g; ++i) r->mem[addr - r->base + i] = src[i];
+  for (uint32_t o = 0; o < g; o += r->unit) {
+    Piece p;
+    p.off = uint32_t(addr + o - r->site);
+    p.bytes.assign(src + o, src + o + std::min(r->unit, g - o));
+    r->epochs.back().pieces.push_back(std::move(p));
+  }
+  return 0;
+}
+int rec_sync(void *ctx, engine::SyncPoint, bool evacuate) {
+  auto *r = static_cast<Recorder *>(ctx);
+  r->epochs.back().evacuate = evacuate;
+  r->epochs.emplace_back();
+  return 0;
+}
+void rec_read(void *ctx, uintptr_t addr, uint8_t *dst, uint32_t len) {
+  auto *r = static_cast<Recorder *>(ctx);
+  for (uint32_t i = 0; i < len; ++i) dst[i] = r->mem[addr - r->base + i];
+}
+
+// ---------------------------------------------------------------------------
+// Walking a state.
+
+enum class Cls : uint8_t { Old, New, Trap, Torn };
+
+struct Walk {
+  Cls cls = Cls::Torn;
+  uint32_t reached = 0; // bitmask of offsets a thread can be parked at after a step
+  uint32_t returns = 0; // offsets a call inside the site returns to (a thread in the
+                        // callee comes back there later: no sync can evacuate it)
+  std::string why;
+};
+
+struct Code {
+  std::map<uint32_t, uint32_t> insns; // reachable boundary -> length
+};
+
+class Analyser {
+ public:
+  Analyser(const Case &c, const mc::Decoder &dec) : c_(c), dec_(dec) {
+    len_ = c.t.len;
+    old_ = walk_code(c.t.old_bytes);
+    new_ = walk_code(c.t.new_bytes);
+  }
+
+  const Code &old_code() const { return old_; }
+
+  // Reachable instruction boundaries of `bytes` from the site start.
+  Code walk_code(const uint8_t *bytes) {
+    Code code;
+    std::vector<uint8_t> buf(bytes, bytes + len_);
+    buf.insert(buf.end(), c_.after.begin(), c_.after.end());
+    uint32_t pos = 0;
+    mc::Insn in;
+    while (pos < len_) {
+      if (!dec_.decode(buf.data() + pos, buf.size() - pos, c_.t.addr + pos, &in, false)) break;
+      code.insns[pos] = in.length;
+      pos += in.length;
+      if (in.flow == mc::Flow::Jump || in.flow == mc::Flow::IndirectJump || in.flow == mc::Flow::Return ||
+          in.flow == mc::Flow::Trap)
+        break;
+    }
+    return code;
+  }
+
+  bool matches(const Code &code, const uint8_t *ref, const uint8_t *state, uint32_t pos, uint32_t l) const {
+    auto it = code.insns.find(pos);
+    if (it == code.insns.end() || it->second != l) return false;
+    for (uint32_t i = 0; i < l; ++i)
+      if (state[pos + i] != ref[pos + i]) return false;
+    return true;
+  }
+
+  bool is_trap(const uint8_t *s) const {
+    switch (c_.trap) {
+    case TrapRule::X86Int3: return s[0] == 0xcc;
+    case TrapRule::RiscvCHart: return s[0] == 0 && s[1] == 0;
+    case TrapRule::RiscvNoCHart: return (s[0] & 3) != 3;
+    }
+    return false;
+  }
+
+  Walk walk(const std::vector<uint8_t> &state, uint32_t start) {
+    // Memoised on (start, state[start..len)): most states share suffixes.
+    std::string key(1, char(start));
+    key.append(reinterpret_cast<const char *>(state.data() + start), len_ - start);
+    auto hit = memo_.find(key);
+    if (hit != memo_.end()) return hit->second;
+    Walk w = walk_uncached(state, start);
+    memo_.emplace(std::move(key), w);
+    return w;
+  }
+
+  Walk walk_uncached(const std::vector<uint8_t> &state, uint32_t start) {
+    Walk w;
+    if (start == 0 && is_trap(state.data())) {
+      w.cls = Cls::Trap;
+      return w;
+    }
+    bool all_old = true, all_new = true;
+    uint32_t pos = start;
+    mc::Insn in;
+    while (pos < len_) {
+      const size_t avail = state.size() - pos;
+      if (!dec_.decode(state.data() + pos, avail, c_.t.addr + pos, &in, true)) {
+        w.cls = Cls::Torn;
+        w.why = "+" + std::to_string(pos) + ": illegal/undecodable (not the site's trap)";
+        return w;
+      }
+      const bool o = matches(old_, c_.t.old_bytes, state.data(), pos, in.length);
+      const bool n = matches(new_, c_.t.new_bytes, state.data(), pos, in.length);
+      all_old = all_old && o;
+      all_new = all_new && n;
+      if (!all_old && !all_new) {
+        w.cls = Cls::Torn;
+        w.why = "+" + std::to_string(pos) + ": '" + in.text + "'" +
+                (o || n ? " (mixes old and new instructions)" : "");
+        return w;
+      }
+      pos += in.length;
+      if (in.flow == mc::Flow::Jump || in.flow == mc::Flow::IndirectJump || in.flow == mc::Flow::Return ||
+          in.flow == mc::Flow::Trap)
+        break; // never falls through: nobody is parked after it
+      if (pos < len_) {
+        w.reached |= 1u << pos;
+        if (in.flow == mc::Flow::Call || in.flow == mc::Flow::IndirectCall) w.returns |= 1u << pos;
+      }
+    }
+    w.cls = all_old ? Cls::Old : Cls::New;
+    return w;
+  }
+
+  // Explores all epochs; fills `r`.
+  void explore(const std::vector<uint8_t> &initial, const std::vector<Epoch> &epochs, const Options &opt,
+               GranuleResult &r) {
+    uint32_t parked = 0, returns = 0;
+    for (const auto &e : old_.insns)
+      if (e.first > 0) parked |= 1u << e.first;
+    // Threads inside a callee of an old call in the site return into it later.
+    {
+      std::vector<uint8_t> s0 = initial;
+      Walk w0 = walk(s0, 0);
+      returns |= w0.returns;
+    }
+    std::vector<uint8_t> cur = initial;
+    std::mt19937_64 rng(0x5eed + r.g);
+    for (const Epoch &ep : epochs) {
+      const size_t k = ep.pieces.size();
+      std::vector<std::vector<uint8_t>> states;
+      auto make = [&](uint64_t mask, const std::vector<bool> *bits) {
+        std::vector<uint8_t> s = cur;
+        for (size_t i = 0; i < k; ++i) {
+          const bool on = bits ? (*bits)[i] : ((mask >> i) & 1);
+          if (on)
+            for (size_t j = 0; j < ep.pieces[i].bytes.size(); ++j) s[ep.pieces[i].off + j] = ep.pieces[i].bytes[j];
+        }
+        return s;
+      };
+      if (k <= opt.max_exhaustive_pieces) {
+        for (uint64_t m = 0; m < (uint64_t(1) << k); ++m) states.push_back(make(m, nullptr));
+      } else {
+        r.sampled = true;
+        std::vector<bool> bits(k);
+        for (int edge = 0; edge < 2; ++edge) { // none and all
+          std::fill(bits.begin(), bits.end(), edge == 1);
+          states.push_back(make(0, &bits));
+        }
+        for (uint32_t n = 0; n < opt.samples; ++n) {
+          for (size_t i = 0; i < k; ++i) bits[i] = (rng() & 1) != 0;
+          states.push_back(make(0, &bits));
+        }
+      }
+      std::vector<uint32_t> done(states.size(), 0);
+      std::vector<bool> torn(states.size(), false);
+      bool changed = true;
+      while (changed) {
+        changed = false;
+        for (size_t si = 0; si < states.size(); ++si) {
+          const uint32_t starts = (parked | 1u) & ~done[si];
+          if (!starts) continue;
+          for (uint32_t p = 0; p < len_; ++p) {
+            if (!((starts >> p) & 1)) continue;
+            done[si] |= 1u << p;
+            const Walk w = walk(states[si], p);
+            ++r.walks;
+            switch (w.cls) {
+            case Cls::Old: ++r.n_old; break;
+            case Cls::New: ++r.n_new; break;
+            case Cls::Trap: ++r.n_trap; break;
+            case Cls::Torn:
+              ++r.n_torn;
+              torn[si] = true;
+              if (r.examples.size() < opt.max_examples)
+                r.examples.push_back({p, hex(states[si].data(), len_), w.why});
+              break;
+            }
+            if (w.cls != Cls::Torn && (w.reached & ~parked)) {
+              parked |= w.reached;
+              changed = true;
+            }
+            returns |= w.cls != Cls::Torn ? w.returns : 0;
+          }
+        }
+      }
+      r.states += states.size();
+      for (bool t : torn) r.torn_states += t;
+      // The epoch's end: every store visible.
+      cur = make(~uint64_t(0), nullptr);
+      if (k > 64) {
+        std::vector<bool> all(k, true);
+        cur = make(0, &all);
+      }
+      // The evacuating sync moves threads whose pc is inside the site; threads
+      // that will return into it from a callee stay.
+      if (ep.evacuate) parked = returns;
+    }
+  }
+
+ private:
+  const Case &c_;
+  const mc::Decoder &dec_;
+  uint32_t len_ = 0;
+  Code old_, new_;
+  std::unordered_map<std::string, Walk> memo_;
+};
+
+std::vector<uint8_t> site_state(const Case &c, const uint8_t *bytes) {
+  std::vector<uint8_t> s(bytes, bytes + c.t.len);
+  s.insert(s.end(), c.after.begin(), c.after.end());
+  // Padding so a decoder reading past a torn instruction has bytes to look at.
+  s.insert(s.end(), 16, 0);
+  return s;
+}
+
+GranuleResult run_protocol(const Case &c, Analyser &a, uint32_t g, const Options &opt, std::string &err) {
+  GranuleResult r;
+  r.g = g;
+  r.mode = Mode::Protocol;
+  Recorder rec;
+  rec.site = c.t.addr;
+  rec.base = c.t.addr - 16;
+  rec.mem.assign(16, 0);
+  rec.mem.insert(rec.mem.end(), c.t.old_bytes, c.t.old_bytes + c.t.len);
+  rec.mem.insert(rec.mem.end(), 16, 0);
+  rec.unit = std::min(g, c.granule);
+  engine::EngineOps ops;
+  ops.ctx = &rec;
+  ops.granule = c.granule;
+  ops.write = rec_write;
+  ops.sync = rec_sync;
+  ops.read = rec_read;
+  engine::EngineStats st;
+  const engine::EngineError e = engine::run_batch(ops, &c.t, 1, &st);
+  if (e != engine::EngineError::Ok) {
+    err = "engine::run_batch refused the transition (error " + std::to_string(int(e)) + ")";
+    return r;
+  }
+  rec.epochs.pop_back(); // opened by the final sync: empty
+  a.explore(site_state(c, c.t.old_bytes), rec.epochs, opt, r);
+  return r;
+}
+
+GranuleResult run_naive(const Case &c, Analyser &a, uint32_t g, const Options &opt) {
+  GranuleResult r;
+  r.g = g;
+  r.mode = Mode::Naive;
+  Epoch ep;
+  const uintptr_t s = c.t.addr, e = c.t.addr + c.t.len;
+  for (uintptr_t chunk = s & ~uintptr_t(g - 1); chunk < e; chunk += g) {
+    const uintptr_t lo = std::max(chunk, s), hi = std::min(chunk + g, e);
+    bool diff = false;
+    for (uintptr_t x = lo; x < hi; ++x) diff |= c.t.old_bytes[x - s] != c.t.new_bytes[x - s];
+    if (!diff) continue;
+    Piece p;
+    p.off = uint32_t(lo - s);
+    p.bytes.assign(c.t.new_bytes + (lo - s), c.t.new_bytes + (hi - s));
+    ep.pieces.push_back(std::move(p));
+  }
+  a.explore(site_state(c, c.t.old_bytes), {ep}, opt, r);
+  return r;
+}
+
+// ---------------------------------------------------------------------------
+// The shipped cases.
+
+Case base_case(const char *arch, const char *hart, const char *features, uint32_t granule, TrapRule trap) {
+  Case c;
+  c.arch = arch;
+  c.hart = hart;
+  c.features = features;
+  c.granule = granule;
+  c.trap = trap;
+  return c;
+}
+
+Case reversed(const Case &c, const std::string &name) {
+  Case r = c;
+  r.name = name;
+  for (uint32_t i = 0; i < c.t.len; ++i) {
+    r.t.old_bytes[i] = c.t.new_bytes[i];
+    r.t.new_bytes[i] = c.t.old_bytes[i];
+  }
+  return r;
+}
+
+void add_pair(std::vector<Case> &out, Case c, const std::string &fwd, const std::string &back) {
+  c.name = fwd;
+  out.push_back(c);
+  out.push_back(reversed(c, back));
+}
+
+void x86_entry(std::vector<Case> &out) {
+  Case c = base_case("x86_64", "x86-64", "", x86_64::kGranule, TrapRule::X86Int3);
+  c.kind = "entry";
+  const uintptr_t site = 0x401000;
+  uint8_t call[5];
+  x86_64::encode_call(site, site - 0x7654321, call); // rel32 with no zero byte
+  x86_64::make_transition(site, x86_64::kNop5, call, x86_64::kSiteLen, false, &c.t);
+  c.after = {0x55, 0x48, 0x89, 0xe5}; // push rbp; mov rbp, rsp
+  add_pair(out, c, "entry nop5 -> call rel32", "entry call rel32 -> nop5");
+}
+
+void riscv_entry(std::vector<Case> &out) {
+  struct Flavour {
+    const char *code;
+    riscv64::Ilen ilen;
+    uint32_t len;
+    bool hart_c;
+  };
+  const Flavour fl[] = {
+      {"rv64gc", riscv64::Ilen::C16, 10, true},  // -fpatchable-function-entry=5: 5 x c.nop
+      {"rv64g", riscv64::Ilen::G32, 8, true},    // 2 x nop, on a hart with C
+      {"rv64g", riscv64::Ilen::G32, 8, false},   // 2 x nop, on a hart without C
+  };
+  for (const Flavour &f : fl) {
+    for (int far = 0; far < 2; ++far) {
+      Case c = base_case("riscv64", f.hart_c ? "rv64gc hart (C)" : "rv64g hart (no C)", f.hart_c ? "+c" : "-c",
+                         riscv64::granule(f.hart_c), f.hart_c ? TrapRule::RiscvCHart : TrapRule::RiscvNoCHart);
+      c.kind = "entry";
+      const uintptr_t site = 0x10000;
+      uint8_t oldb[32], newb[32];
+      riscv64::fill_nops(oldb, f.len, f.ilen);
+      const uintptr_t target = far ? site + 0x12345678 : site + 0x8ace;
+      if (riscv64::encode_entry_call(site, target, f.len, f.ilen, newb) != riscv64::CallError::Ok) continue;
+      riscv64::make_transition(site, f.len, f.ilen, f.hart_c, oldb, newb, &c.t);
+      if (f.ilen == riscv64::Ilen::C16)
+        c.after = {0x41, 0x11, 0x06, 0xe4}; // c.addi sp,-16; c.sdsp ra,8(sp)
+      else
+        c.after = {0x13, 0x01, 0x01, 0xff}; // addi sp,sp,-16
+      const std::string sled = std::string(f.code) + " " + std::to_string(f.len / uint32_t(f.ilen)) + "x" +
+                               (f.ilen == riscv64::Ilen::C16 ? "c.nop" : "nop");
+      const std::string call = far ? "auipc t0+jalr t0" : "jal t0";
+      add_pair(out, c, "entry " + sled + " -> " + call, "entry " + call + " -> " + sled);
+    }
+  }
+}
+
+// Instruction sites of the sample functions, relocated by the relocators.
+void instruction_sites(std::vector<Case> &out, const Options &opt) {
+  struct Flavour {
+    const char *blob;
+    const char *arch;
+    bool hart_c;
+  };
+  const Flavour fl[] = {{"x86_64", "x86_64", false}, {"riscv64gc", "riscv64", true}, {"riscv64g", "riscv64", true},
+                        {"riscv64g", "riscv64", false}};
+  for (const Flavour &f : fl) {
+    const samples::Blob *b = samples::blob(f.blob);
+    const bool x86 = std::string(f.arch) == "x86_64";
+    const char *features = x86 ? "" : (f.hart_c ? "+c" : "-c");
+    auto dec = mc::Decoder::create(f.arch, features);
+    if (!dec) continue;
+    const uintptr_t base = x86 ? 0x400000 : 0x20000;
+    for (size_t fi = 0; fi < b->nfns; ++fi) {
+      const samples::SampleFn &fn = b->fns[fi];
+      if (samples::is_data(fn)) continue;
+      std::vector<uint64_t> bounds;
+      dec->boundaries(b->code + fn.offset, fn.size, base + fn.offset, &bounds);
+      int taken = 0;
+      for (uint64_t site : bounds) {
+        const uint32_t off = uint32_t(site - base);
+        mc::RelocInput in;
+        in.site = site;
+        in.code = b->code + off;
+        in.avail = fn.offset + fn.size - off;
+        in.min_len = x86 ? x86_64::kSiteJumpLen : riscv64::kSiteJalLen;
+        in.func_start = base + fn.offset;
+        in.func_code = b->code + fn.offset;
+        in.func_size = fn.size;
+        const uintptr_t dest = site + (x86 ? 0x100000 : 0x80000);
+        mc::Relocation r = x86 ? x86_64::relocate(*dec, in, dest) : riscv64::relocate(*dec, in, dest);
+        if (!r.ok()) continue;
+        bool pcrel = false;
+        {
+          uint32_t o = 0;
+          while (o < r.displaced_len) {
+            mc::Insn i = dec->decode(in.code + o, in.avail - o, site + o);
+            pcrel |= i.reads_pc || i.has_target;
+            o += i.length ? i.length : 1;
+          }
+        }
+        if (!opt.all_sites && !(site == base + fn.offset || (pcrel && taken < 2))) continue;
+        ++taken;
+        uint8_t newb[32];
+        const bool enc = x86 ? x86_64::encode_site_jump(site, dest, r.displaced_len, newb)
+                             : riscv64::encode_site_jump(site, dest, r.displaced_len, 0, newb);
+        if (!enc) continue;
+        Case c = base_case(f.arch, x86 ? "x86-64" : (f.hart_c ? "rv64gc hart (C)" : "rv64g hart (no C)"), features,
+                           x86 ? x86_64::kGranule : riscv64::granule(f.hart_c),
+                           x86 ? TrapRule::X86Int3 : (f.hart_c ? TrapRule::RiscvCHart : TrapRule::RiscvNoCHart));
+        c.kind = "instruction";
+        if (x86)
+          x86_64::make_transition(site, in.code, newb, r.displaced_len, r.boundaries.size() > 1, &c.t);
+        else
+          riscv64::make_transition(site, r.displaced_len,
+                                   std::string(f.blob) == "riscv64gc" ? riscv64::Ilen::C16 : riscv64::Ilen::G32,
+                                   f.hart_c, in.code, newb, &c.t);
+        c.after.assign(in.code + r.displaced_len, in.code + std::min<size_t>(in.avail, r.displaced_len + 16));
+        char nm[160];
+        std::snprintf(nm, sizeof nm, "%s %s+%u (%u bytes) ", f.blob, fn.name, off - fn.offset, r.displaced_len);
+        const std::string jump = x86 ? "jmp rel32" : "jal x0";
+        add_pair(out, c, std::string(nm) + "-> " + jump, std::string(nm) + "<- " + jump);
+      }
+    }
+  }
+}
+
+} // namespace
+
+std::vector<Case> shipped_cases(const Options &opt) {
+  std::vector<Case> out;
+  x86_entry(out);
+  riscv_entry(out);
+  instruction_sites(out, opt);
+  return out;
+}
+
+CaseResult analyse(const Case &c, const Options &opt) {
+  CaseResult res;
+  res.c = c;
+  std::string err;
+  auto dec = mc::Decoder::create(c.arch, c.features, &err);
+  if (!dec) {
+    res.error = err;
+    return res;
+  }
+  Analyser a(c, *dec);
+  for (uint32_t g : opt.granules) {
+    GranuleResult r = run_protocol(c, a, g, opt, err);
+    if (!err.empty()) {
+      res.error = err;
+      return res;
+    }
+    if (r.torn_states == 0 && res.min_g_protocol == 0) res.min_g_protocol = g;
+    if (r.torn_states != 0) res.min_g_protocol = 0; // must hold for every larger g too
+    if (g == c.granule) res.ok_at_declared = r.torn_states == 0;
+    res.protocol.push_back(std::move(r));
+    if (opt.naive) {
+      GranuleResult n = run_naive(c, a, g, opt);
+      if (n.torn_states == 0 && res.min_g_naive == 0) res.min_g_naive = g;
+      if (n.torn_states != 0) res.min_g_naive = 0;
+      res.naive.push_back(std::move(n));
+    }
+  }
+  return res;
+}
+
+// ---------------------------------------------------------------------------
+// Output.
+
+namespace {
+std::string g_label(uint32_t g) { return g ? std::to_string(g) : std::string("none"); }
+
+std::string cell(const GranuleResult &r) {
+  char b[64];
+  if (r.torn_states == 0)
+    std::snprintf(b, sizeof b, "ok/%llu%s", (unsigned long long)r.states, r.sampled ? "~" : "");
+  else
+    std::snprintf(b, sizeof b, "TORN %llu/%llu%s", (unsigned long long)r.torn_states, (unsigned long long)r.states,
+                  r.sampled ? "~" : "");
+  return b;
+}
+
+std::string json_str(const std::string &s) {
+  std::string o = "\"";
+  for (char ch : s) {
+    if (ch == '"' || ch == '\\') {
+      o += '\\';
+      o += ch;
+    } else if (uint8_t(ch) < 0x20) {
+      char b[8];
+      std::snprintf(b, sizeof b, "\\u%04x", ch);
+      o += b;
+    } else {
+      o += ch;
+    }
+  }
+  return o + "\"";
+}
+} // namespace
+
+std::string to_table(const std::vector<CaseResult> &rs, const Options &opt) {
+  std::string o;
+  char line[512];
+  std::snprintf(line, sizeof line, "%-58s %-18s %2s |", "transition", "hart", "G");
+  o += line;
+  for (uint32_t g : opt.granules) {
+    std::snprintf(line, sizeof line, " %-14s", ("g=" + std::to_string(g)).c_str());
+    o += line;
+  }
+  o += "| needs  naive-needs\n";
+  for (const CaseResult &r : rs) {
+    if (!r.error.empty()) {
+      std::snprintf(line, sizeof line, "%-58s %-18s ERROR %s\n", r.c.name.c_str(), r.c.hart.c_str(),
+                    r.error.c_str());
+      o += line;
+      continue;
+    }
+    std::snprintf(line, sizeof line, "%-58.58s %-18s %2u |", r.c.name.c_str(), r.c.hart.c_str(), r.c.granule);
+    o += line;
+    for (const GranuleResult &g : r.protocol) {
+      std::snprintf(line, sizeof line, " %-14s", cell(g).c_str());
+      o += line;
+    }
+    std::snprintf(line, sizeof line, "| %-6s %s%s\n", g_label(r.min_g_protocol).c_str(),
+                  g_label(r.min_g_naive).c_str(), r.ok_at_declared ? "" : "   <-- TORN AT DECLARED GRANULE");
+    o += line;
+  }
+  // Per arch/hart summary.
+  o += "\nminimum write atomicity needed (bytes; over all transitions of the hart):\n";
+  std::map<std::string, std::pair<uint32_t, uint32_t>> need; // hart -> (protocol, naive); 0 = none
+  std::map<std::string, uint32_t> declared;
+  std::map<std::string, bool> pnone, nnone;
+  for (const CaseResult &r : rs) {
+    if (!r.error.empty()) continue;
+    auto &n = need[r.c.hart];
+    declared[r.c.hart] = r.c.granule;
+    if (r.min_g_protocol == 0) pnone[r.c.hart] = true;
+    if (r.min_g_naive == 0) nnone[r.c.hart] = true;
+    n.first = std::max(n.first, r.min_g_protocol);
+    n.second = std::max(n.second, r.min_g_naive);
+  }
+  for (const auto &[hart, n] : need) {
+    std::snprintf(line, sizeof line, "  %-18s protocol: %-5s (declared granule %u)   naive direct write: %s\n",
+                  hart.c_str(), pnone[hart] ? ">8" : g_label(n.first).c_str(), declared[hart],
+                  nnone[hart] ? ">8 (torn at every g)" : g_label(n.second).c_str());
+    o += line;
+  }
+  o += "\ncells: ok/<states> or TORN <torn states>/<states> (~ = sampled); G = declared store granule\n";
+  // Torn examples at the declared granule (should be none) and one naive example.
+  bool any = false;
+  for (const CaseResult &r : rs)
+    for (const GranuleResult &g : r.protocol)
+      if (g.g == r.c.granule && !g.examples.empty()) {
+        if (!any) o += "\nTORN STATES OF SHIPPED PROTOCOLS AT THEIR GRANULE:\n";
+        any = true;
+        for (const Example &e : g.examples)
+          o += "  " + r.c.name + ": [" + e.bytes + "] from +" + std::to_string(e.start) + ": " + e.why + "\n";
+      }
+  return o;
+}
+
+std::string to_json(const std::vector<CaseResult> &rs, const Options &opt) {
+  (void)opt;
+  std::string o = "{\"cases\":[";
+  bool first = true;
+  auto gr = [&](const GranuleResult &g) {
+    std::string s = "{\"g\":" + std::to_string(g.g) + ",\"states\":" + std::to_string(g.states) +
+                    ",\"torn_states\":" + std::to_string(g.torn_states) + ",\"walks\":" + std::to_string(g.walks) +
+                    ",\"old\":" + std::to_string(g.n_old) + ",\"new\":" + std::to_string(g.n_new) +
+                    ",\"trap\":" + std::to_string(g.n_trap) + ",\"torn\":" + std::to_string(g.n_torn) +
+                    ",\"sampled\":" + (g.sampled ? "true" : "false") + ",\"examples\":[";
+    for (size_t i = 0; i < g.examples.size(); ++i)
+      s += std::string(i ? "," : "") + "{\"start\":" + std::to_string(g.examples[i].start) +
+           ",\"bytes\":" + json_str(g.examples[i].bytes) + ",\"why\":" + json_str(g.examples[i].why) + "}";
+    return s + "]}";
+  };
+  bool all_ok = true;
+  for (const CaseResult &r : rs) {
+    if (!first) o += ",";
+    first = false;
+    o += "{\"name\":" + json_str(r.c.name) + ",\"arch\":" + json_str(r.c.arch) + ",\"hart\":" + json_str(r.c.hart) +
+         ",\"kind\":" + json_str(r.c.kind) + ",\"site\":" + std::to_string(r.c.t.addr) +
+         ",\"len\":" + std::to_string(r.c.t.len) + ",\"trap_len\":" + std::to_string(r.c.t.trap_len) +
+         ",\"evacuate\":" + (r.c.t.evacuate ? "true" : "false") + ",\"granule\":" + std::to_string(r.c.granule) +
+         ",\"old\":" + json_str(hex(r.c.t.old_bytes, r.c.t.len)) + ",\"new\":" + json_str(hex(r.c.t.new_bytes, r.c.t.len)) +
+         ",\"error\":" + json_str(r.error) + ",\"ok_at_declared\":" + (r.ok_at_declared ? "true" : "false") +
+         ",\"min_g_protocol\":" + std::to_string(r.min_g_protocol) + ",\"min_g_naive\":" + std::to_string(r.min_g_naive) +
+         ",\"protocol\":[";
+    for (size_t i = 0; i < r.protocol.size(); ++i) o += (i ? "," : "") + gr(r.protocol[i]);
+    o += "],\"naive\":[";
+    for (size_t i = 0; i < r.naive.size(); ++i) o += (i ? "," : "") + gr(r.naive[i]);
+    o += "]}";
+    all_ok = all_ok && r.error.empty() && (!r.c.shipped || r.ok_at_declared);
+  }
+  o += std::string("],\"all_shipped_ok\":") + (all_ok ? "true" : "false") + "}\n";
+  return o;
+}
+
+} // namespace lp::tornfetch

@@ -96,4 +96,70 @@ void make_transition(uintptr_t site, uint32_t len, Ilen ilen, bool hart_has_c,
   t->evacuate = len > uint32_t(ilen);
 }
 
+
+// ---- Additions for the hosted backend. ----
+
+namespace {
+constexpr uint32_t i_type(unsigned rd, unsigned f3, unsigned rs1, int32_t imm, uint32_t op) {
+  return (uint32_t(imm & 0xfff) << 20) | (rs1 << 15) | (f3 << 12) | (rd << 7) | op;
+}
+constexpr uint32_t s_type(unsigned rs2, unsigned f3, unsigned rs1, int32_t imm, uint32_t op) {
+  const uint32_t u = uint32_t(imm & 0xfff);
+  return ((u >> 5) << 25) | (rs2 << 20) | (rs1 << 15) | (f3 << 12) | ((u & 0x1f) << 7) | op;
+}
+} // namespace
+
+uint32_t enc_lui(unsigned rd, int32_t imm_hi20) { return (uint32_t(imm_hi20) << 12) | (rd << 7) | 0x37; }
+uint32_t enc_addi(unsigned rd, unsigned rs1, int32_t imm12) { return i_type(rd, 0, rs1, imm12, 0x13); }
+uint32_t enc_andi(unsigned rd, unsigned rs1, int32_t imm12) { return i_type(rd, 7, rs1, imm12, 0x13); }
+uint32_t enc_add(unsigned rd, unsigned rs1, unsigned rs2) { return (rs2 << 20) | (rs1 << 15) | (rd << 7) | 0x33; }
+uint32_t enc_ld(unsigned rd, unsigned rs1, int32_t imm12) { return i_type(rd, 3, rs1, imm12, 0x03); }
+uint32_t enc_sd(unsigned rs2, unsigned rs1, int32_t imm12) { return s_type(rs2, 3, rs1, imm12, 0x23); }
+uint32_t enc_fld(unsigned rd, unsigned rs1, int32_t imm12) { return i_type(rd, 3, rs1, imm12, 0x07); }
+uint32_t enc_fsd(unsigned rs2, unsigned rs1, int32_t imm12) { return s_type(rs2, 3, rs1, imm12, 0x27); }
+uint32_t enc_csrrs(unsigned rd, unsigned csr, unsigned rs1) { return (csr << 20) | (rs1 << 15) | (2u << 12) | (rd << 7) | 0x73; }
+uint32_t enc_csrrw(unsigned rd, unsigned csr, unsigned rs1) { return (csr << 20) | (rs1 << 15) | (1u << 12) | (rd << 7) | 0x73; }
+
+bool split_pcrel(int64_t delta, int32_t *hi20, int32_t *lo12) {
+  const int64_t hi = (delta + 0x800) >> 12;
+  const int64_t lo = delta - hi * 4096;
+  if (hi < -(1LL << 19) || hi >= (1LL << 19)) return false;
+  *hi20 = int32_t(hi);
+  *lo12 = int32_t(lo);
+  return true;
+}
+
+bool decode_jal(uint32_t insn, unsigned *rd, int32_t *off) {
+  if ((insn & 0x7f) != 0x6f) return false;
+  uint32_t imm = ((insn >> 31) & 1) << 20 | ((insn >> 21) & 0x3ff) << 1 | ((insn >> 20) & 1) << 11 |
+                 ((insn >> 12) & 0xff) << 12;
+  if (imm & (1u << 20)) imm |= 0xfff00000u; // sign-extend from bit 20
+  *rd = (insn >> 7) & 0x1f;
+  *off = int32_t(imm);
+  return true;
+}
+
+void encode_skip(uint32_t len, Ilen ilen, uint8_t *out) {
+  fill_nops(out, len, ilen);
+  put32(out, enc_jal(kZero, int32_t(len)));
+}
+
+uint32_t skip_len(const uint8_t *p, uint32_t max_len, Ilen *ilen_out) {
+  if (max_len < 4) return 0;
+  unsigned rd = 0;
+  int32_t off = 0;
+  if (!decode_jal(get32(p), &rd, &off) || rd != kZero) return 0;
+  if (off < 4 || uint32_t(off) > max_len || uint32_t(off) > engine::kMaxSiteBytes) return 0;
+  const uint32_t len = uint32_t(off);
+  Ilen ilen = Ilen::G32;
+  if (len > 4) {
+    Ilen tail;
+    const uint32_t n = sled_units(p + 4, len - 4, &tail);
+    if (n == 0 || 4 + n * uint32_t(tail) != len) return 0;
+    ilen = tail;
+  }
+  if (ilen_out) *ilen_out = ilen;
+  return len;
+}
+
 } // namespace lp::riscv64

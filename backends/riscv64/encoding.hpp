@@ -79,4 +79,48 @@ void trap_bytes(bool hart_has_c, uint8_t *out);
 void make_transition(uintptr_t site, uint32_t len, Ilen ilen, bool hart_has_c,
                      const uint8_t *old_bytes, const uint8_t *new_bytes, engine::Transition *out);
 
+
+// ---- Additions for the hosted backend (trampolines, normalised sites). ----
+// Freestanding like the rest; existing functions above keep their behaviour.
+
+// Register numbers used by the generated code.
+inline constexpr unsigned kZero = 0, kRa = 1, kSp = 2, kGp = 3, kTp = 4, kT1 = 6, kT2 = 7, kS1 = 9,
+                          kA0 = 10, kA1 = 11, kT3 = 28;
+inline constexpr unsigned kCsrFcsr = 0x003;
+
+// More RV64 base/D encoders (12-bit immediates are taken modulo 2^12: the
+// caller checks the range, e.g. with split_pcrel / fits12).
+uint32_t enc_lui(unsigned rd, int32_t imm_hi20);
+uint32_t enc_addi(unsigned rd, unsigned rs1, int32_t imm12);
+uint32_t enc_andi(unsigned rd, unsigned rs1, int32_t imm12);
+uint32_t enc_add(unsigned rd, unsigned rs1, unsigned rs2);
+uint32_t enc_ld(unsigned rd, unsigned rs1, int32_t imm12);
+uint32_t enc_sd(unsigned rs2, unsigned rs1, int32_t imm12);
+uint32_t enc_fld(unsigned rd, unsigned rs1, int32_t imm12);
+uint32_t enc_fsd(unsigned rs2, unsigned rs1, int32_t imm12);
+uint32_t enc_csrrs(unsigned rd, unsigned csr, unsigned rs1); // csrr rd, csr  when rs1 = x0
+uint32_t enc_csrrw(unsigned rd, unsigned csr, unsigned rs1); // csrw csr, rs1 when rd = x0
+constexpr bool fits12(int64_t v) { return v >= -2048 && v < 2048; }
+
+// Splits a pc-relative (or tp-relative) offset into the hi20 of auipc/lui and
+// the sign-extended lo12 of the instruction that follows. false when `delta` is
+// out of the +-2 GiB (exactly [-2^31 - 2^11, 2^31 - 2^11)) range.
+bool split_pcrel(int64_t delta, int32_t *hi20, int32_t *lo12);
+
+// Decodes `jal rd, off`. false for any other instruction.
+bool decode_jal(uint32_t insn, unsigned *rd, int32_t *off);
+// Whether `insn` is `auipc rd, *`.
+constexpr bool is_auipc(uint32_t insn, unsigned rd) { return (insn & 0xfff) == ((rd << 7) | 0x17); }
+
+// The normalised disabled form of a sled of `len` bytes (len >= 8, or len == 4
+// with C16 units): `j .+len` (jal x0, len: 4 bytes, legal on every hart) then the
+// original nops. Entering it runs one instruction and lands at the sled's end,
+// exactly where running the nops would; its tail is dead code, so no thread can
+// ever be parked inside the site once it is in this form (see docs/riscv64.md).
+void encode_skip(uint32_t len, Ilen ilen, uint8_t *out);
+// Recognises a normalised sled at `p` (reading at most `max_len` bytes): `j .+L`
+// (4 <= L <= max_len, L <= kMaxSiteBytes) then nops up to L. Returns L or 0;
+// *ilen_out gets the unit of the tail nops (G32 when the tail is empty).
+uint32_t skip_len(const uint8_t *p, uint32_t max_len, Ilen *ilen_out);
+
 } // namespace lp::riscv64

@@ -197,6 +197,14 @@ RelocStatus classify(const mc::Displaced &d, const mc::RelocInput &in, std::vect
     } else if (n == "JAL" || n == "C_J" || n == "C_JAL") {
       it.kind = Kind::Jal;
       it.target = insn.target;
+    } else if ((n == "JALR" || n == "C_JALR") && !items.empty() && items.back().kind == Kind::Auipc &&
+               items.back().rd == it.rs1 && it.rs1 != 0 && it.rd == it.rs1) {
+      // The `call` idiom, both halves displaced: auipc rX; jalr rX, imm(rX). The
+      // link overwrites the base, but rX is known statically, so the jalr is a
+      // direct call to value + imm. (With rd != rs1 the plain path works at any
+      // distance: rX holds the exact value.)
+      it.kind = Kind::Jal;
+      it.target = (items.back().value + uint64_t(n == "C_JALR" ? 0 : insn.imm)) & ~uint64_t(1);
     } else if (n == "JALR" || n == "C_JALR") {
       if (it.rd == 0) {
         it.kind = Kind::Copy;
@@ -221,7 +229,7 @@ RelocStatus classify(const mc::Displaced &d, const mc::RelocInput &in, std::vect
       return unsupported("reads the pc in a way we cannot move");
     }
     if (it.kind == Kind::Jal || it.kind == Kind::Branch) {
-      if (!insn.has_target) return unsupported("no target");
+      if (!insn.has_target && !(n == "JALR" || n == "C_JALR")) return unsupported("no target");
       if (it.target >= in.site && it.target < in.site + d.len) {
         it.internal = true;
         it.internal_off = uint32_t(it.target - in.site);

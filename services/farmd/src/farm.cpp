@@ -648,6 +648,7 @@ Status Farm::report(const v1::GetReportRequest& req, v1::Report* out) {
       std::lock_guard lk(mu_);
       for (auto& [id, w] : workers_) caps[id] = w.w.capabilities();
     }
+    for (auto& [id, c] : caps) (*out->mutable_worker_targets())[id] = ::farm::target_name(c);
     std::map<std::string, v1::TargetSummary> targets;
     out->set_generated_ms(now_ms());
     for (const auto& id : ids) {
@@ -658,8 +659,6 @@ Status Farm::report(const v1::GetReportRequest& req, v1::Report* out) {
       else target = ::farm::target_name(j.spec().selector());
       auto& t = targets[target];
       t.set_target(target);
-      auto bump = [&](auto set_total, auto set_t) { set_total(); set_t(); };
-      (void)bump;
       out->set_total(out->total() + 1);
       t.set_total(t.total() + 1);
       switch (j.state()) {
@@ -883,6 +882,11 @@ Status Farm::progress(const v1::ReportProgressRequest& req, v1::ReportProgressRe
     Txn t(*db_);
     if (req.has_progress()) {
       r.progress = req.progress();
+    }
+    // Progress is kept in memory on every report; it is written as an event
+    // at most once a second per job (watchers, history).
+    if (req.has_progress() && now - r.last_progress_event_ms >= 1000) {
+      r.last_progress_event_ms = now;
       v1::JobEvent ev;
       ev.set_job_id(r.job_id);
       ev.set_time_ms(now);

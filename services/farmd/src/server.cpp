@@ -45,25 +45,8 @@ class ClientService final : public v1::FarmClient::Service {
     FARM_AUTH(Role::client);
     v1::Job job;
     if (auto s = farm_.get_job(req->job_id(), false, &job); !s.ok()) return s;
-    // Snapshot first (seq 0), so a watcher always learns the current state.
-    {
-      v1::JobEvent snap;
-      snap.set_job_id(job.id());
-      snap.set_time_ms(::farm::now_ms());
-      auto* st = snap.mutable_state();
-      st->set_state(job.state());
-      st->set_attempt(job.attempts());
-      st->set_worker_id(job.worker_id());
-      st->set_message(job.message());
-      if (!writer->Write(snap)) return Status::OK;
-      if (job.state() == v1::JOB_STATE_RUNNING && job.has_progress()) {
-        v1::JobEvent p;
-        p.set_job_id(job.id());
-        p.set_time_ms(snap.time_ms());
-        *p.mutable_progress() = job.progress();
-        if (!writer->Write(p)) return Status::OK;
-      }
-    }
+    // The events table holds the job's whole history (from its QUEUED event),
+    // so a watcher replays it from after_seq and then follows live events.
     uint64_t after = req->after_seq();
     bool terminal_seen = false;
     for (;;) {

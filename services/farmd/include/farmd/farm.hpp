@@ -90,6 +90,7 @@ class Farm {
     v1::Progress progress;
     uint64_t log_bytes = 0;
     bool log_truncated = false;
+    int64_t last_progress_event_ms = 0;
   };
   struct WorkerRec {
     v1::Worker w;  // capabilities, counters, quarantine flag via state

@@ -1,0 +1,454 @@
+#include "farm/agent/agent.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+
+#include "farm/common/result.hpp"
+#include "farm/common/util.hpp"
+
+namespace farm::agent {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using grpc::StatusCode;
+
+static const char* kStopReason = "agent shutting down";
+static const char* kLostReason = "lease lost";
+
+v1::Capabilities detect_capabilities(const ExecutorConfig& exec, const Executor& executor, v1::Capabilities c) {
+  if (c.arch().empty()) c.set_arch(!exec.arch.empty() ? exec.arch : executor.kind() == "native" ? farm::machine_arch() : "riscv64");
+  c.set_kind(executor.kind());
+  if (c.isa().empty()) {
+    if (c.arch() == "riscv64") c.set_isa("rv64gc");
+    else if (c.arch() == "x86_64") c.set_isa("x86-64");
+    else if (c.arch() == "aarch64") c.set_isa("armv8-a");
+  }
+  if (c.cores() == 0) {
+    if (executor.kind() == "qemu-system") c.set_cores(exec.default_smp);
+    else c.set_cores(std::max(1u, std::thread::hardware_concurrency()));
+  }
+  if (c.kernel().empty()) {
+    if (executor.kind() == "qemu-system") c.set_kernel("none");
+    else if (executor.kind() != "board") c.set_kernel(farm::kernel_release());
+  }
+  if (c.workloads().empty())
+    for (const auto& w : executor.workloads()) c.add_workloads(w);
+  if (c.slots() == 0) c.set_slots(1);
+  if (c.agent_version().empty()) c.set_agent_version("0.1.0");
+  return c;
+}
+
+Agent::Agent(AgentConfig cfg, std::unique_ptr<Executor> exec) : cfg_(std::move(cfg)), exec_(std::move(exec)) {
+  if (!exec_) exec_ = make_executor(cfg_.exec);
+  if (cfg_.name.empty()) cfg_.name = farm::host_name() + "-" + exec_->kind();
+  cfg_.caps = detect_capabilities(cfg_.exec, *exec_, cfg_.caps);
+  if (cfg_.work_dir.empty()) {
+    const char* tmp = std::getenv("TMPDIR");
+    cfg_.work_dir = std::string(tmp && *tmp ? tmp : "/tmp") + "/farm-agent-" + cfg_.name;
+  }
+  channel_ = farm::make_channel(cfg_.channel);
+  stub_ = v1::FarmAgent::NewStub(channel_);
+}
+
+Agent::~Agent() {
+  stop();
+  wait();
+}
+
+std::string Agent::worker_id() const {
+  std::lock_guard lk(mu_);
+  return worker_id_;
+}
+
+bool Agent::registered() const {
+  std::lock_guard lk(mu_);
+  return !session_.empty();
+}
+
+void Agent::start() {
+  std::error_code ec;
+  fs::create_directories(cfg_.work_dir, ec);
+  threads_.emplace_back([this] { heartbeat_loop(); });
+  for (uint32_t i = 0; i < cfg_.caps.slots(); ++i) threads_.emplace_back([this, i] { slot_loop(static_cast<int>(i)); });
+}
+
+void Agent::run() {
+  start();
+  wait();
+}
+
+void Agent::stop() {
+  if (stopping_.exchange(true)) return;
+  std::lock_guard lk(mu_);
+  for (auto* c : inflight_) c->TryCancel();
+  for (auto& [_, a] : active_) a->cancel->cancel(kStopReason);
+  cv_.notify_all();
+}
+
+void Agent::wait() {
+  for (auto& t : threads_)
+    if (t.joinable()) t.join();
+  threads_.clear();
+}
+
+void Agent::sleep_for(std::chrono::milliseconds d) {
+  std::unique_lock lk(mu_);
+  cv_.wait_for(lk, d, [&] { return stopping_.load(); });
+}
+
+bool Agent::ensure_registered(uint64_t seen) {
+  static std::mutex reg_mu;  // one registration at a time per process is plenty
+  std::lock_guard rl(reg_mu);
+  {
+    std::lock_guard lk(mu_);
+    if (generation_ != seen && !session_.empty()) return true;
+  }
+  v1::RegisterRequest req;
+  req.set_name(cfg_.name);
+  *req.mutable_capabilities() = cfg_.caps;
+  v1::RegisterResponse resp;
+  grpc::ClientContext ctx;
+  farm::prepare_context(ctx, cfg_.channel.token, 10s);
+  auto s = stub_->Register(&ctx, req, &resp);
+  if (!s.ok()) {
+    spdlog::warn("farm-agent {}: register failed: {} ({})", cfg_.name, s.error_message(), static_cast<int>(s.error_code()));
+    return false;
+  }
+  std::lock_guard lk(mu_);
+  // A new session voids leases of the previous one.
+  for (auto& [_, a] : active_) {
+    a->lost = true;
+    a->cancel->cancel(kLostReason);
+  }
+  worker_id_ = resp.worker_id();
+  session_ = resp.session();
+  heartbeat_ms_ = std::max<uint32_t>(20, resp.heartbeat_interval_ms());
+  ++generation_;
+  spdlog::info("farm-agent {}: registered as {} ({} {} {}, {} slot(s))", cfg_.name, worker_id_, cfg_.caps.arch(),
+               cfg_.caps.kind(), cfg_.caps.isa(), cfg_.caps.slots());
+  return true;
+}
+
+void Agent::slot_loop(int slot) {
+  std::chrono::milliseconds backoff = 200ms;
+  while (!stopping_) {
+    uint64_t gen;
+    std::string wid, session;
+    {
+      std::lock_guard lk(mu_);
+      gen = generation_;
+      wid = worker_id_;
+      session = session_;
+    }
+    if (session.empty()) {
+      if (!ensure_registered(gen)) {
+        sleep_for(backoff);
+        backoff = std::min<std::chrono::milliseconds>(backoff * 2, 3s);
+      }
+      continue;
+    }
+    v1::AcquireJobRequest req;
+    req.set_worker_id(wid);
+    req.set_session(session);
+    req.set_wait_ms(cfg_.acquire_wait_ms);
+    v1::AcquireJobResponse resp;
+    grpc::ClientContext ctx;
+    farm::prepare_context(ctx, cfg_.channel.token, std::chrono::milliseconds(cfg_.acquire_wait_ms) + 10s);
+    {
+      std::lock_guard lk(mu_);
+      if (stopping_) break;
+      inflight_.push_back(&ctx);
+    }
+    auto s = stub_->AcquireJob(&ctx, req, &resp);
+    {
+      std::lock_guard lk(mu_);
+      inflight_.erase(std::find(inflight_.begin(), inflight_.end(), &ctx));
+    }
+    if (stopping_) break;
+    if (s.ok()) {
+      backoff = 200ms;
+      if (resp.has_lease()) run_job(resp.lease());
+      continue;
+    }
+    switch (s.error_code()) {
+      case StatusCode::NOT_FOUND:
+      case StatusCode::FAILED_PRECONDITION:
+        spdlog::info("farm-agent {}: {}; registering again", cfg_.name, s.error_message());
+        {
+          std::lock_guard lk(mu_);
+          if (generation_ == gen) session_.clear();
+        }
+        break;
+      case StatusCode::UNAUTHENTICATED:
+      case StatusCode::PERMISSION_DENIED:
+        spdlog::error("farm-agent {}: farmd refused the agent token: {}", cfg_.name, s.error_message());
+        sleep_for(3s);
+        break;
+      default:
+        spdlog::debug("farm-agent {} slot {}: acquire: {}", cfg_.name, slot, s.error_message());
+        sleep_for(backoff);
+        backoff = std::min<std::chrono::milliseconds>(backoff * 2, 3s);
+    }
+  }
+}
+
+void Agent::heartbeat_loop() {
+  while (!stopping_) {
+    uint32_t interval;
+    {
+      std::lock_guard lk(mu_);
+      interval = heartbeat_ms_;
+    }
+    sleep_for(std::chrono::milliseconds(interval));
+    if (stopping_) break;
+    v1::HeartbeatRequest req;
+    uint64_t gen;
+    std::map<std::string, std::shared_ptr<Active>> active;
+    {
+      std::lock_guard lk(mu_);
+      if (session_.empty()) continue;
+      req.set_worker_id(worker_id_);
+      req.set_session(session_);
+      gen = generation_;
+      active = active_;
+    }
+    for (auto& [_, a] : active) {
+      auto* l = req.add_leases();
+      l->set_job_id(a->job_id);
+      l->set_attempt(a->attempt);
+    }
+    v1::HeartbeatResponse resp;
+    grpc::ClientContext ctx;
+    farm::prepare_context(ctx, cfg_.channel.token, std::chrono::milliseconds(std::max<uint32_t>(interval * 2, 2000)));
+    auto s = stub_->Heartbeat(&ctx, req, &resp);
+    if (s.ok()) {
+      for (const auto& c : resp.cancel())
+        if (auto it = active.find(c.job_id()); it != active.end() && it->second->attempt == c.attempt()) {
+          spdlog::info("farm-agent {}: job {} cancelled by farmd", cfg_.name, c.job_id());
+          it->second->cancel->cancel("cancelled by a client");
+        }
+      for (const auto& c : resp.lost())
+        if (auto it = active.find(c.job_id()); it != active.end() && it->second->attempt == c.attempt()) {
+          spdlog::warn("farm-agent {}: lease of job {} lost", cfg_.name, c.job_id());
+          it->second->lost = true;
+          it->second->cancel->cancel(kLostReason);
+        }
+    } else if (s.error_code() == StatusCode::NOT_FOUND || s.error_code() == StatusCode::FAILED_PRECONDITION) {
+      spdlog::info("farm-agent {}: heartbeat: {}; registering again", cfg_.name, s.error_message());
+      {
+        std::lock_guard lk(mu_);
+        if (generation_ == gen) session_.clear();
+      }
+      ensure_registered(gen);
+    } else {
+      spdlog::debug("farm-agent {}: heartbeat failed: {}", cfg_.name, s.error_message());
+    }
+  }
+}
+
+namespace {
+
+// Collects output for ReportProgress: merges chunks per stream, tracks
+// progress numbers from JSON lines the workload prints while running.
+struct OutputSink {
+  std::mutex mu;
+  std::vector<v1::LogChunk> pending;
+  size_t pending_bytes = 0;
+  uint64_t total_bytes = 0;
+  std::string line_buf;  // partial stdout line
+  v1::Progress progress;
+  bool progress_dirty = false;
+  std::string all;       // for the result's log tail
+  static constexpr size_t kMaxPending = 1 << 20;
+
+  void add(std::string_view stream, std::string_view data) {
+    std::lock_guard lk(mu);
+    total_bytes += data.size();
+    all.append(data);
+    if (all.size() > 256 * 1024) all.erase(0, all.size() - 128 * 1024);
+    if (pending_bytes < kMaxPending) {
+      if (!pending.empty() && pending.back().stream() == stream) pending.back().mutable_data()->append(data);
+      else {
+        v1::LogChunk c;
+        c.set_stream(std::string(stream));
+        c.set_data(std::string(data));
+        pending.push_back(std::move(c));
+      }
+      pending_bytes += data.size();
+    }
+    if (stream == "stdout" || stream == "console") {
+      line_buf.append(data);
+      size_t nl;
+      while ((nl = line_buf.find('\n')) != std::string::npos) {
+        std::string_view line(line_buf.data(), nl);
+        if (line.find('{') != std::string_view::npos) {
+          if (auto j = farm::last_json_object(line)) {
+            farm::fill_progress_numbers(*j, &progress);
+            progress_dirty = true;
+          }
+        }
+        line_buf.erase(0, nl + 1);
+      }
+      if (line_buf.size() > 65536) line_buf.clear();
+    }
+  }
+};
+
+}  // namespace
+
+void Agent::run_job(const v1::Lease& lease) {
+  auto active = std::make_shared<Active>();
+  active->job_id = lease.job_id();
+  active->attempt = lease.attempt();
+  active->cancel = std::make_shared<Cancel>();
+  std::string wid, session;
+  {
+    std::lock_guard lk(mu_);
+    wid = worker_id_;
+    session = session_;
+    active_[active->job_id] = active;
+    if (stopping_) active->cancel->cancel(kStopReason);
+  }
+  spdlog::info("farm-agent {}: running job {} attempt {} ({})", cfg_.name, lease.job_id(), lease.attempt(),
+               lease.spec().name());
+  JobContext ctx;
+  ctx.job_id = lease.job_id();
+  ctx.attempt = lease.attempt();
+  ctx.spec = lease.spec();
+  ctx.cancel = active->cancel.get();
+  ctx.work_dir = cfg_.work_dir + "/" + ctx.job_id + "-" + std::to_string(ctx.attempt);
+  std::error_code ec;
+  fs::create_directories(ctx.work_dir, ec);
+  auto sink = std::make_shared<OutputSink>();
+  ctx.output = [sink](std::string_view st, std::string_view d) { sink->add(st, d); };
+  auto t0 = std::chrono::steady_clock::now();
+
+  v1::LeaseRef ref;
+  ref.set_job_id(ctx.job_id);
+  ref.set_attempt(ctx.attempt);
+
+  auto flush = [&](bool final) {
+    v1::ReportProgressRequest req;
+    req.set_worker_id(wid);
+    req.set_session(session);
+    *req.mutable_lease() = ref;
+    {
+      std::lock_guard lk(sink->mu);
+      if (sink->pending.empty() && !sink->progress_dirty && final) return;
+      for (auto& c : sink->pending) *req.add_logs() = std::move(c);
+      sink->pending.clear();
+      sink->pending_bytes = 0;
+      *req.mutable_progress() = sink->progress;
+      sink->progress_dirty = false;
+      req.mutable_progress()->set_output_bytes(sink->total_bytes);
+    }
+    req.mutable_progress()->set_elapsed_s(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    v1::ReportProgressResponse resp;
+    grpc::ClientContext c;
+    farm::prepare_context(c, cfg_.channel.token, 5s);
+    auto s = stub_->ReportProgress(&c, req, &resp);
+    if (s.ok()) {
+      if (resp.lost()) {
+        active->lost = true;
+        active->cancel->cancel(kLostReason);
+      } else if (resp.cancel()) {
+        active->cancel->cancel("cancelled by a client");
+      }
+    }
+  };
+
+  std::mutex rep_mu;
+  std::condition_variable rep_cv;
+  bool done = false;
+  std::thread reporter([&] {
+    std::unique_lock lk(rep_mu);
+    while (!done) {
+      rep_cv.wait_for(lk, std::chrono::milliseconds(cfg_.progress_interval_ms), [&] { return done; });
+      if (done) break;
+      lk.unlock();
+      flush(false);
+      lk.lock();
+    }
+  });
+
+  v1::JobResult result;
+  try {
+    result = ctx.spec.workload().has_health_check() ? exec_->health_check(ctx) : exec_->run(ctx);
+  } catch (const std::exception& e) {
+    result.set_outcome(v1::OUTCOME_INFRA_ERROR);
+    result.set_message(std::string("executor error: ") + e.what());
+  }
+  {
+    std::lock_guard lk(rep_mu);
+    done = true;
+  }
+  rep_cv.notify_all();
+  reporter.join();
+  if (!active->lost) flush(true);
+
+  if (result.outcome() == v1::OUTCOME_CANCELLED || active->cancel->cancelled()) {
+    std::string why = active->cancel->reason();
+    if (why == kStopReason) {
+      result.set_outcome(v1::OUTCOME_INFRA_ERROR);
+      result.set_message("agent shut down during the job");
+    } else if (why != kLostReason && result.outcome() == v1::OUTCOME_CANCELLED) {
+      result.set_message(why);
+    }
+  }
+  if (result.log_tail().empty()) {
+    std::lock_guard lk(sink->mu);
+    result.set_log_tail(farm::tail(sink->all, 40, 8192));
+  }
+  if (active->lost) {
+    spdlog::warn("farm-agent {}: job {} attempt {} lost its lease; result dropped", cfg_.name, ctx.job_id, ctx.attempt);
+  } else {
+    spdlog::info("farm-agent {}: job {} attempt {}: {} ({})", cfg_.name, ctx.job_id, ctx.attempt,
+                 static_cast<int>(result.outcome()), result.message());
+    if (complete(ref, result, active)) ++completed_;
+  }
+  {
+    std::lock_guard lk(mu_);
+    active_.erase(ctx.job_id);
+  }
+  if (!cfg_.keep_work_dirs) fs::remove_all(ctx.work_dir, ec);
+}
+
+bool Agent::complete(const v1::LeaseRef& ref, const v1::JobResult& result, const std::shared_ptr<Active>& active) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(cfg_.complete_retry_s);
+  std::chrono::milliseconds backoff = 100ms;
+  for (;;) {
+    v1::CompleteJobRequest req;
+    {
+      std::lock_guard lk(mu_);
+      req.set_worker_id(worker_id_);
+      req.set_session(session_);
+    }
+    *req.mutable_lease() = ref;
+    *req.mutable_result() = result;
+    v1::CompleteJobResponse resp;
+    grpc::ClientContext ctx;
+    farm::prepare_context(ctx, cfg_.channel.token, 10s);
+    auto s = stub_->CompleteJob(&ctx, req, &resp);
+    if (s.ok()) return true;
+    switch (s.error_code()) {
+      case StatusCode::ABORTED:
+      case StatusCode::NOT_FOUND:
+      case StatusCode::PERMISSION_DENIED:
+      case StatusCode::INVALID_ARGUMENT:
+        spdlog::warn("farm-agent {}: completion of {} refused: {}", cfg_.name, ref.job_id(), s.error_message());
+        return false;
+      default:
+        break;
+    }
+    if (active->lost || std::chrono::steady_clock::now() > deadline ||
+        (stopping_ && std::chrono::steady_clock::now() > deadline - std::chrono::seconds(cfg_.complete_retry_s) + 5s)) {
+      spdlog::error("farm-agent {}: could not report job {}: {}", cfg_.name, ref.job_id(), s.error_message());
+      return false;
+    }
+    std::this_thread::sleep_for(backoff);
+    backoff = std::min<std::chrono::milliseconds>(backoff * 2, 2s);
+  }
+}
+
+}  // namespace farm::agent

@@ -1,0 +1,151 @@
+#include "farm/ctl/client.hpp"
+
+#include <thread>
+
+#include "farm/common/names.hpp"
+#include "farm/common/select.hpp"
+
+namespace farm::ctl {
+
+using namespace std::chrono_literals;
+
+std::string RpcError::code_name(grpc::StatusCode c) {
+  switch (c) {
+    case grpc::StatusCode::CANCELLED: return "CANCELLED";
+    case grpc::StatusCode::UNKNOWN: return "UNKNOWN";
+    case grpc::StatusCode::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
+    case grpc::StatusCode::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
+    case grpc::StatusCode::NOT_FOUND: return "NOT_FOUND";
+    case grpc::StatusCode::ALREADY_EXISTS: return "ALREADY_EXISTS";
+    case grpc::StatusCode::PERMISSION_DENIED: return "PERMISSION_DENIED";
+    case grpc::StatusCode::UNAUTHENTICATED: return "UNAUTHENTICATED";
+    case grpc::StatusCode::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
+    case grpc::StatusCode::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
+    case grpc::StatusCode::ABORTED: return "ABORTED";
+    case grpc::StatusCode::OUT_OF_RANGE: return "OUT_OF_RANGE";
+    case grpc::StatusCode::UNIMPLEMENTED: return "UNIMPLEMENTED";
+    case grpc::StatusCode::INTERNAL: return "INTERNAL";
+    case grpc::StatusCode::UNAVAILABLE: return "UNAVAILABLE";
+    case grpc::StatusCode::DATA_LOSS: return "DATA_LOSS";
+    default: return "OK";
+  }
+}
+
+Client::Client(const farm::ChannelOptions& opt) : opt_(opt), ch_(farm::make_channel(opt)), stub_(v1::FarmClient::NewStub(ch_)) {}
+
+#define CALL(method, req, resp)                                     \
+  do {                                                              \
+    grpc::ClientContext ctx;                                        \
+    farm::prepare_context(ctx, opt_.token, 30s);                    \
+    auto s = stub_->method(&ctx, req, &resp);                       \
+    if (!s.ok()) throw RpcError(s);                                 \
+  } while (0)
+
+v1::Job Client::submit(const v1::JobSpec& spec, bool allow_unmatched) {
+  v1::SubmitJobRequest req;
+  *req.mutable_spec() = spec;
+  req.set_allow_unmatched(allow_unmatched);
+  v1::SubmitJobResponse resp;
+  CALL(SubmitJob, req, resp);
+  return resp.job();
+}
+
+v1::Job Client::get(const std::string& id, bool history) {
+  v1::GetJobRequest req;
+  req.set_job_id(id);
+  req.set_include_history(history);
+  v1::GetJobResponse resp;
+  CALL(GetJob, req, resp);
+  return resp.job();
+}
+
+std::vector<v1::Job> Client::list(const v1::ListJobsRequest& req) {
+  v1::ListJobsResponse resp;
+  CALL(ListJobs, req, resp);
+  return {resp.jobs().begin(), resp.jobs().end()};
+}
+
+v1::Job Client::cancel(const std::string& id, const std::string& reason) {
+  v1::CancelJobRequest req;
+  req.set_job_id(id);
+  req.set_reason(reason);
+  v1::CancelJobResponse resp;
+  CALL(CancelJob, req, resp);
+  return resp.job();
+}
+
+std::vector<v1::Worker> Client::workers() {
+  v1::ListWorkersRequest req;
+  v1::ListWorkersResponse resp;
+  CALL(ListWorkers, req, resp);
+  return {resp.workers().begin(), resp.workers().end()};
+}
+
+v1::Report Client::report(const v1::GetReportRequest& req) {
+  v1::GetReportResponse resp;
+  CALL(GetReport, req, resp);
+  return resp.report();
+}
+
+v1::Job Client::watch(const std::string& id, bool logs, const std::function<bool(const v1::JobEvent&)>& on_event) {
+  uint64_t after = 0;
+  int failures = 0;
+  for (;;) {
+    grpc::ClientContext ctx;
+    farm::prepare_context(ctx, opt_.token);
+    v1::WatchJobRequest req;
+    req.set_job_id(id);
+    req.set_after_seq(after);
+    req.set_include_logs(logs);
+    auto reader = stub_->WatchJob(&ctx, req);
+    v1::JobEvent ev;
+    bool stop = false;
+    while (reader->Read(&ev)) {
+      failures = 0;
+      if (ev.seq() > 0) after = ev.seq();
+      if (!on_event(ev)) {
+        stop = true;
+        ctx.TryCancel();
+        break;
+      }
+    }
+    auto s = reader->Finish();
+    if (stop) return get(id);
+    if (s.ok()) return get(id);
+    auto c = s.error_code();
+    if (c == grpc::StatusCode::UNAVAILABLE || c == grpc::StatusCode::INTERNAL || c == grpc::StatusCode::UNKNOWN) {
+      if (++failures > 60) throw RpcError(s);
+      std::this_thread::sleep_for(1s);  // farmd restarting: resume after the last event seen
+      continue;
+    }
+    throw RpcError(s);
+  }
+}
+
+std::string describe_workload(const v1::JobSpec& spec) {
+  const auto& w = spec.workload();
+  std::string r(farm::workload_type(w));
+  auto kv = [&](const char* k, const std::string& v) {
+    if (!v.empty() && v != "0") r += std::string(" ") + k + "=" + v;
+  };
+  if (w.has_patch_stress()) {
+    const auto& p = w.patch_stress();
+    kv("threads", std::to_string(p.threads()));
+    kv("functions", std::to_string(p.functions()));
+    kv("batches", std::to_string(p.batches()));
+    kv("writer", p.writer());
+    kv("sync", p.sync());
+    kv("kind", p.probe_kind());
+  } else if (w.has_baremetal()) {
+    kv("image", w.baremetal().image());
+    kv("smp", std::to_string(w.baremetal().smp()));
+  } else if (w.has_command()) {
+    std::string a;
+    for (const auto& x : w.command().argv()) a += (a.empty() ? "" : " ") + x;
+    r += " " + a;
+  }
+  r += " seed=" + std::to_string(spec.seed());
+  return r;
+}
+
+}  // namespace farm::ctl

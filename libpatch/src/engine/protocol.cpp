@@ -65,12 +65,17 @@ bool changes(const Transition &t) { return !same(t.old_bytes, t.new_bytes, t.len
 // trap store there is again a single-granule transition), restore old tails,
 // then old heads, syncing in between exactly as a forward batch does.
 void rollback(const EngineOps &ops, const Transition *sites, size_t n, EngineStats &st) {
+  bool evacuate = false;
   for (size_t i = 0; i < n; ++i) {
     const Transition &t = sites[i];
     if (!changes(t)) continue;
+    evacuate = evacuate || t.evacuate;
     (void)store_range(ops, t.addr, t.trap_bytes, nullptr, 0, t.trap_len, st);
   }
-  (void)sync(ops, SyncPoint::Rollback, false, st);
+  // Heads un-trapped in phase 3 let threads into the complete new code, where
+  // they may be parked at an inner boundary (an evacuating site): move them out
+  // before the tails go back to the old bytes, exactly as phase 1 does.
+  (void)sync(ops, SyncPoint::Rollback, evacuate, st);
   for (size_t i = 0; i < n; ++i) {
     const Transition &t = sites[i];
     if (!changes(t)) continue;

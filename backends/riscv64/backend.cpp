@@ -16,20 +16,6 @@
 namespace lp::riscv64 {
 namespace {
 
-// Whether a thread can be parked at an instruction boundary strictly inside a
-// site holding `b` (then a transition from or to `b` must evacuate in phase 1):
-//  * the compiler's nop sled (more than one unit): a thread may sit after any nop;
-//  * `auipc t0; jalr t0`: a thread may sit between the two.
-// Not for the normalised disabled form (`j .+len`, the rest dead), `jal t0` (one
-// instruction; the trampoline returns to the sled's end, not to site + 4) or the
-// trap form (the trap resumes at the sled's end): entry is only at the head.
-bool inner_boundary(const uint8_t *b, uint32_t len) {
-  Ilen ilen;
-  const uint32_t n = sled_units(b, len, &ilen);
-  if (n > 1 && n * uint32_t(ilen) == len) return true;
-  return len >= 8 && is_auipc(get32(b), kT0);
-}
-
 class Rv64Backend final : public Backend {
 public:
   Rv64Backend() : has_c_(hart_has_c()) {}
@@ -92,8 +78,9 @@ public:
 
   void make_transition(const SiteShape &s, const uint8_t *cur, const uint8_t *next,
                        engine::Transition *t) const override {
-    riscv64::make_transition(s.addr, s.len, Ilen(s.unit), has_c_, cur, next, t);
-    t->evacuate = inner_boundary(cur, s.len) || inner_boundary(next, s.len);
+    // Evacuate only when the raw sled or an auipc+jalr pair is involved (see
+    // inner_entry): every other toggle changes one instruction at the head.
+    make_site_transition(s.addr, s.len, Ilen(s.unit), has_c_, cur, next, t);
   }
 
   // auipc+jalr: [-2^31 - 2^11, 2^31 - 2^11); the pool checks |distance| < reach.

@@ -162,4 +162,18 @@ uint32_t skip_len(const uint8_t *p, uint32_t max_len, Ilen *ilen_out) {
   return len;
 }
 
+
+bool inner_entry(const uint8_t *b, uint32_t len) {
+  Ilen ilen;
+  const uint32_t n = sled_units(b, len, &ilen);
+  if (n > 1 && n * uint32_t(ilen) == len) return true;
+  return len >= 8 && is_auipc(get32(b), kT0);
+}
+
+void make_site_transition(uintptr_t site, uint32_t len, Ilen ilen, bool hart_has_c,
+                          const uint8_t *old_bytes, const uint8_t *new_bytes, engine::Transition *t) {
+  make_transition(site, len, ilen, hart_has_c, old_bytes, new_bytes, t);
+  t->evacuate = inner_entry(old_bytes, len) || inner_entry(new_bytes, len);
+}
+
 } // namespace lp::riscv64

@@ -123,4 +123,18 @@ void encode_skip(uint32_t len, Ilen ilen, uint8_t *out);
 // *ilen_out gets the unit of the tail nops (G32 when the tail is empty).
 uint32_t skip_len(const uint8_t *p, uint32_t max_len, Ilen *ilen_out);
 
+
+// Whether a thread can be parked at an instruction boundary strictly inside a
+// site of `len` bytes holding `b`, i.e. whether a transition from or to `b` must
+// evacuate in phase 1: true for the compiler's nop sled of more than one unit
+// and for `auipc t0; jalr t0` (a thread between the two); false for the
+// normalised `j .+len` form, `jal t0` (given a trampoline that returns to the
+// site's end, as the hosted one does) and the trap form (resumes at the end).
+bool inner_entry(const uint8_t *b, uint32_t len);
+
+// make_transition() with `evacuate` from inner_entry(old) || inner_entry(new)
+// instead of "always": the hosted backend's transitions.
+void make_site_transition(uintptr_t site, uint32_t len, Ilen ilen, bool hart_has_c,
+                          const uint8_t *old_bytes, const uint8_t *new_bytes, engine::Transition *out);
+
 } // namespace lp::riscv64

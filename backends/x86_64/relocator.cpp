@@ -321,7 +321,7 @@ mc::Relocation relocate(const mc::Decoder &dec, const mc::RelocInput &in, uintpt
 
 bool encode_site_jump(uintptr_t site, uintptr_t target, uint32_t displaced_len, uint8_t *out) {
   if (displaced_len < kSiteJumpLen) return false;
-  const int64_t rel = int64_t(target) - int64_t(site + 5);
+  const int64_t rel = int64_t(uint64_t(target) - uint64_t(site + 5)); // wraps, no signed overflow
   if (!fits32(rel)) return false;
   out[0] = 0xe9;
   put32le(out + 1, uint32_t(int32_t(rel)));

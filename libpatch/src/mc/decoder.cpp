@@ -299,10 +299,15 @@ bool Decoder::decode(const uint8_t *bytes, size_t size, uint64_t address, Insn *
   llvm::MCInst mi;
   uint64_t len = 0;
   if (!impl_->raw_decode(bytes, size, address, mi, len)) return false;
+  llvm::StringRef nm = impl_->mii->getName(mi.getOpcode());
+  // LLVM returns a lone x86 prefix (no opcode after it within `size`, or an
+  // invalid one) as a pseudo instruction of its own; the CPU never executes a
+  // prefix alone, so for us those bytes do not decode.
+  if (impl_->arch == Arch::X86_64 && nm.endswith("_PREFIX")) return false;
   out->valid = true;
   out->length = uint32_t(len);
   out->opcode = mi.getOpcode();
-  out->name = impl_->mii->getName(mi.getOpcode()).str();
+  out->name = nm.str();
   if (with_text) {
     std::string s;
     llvm::raw_string_ostream os(s);

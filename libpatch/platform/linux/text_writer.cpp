@@ -4,6 +4,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include <unordered_map>
 #include <vector>
@@ -106,12 +107,44 @@ private:
 
 std::unique_ptr<TextWriter> make_mprotect_writer() { return std::make_unique<MprotectWriter>(); }
 
+#if defined(__riscv)
+// ---- RISC-V / qemu-user: does a /proc/self/mem write reach instruction fetch? ----
+// qemu-user passes the pwrite() to the host kernel, which writes guest memory
+// behind the back of qemu's translation cache: code already translated keeps
+// running its old bytes (measured: qemu-riscv64 7.2). Probe it once on a
+// private page of our own: write `li a0, 1; ret`, run it, write `li a0, 2; ret`,
+// run it again; a writer whose second write is not executed is refused with
+// LP_ENOTSUP (docs/riscv64.md).
+bool procmem_reaches_fetch(int fd) {
+  const long pg = sysconf(_SC_PAGESIZE);
+  void *m = mmap(nullptr, size_t(pg), PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) return false;
+  auto run = [&](uint32_t v) -> long {
+    const uint32_t code[2] = {(v << 20) | (10u << 7) | 0x13u /* addi a0, x0, v */, 0x00008067u /* ret */};
+    if (pwrite(fd, code, sizeof code, off_t(reinterpret_cast<uintptr_t>(m))) != ssize_t(sizeof code)) return -1;
+    syscall(259 /* riscv_flush_icache */, 0, 0, 0);
+    asm volatile("fence.i" ::: "memory");
+    return reinterpret_cast<long (*)()>(m)();
+  };
+  const bool ok = run(1) == 1 && run(2) == 2;
+  munmap(m, size_t(pg));
+  return ok;
+}
+#endif
+
 std::unique_ptr<TextWriter> make_procmem_writer(int *err) {
   const int fd = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
   if (fd < 0) {
     if (err) *err = LP_ENOTSUP;
     return nullptr;
   }
+#if defined(__riscv)
+  if (!procmem_reaches_fetch(fd)) {
+    close(fd);
+    if (err) *err = LP_ENOTSUP;
+    return nullptr;
+  }
+#endif
   return std::make_unique<ProcMemWriter>(fd);
 }
 

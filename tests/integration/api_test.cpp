@@ -1,0 +1,150 @@
+// Every bad input gets a named error.
+#include <gtest/gtest.h>
+
+#include "libpatch/patch.h"
+#include "libpatch/patch.hpp"
+#include "test_functions.hpp"
+
+namespace {
+void nop_handler(lp_regs *, void *) {}
+
+struct Open {
+  lp_patcher *p = nullptr;
+  explicit Open(int policy = LP_PROBE_JUMP_OR_TRAP) {
+    lp_options o;
+    lp_options_init(&o);
+    o.policy = policy;
+    EXPECT_EQ(lp_patcher_open(&o, &p), 0);
+  }
+  ~Open() { lp_patcher_close(p); }
+};
+} // namespace
+
+TEST(Api, NotExecutable) {
+  Open o;
+  lp_probe *pr = nullptr;
+  EXPECT_EQ(lp_probe_at(o.p, &lpt_data, nop_handler, nullptr, &pr), LP_ENOTEXEC);
+  int stack_var = 0;
+  EXPECT_EQ(lp_probe_at(o.p, &stack_var, nop_handler, nullptr, &pr), LP_ENOTEXEC);
+  EXPECT_EQ(pr, nullptr);
+}
+
+TEST(Api, NotASiteOrNotABoundary) {
+  Open o;
+  lp_probe *pr = nullptr;
+  EXPECT_EQ(lp_probe_at(o.p, reinterpret_cast<void *>(&lpt_plain), nop_handler, nullptr, &pr), LP_EBOUNDARY);
+  auto *inside = reinterpret_cast<char *>(&lpt_add) + 1;
+  EXPECT_EQ(lp_probe_at(o.p, inside, nop_handler, nullptr, &pr), LP_EBOUNDARY);
+}
+
+TEST(Api, ProbeAlreadyExists) {
+  Open o;
+  lp_probe *a = nullptr, *b = nullptr;
+  ASSERT_EQ(lp_probe_at(o.p, reinterpret_cast<void *>(&lpt_add), nop_handler, nullptr, &a), 0);
+  EXPECT_EQ(lp_probe_at(o.p, reinterpret_cast<void *>(&lpt_add), nop_handler, nullptr, &b), LP_EEXIST);
+  EXPECT_EQ(lp_probe_symbol(o.p, "lpt_add", nop_handler, nullptr, &b), LP_EEXIST);
+}
+
+TEST(Api, EnableOfRemovedProbe) {
+  Open o;
+  lp_probe *a = nullptr;
+  ASSERT_EQ(lp_probe_at(o.p, reinterpret_cast<void *>(&lpt_add), nop_handler, nullptr, &a), 0);
+  ASSERT_EQ(lp_probe_enable(a), 0);
+  ASSERT_EQ(lp_commit(o.p), 0);
+  ASSERT_EQ(lp_probe_remove(a), 0);
+  EXPECT_EQ(lp_probe_enable(a), LP_EREMOVED); // staged removal
+  ASSERT_EQ(lp_commit(o.p), 0);
+  EXPECT_EQ(lp_probe_enable(a), LP_EREMOVED);
+  EXPECT_EQ(lp_probe_disable(a), LP_EREMOVED);
+  EXPECT_EQ(lp_probe_remove(a), LP_EREMOVED);
+  EXPECT_EQ(lpt_add(2, 3), 5);
+  // The site can be probed again once the removal is committed.
+  lp_probe *b = nullptr;
+  EXPECT_EQ(lp_probe_at(o.p, reinterpret_cast<void *>(&lpt_add), nop_handler, nullptr, &b), 0);
+}
+
+TEST(Api, NullArguments) {
+  Open o;
+  lp_probe *pr = nullptr;
+  EXPECT_EQ(lp_probe_at(o.p, reinterpret_cast<void *>(&lpt_add), nullptr, nullptr, &pr), LP_EINVAL);
+  EXPECT_EQ(lp_probe_at(o.p, nullptr, nop_handler, nullptr, &pr), LP_EINVAL);
+  EXPECT_EQ(lp_probe_at(o.p, reinterpret_cast<void *>(&lpt_add), nop_handler, nullptr, nullptr), LP_EINVAL);
+  EXPECT_EQ(lp_probe_at(nullptr, reinterpret_cast<void *>(&lpt_add), nop_handler, nullptr, &pr), LP_EINVAL);
+  EXPECT_EQ(lp_probe_symbol(o.p, nullptr, nop_handler, nullptr, &pr), LP_EINVAL);
+  EXPECT_EQ(lp_probe_enable(nullptr), LP_EINVAL);
+  EXPECT_EQ(lp_commit(nullptr), LP_EINVAL);
+  EXPECT_EQ(lp_patcher_open(nullptr, nullptr), LP_EINVAL);
+}
+
+TEST(Api, UnknownSymbol) {
+  Open o;
+  lp_probe *pr = nullptr;
+  EXPECT_EQ(lp_probe_symbol(o.p, "no_such_function_anywhere", nop_handler, nullptr, &pr), LP_ENOSYM);
+  EXPECT_EQ(lp_probe_symbol(o.p, "", nop_handler, nullptr, &pr), LP_EINVAL);
+}
+
+TEST(Api, CommitWithNothingStagedIsANoOp) {
+  Open o;
+  lp_stats before{}, after{};
+  lp_patcher_stats(o.p, &before);
+  EXPECT_EQ(lp_commit(o.p), 0);
+  lp_probe *pr = nullptr;
+  ASSERT_EQ(lp_probe_at(o.p, reinterpret_cast<void *>(&lpt_add), nop_handler, nullptr, &pr), 0);
+  EXPECT_EQ(lp_commit(o.p), 0); // created but never enabled
+  ASSERT_EQ(lp_probe_disable(pr), 0);
+  EXPECT_EQ(lp_commit(o.p), 0); // disable of a disabled probe
+  lp_patcher_stats(o.p, &after);
+  EXPECT_EQ(after.syncs, before.syncs);
+  EXPECT_EQ(after.commits, before.commits);
+}
+
+TEST(Api, OnePatcherPerProcess) {
+  Open o;
+  lp_patcher *second = nullptr;
+  EXPECT_EQ(lp_patcher_open(nullptr, &second), LP_EBUSY);
+  EXPECT_EQ(second, nullptr);
+}
+
+TEST(Api, BadOptions) {
+  lp_patcher *p = nullptr;
+  lp_options o;
+  lp_options_init(&o);
+  o.writer = 99;
+  EXPECT_EQ(lp_patcher_open(&o, &p), LP_EINVAL);
+  lp_options_init(&o);
+  o.sync = -1;
+  EXPECT_EQ(lp_patcher_open(&o, &p), LP_EINVAL);
+  lp_options_init(&o);
+  o.policy = 7;
+  EXPECT_EQ(lp_patcher_open(&o, &p), LP_EINVAL);
+  lp_options_init(&o);
+  o.signal = SIGSEGV; // not a real-time signal
+  EXPECT_EQ(lp_patcher_open(&o, &p), LP_EINVAL);
+#if !defined(__riscv)
+  lp_options_init(&o);
+  o.sync = LP_SYNC_FLUSH_ICACHE;
+  EXPECT_EQ(lp_patcher_open(&o, &p), LP_ENOTSUP);
+#endif
+  // A failed open leaves the process free to open one.
+  ASSERT_EQ(lp_patcher_open(nullptr, &p), 0);
+  lp_patcher_close(p);
+}
+
+TEST(Api, EveryErrorHasAName) {
+  for (int e = LP_ETIMEDOUT; e <= 0; ++e) EXPECT_EQ(std::string(lp_strerror(e)).rfind("LP_", 0), 0u) << e;
+  EXPECT_STREQ(lp_strerror(LP_ENOTEXEC), "LP_ENOTEXEC: address is not in an executable mapping");
+  EXPECT_EQ(std::string(lp_strerror(-999)).rfind("LP_E?", 0), 0u);
+}
+
+TEST(Api, CppWrapperReportsErrors) {
+  auto p = libpatch::Patcher::open();
+  ASSERT_TRUE(p);
+  auto bad = p->probe_at(&lpt_data, nop_handler);
+  EXPECT_FALSE(bad);
+  EXPECT_EQ(bad.error(), LP_ENOTEXEC);
+  auto good = p->probe_symbol("lpt_other", nop_handler);
+  ASSERT_TRUE(good);
+  EXPECT_EQ(good->enable(), 0);
+  EXPECT_EQ(p->commit(), 0);
+  EXPECT_EQ(lpt_other(2), 14);
+}

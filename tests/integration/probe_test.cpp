@@ -1,0 +1,146 @@
+// Jump and trap probes on live code: handler calls, registers, toggling,
+// batching, writers and sync methods, trampoline reuse after a grace period.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <tuple>
+
+#include "libpatch/patch.h"
+#include "libpatch/regs.h"
+#include "test_functions.hpp"
+
+namespace {
+
+struct Seen {
+  std::atomic<int> hits{0};
+  uintptr_t pc = 0;
+  long args[6] = {};
+};
+
+void record(lp_regs *r, void *user) {
+  auto *s = static_cast<Seen *>(user);
+  s->pc = lp_regs_pc(r);
+  for (unsigned i = 0; i < 6; ++i) s->args[i] = long(lp_regs_arg(r, i));
+  s->hits++;
+}
+
+void double_first_arg(lp_regs *r, void *) { lp_regs_set_arg(r, 0, lp_regs_arg(r, 0) * 2); }
+
+using Param = std::tuple<int /*policy*/, int /*writer*/, int /*sync*/>;
+
+class LiveProbe : public ::testing::TestWithParam<Param> {
+protected:
+  void SetUp() override {
+    lp_options o;
+    lp_options_init(&o);
+    std::tie(o.policy, o.writer, o.sync) = GetParam();
+    const int rc = lp_patcher_open(&o, &p_);
+    if (rc == LP_ENOTSUP) GTEST_SKIP() << "sync method not offered by this kernel: " << lp_strerror(rc);
+    ASSERT_EQ(rc, 0) << lp_strerror(rc);
+  }
+  void TearDown() override { lp_patcher_close(p_); }
+  int policy() const { return std::get<0>(GetParam()); }
+  lp_patcher *p_ = nullptr;
+};
+
+} // namespace
+
+TEST_P(LiveProbe, HandlerSeesArgumentsAndPc) {
+  Seen s;
+  lp_probe *pr = nullptr;
+  ASSERT_EQ(lp_probe_symbol(p_, "lpt_six", record, &s, &pr), 0);
+  EXPECT_EQ(lp_probe_is_jump(pr), policy() == LP_PROBE_TRAP ? 0 : 1);
+  EXPECT_EQ(lpt_six(1, 2, 3, 4, 5, 6), 91);
+  EXPECT_EQ(s.hits.load(), 0); // created, not enabled
+  ASSERT_EQ(lp_probe_enable(pr), 0);
+  ASSERT_EQ(lp_commit(p_), 0);
+  EXPECT_EQ(lpt_six(1, 2, 3, 4, 5, 6), 91);
+  EXPECT_EQ(s.hits.load(), 1);
+  EXPECT_EQ(s.pc, reinterpret_cast<uintptr_t>(lp_probe_address(pr)));
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(s.args[i], i + 1);
+  ASSERT_EQ(lp_probe_disable(pr), 0);
+  ASSERT_EQ(lp_commit(p_), 0);
+  EXPECT_EQ(lpt_six(1, 2, 3, 4, 5, 6), 91);
+  EXPECT_EQ(s.hits.load(), 1);
+}
+
+TEST_P(LiveProbe, HandlerCanRewriteArguments) {
+  lp_probe *pr = nullptr;
+  ASSERT_EQ(lp_probe_symbol(p_, "lpt_add", double_first_arg, nullptr, &pr), 0);
+  ASSERT_EQ(lp_probe_enable(pr), 0);
+  ASSERT_EQ(lp_commit(p_), 0);
+  EXPECT_EQ(lpt_add(10, 1), 21);
+}
+
+TEST_P(LiveProbe, BatchOfSeveralProbesCostsThreeSyncs) {
+  Seen a, b, c;
+  lp_probe *pa, *pb, *pc;
+  ASSERT_EQ(lp_probe_symbol(p_, "lpt_add", record, &a, &pa), 0);
+  ASSERT_EQ(lp_probe_symbol(p_, "lpt_other", record, &b, &pb), 0);
+  ASSERT_EQ(lp_probe_symbol(p_, "lpt_third", record, &c, &pc), 0);
+  lp_stats s0{}, s1{};
+  lp_patcher_stats(p_, &s0);
+  lp_probe_enable(pa);
+  lp_probe_enable(pb);
+  lp_probe_enable(pc);
+  ASSERT_EQ(lp_commit(p_), 0);
+  lp_patcher_stats(p_, &s1);
+  EXPECT_EQ(s1.syncs - s0.syncs, 3u);
+  EXPECT_EQ(s1.commits - s0.commits, 1u);
+  EXPECT_EQ(lpt_add(1, 1) + lpt_other(1) + lpt_third(4), 2 + 7 + 1);
+  EXPECT_EQ(a.hits + b.hits + c.hits, 3);
+  EXPECT_EQ(a.args[0], 1);
+  EXPECT_EQ(b.args[0], 1);
+  EXPECT_EQ(c.args[0], 4);
+}
+
+TEST_P(LiveProbe, ManyToggles) {
+  Seen s;
+  lp_probe *pr;
+  ASSERT_EQ(lp_probe_symbol(p_, "lpt_other", record, &s, &pr), 0);
+  int expected = 0;
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_EQ((i % 2 ? lp_probe_disable : lp_probe_enable)(pr), 0);
+    ASSERT_EQ(lp_commit(p_), 0);
+    EXPECT_EQ(lpt_other(i), 7 * i);
+    if (i % 2 == 0) ++expected;
+  }
+  EXPECT_EQ(s.hits.load(), expected);
+}
+
+TEST_P(LiveProbe, RemoveQuiesceAndReprobeReusesTrampolines) {
+  Seen s;
+  for (int round = 0; round < 200; ++round) {
+    lp_probe *pr;
+    ASSERT_EQ(lp_probe_symbol(p_, "lpt_third", record, &s, &pr), 0) << round;
+    ASSERT_EQ(lp_probe_enable(pr), 0);
+    ASSERT_EQ(lp_commit(p_), 0);
+    EXPECT_EQ(lpt_third(10), 7);
+    ASSERT_EQ(lp_probe_remove(pr), 0);
+    ASSERT_EQ(lp_commit(p_), 0);
+    EXPECT_EQ(lpt_third(10), 7);
+    if (round % 50 == 49) EXPECT_EQ(lp_quiesce(p_, 1000), 0);
+  }
+  EXPECT_EQ(s.hits.load(), 200);
+}
+
+std::string param_name(const ::testing::TestParamInfo<Param> &i) {
+  static const char *kinds[] = {"auto", "jump", "trap"};
+  static const char *writers[] = {"default", "mprotect", "procmem"};
+  static const char *syncs[] = {"default", "membarrier", "flushicache", "signal"};
+  return std::string(kinds[std::get<0>(i.param)]) + "_" + writers[std::get<1>(i.param)] + "_" +
+         syncs[std::get<2>(i.param)];
+}
+
+#if defined(__riscv)
+#define LPT_SYNCS LP_SYNC_DEFAULT, LP_SYNC_MEMBARRIER, LP_SYNC_SIGNAL, LP_SYNC_FLUSH_ICACHE
+#else
+#define LPT_SYNCS LP_SYNC_DEFAULT, LP_SYNC_MEMBARRIER, LP_SYNC_SIGNAL
+#endif
+
+INSTANTIATE_TEST_SUITE_P(
+    KindsWritersSyncs, LiveProbe,
+    ::testing::Combine(::testing::Values(LP_PROBE_JUMP, LP_PROBE_TRAP),
+                       ::testing::Values(LP_WRITER_MPROTECT, LP_WRITER_PROCMEM),
+                       ::testing::Values(LPT_SYNCS)),
+    param_name);

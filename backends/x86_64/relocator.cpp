@@ -228,6 +228,7 @@ mc::Relocation relocate(const mc::Decoder &dec, const mc::RelocInput &in, uintpt
       emit32(uint32_t(int32_t(int64_t(t - end))));
     } else {
       emit({0xff, 0x25, 0, 0, 0, 0});
+      r.literals.push_back(uint32_t(c.size()));
       emit64(t);
     }
   };

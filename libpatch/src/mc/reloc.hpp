@@ -66,6 +66,8 @@ struct Relocation {
   std::vector<PcMapEntry> pc_map;   // one entry per boundary, same order
   std::vector<uint8_t> code;        // the OOL copy, jump back included
   uint32_t jump_back_off = 0;       // offset of the jump back in `code` (== code.size() if none)
+  std::vector<uint32_t> literals;   // offsets of 8-byte data words inside `code` (x86 absolute
+                                    // jump targets after `jmp [rip+0]`): not instructions
   bool ends_in_control_transfer = false; // last displaced insn never falls through (no jump back)
   uint32_t max_code_size = 0;       // upper bound of code.size() for any dest (from plan())
 

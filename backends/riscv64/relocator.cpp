@@ -34,6 +34,7 @@ uint32_t r_branch(unsigned f3, unsigned rs1, unsigned rs2, int32_t off) {
 bool in_jal(int64_t d) { return d >= -(1 << 20) && d < (1 << 20) && (d & 1) == 0; }
 bool in_branch(int64_t d) { return d >= -(1 << 12) && d < (1 << 12) && (d & 1) == 0; }
 bool in_auipc(int64_t d) {
+  if (d < -(int64_t(1) << 40) || d > (int64_t(1) << 40)) return false; // (no overflow below)
   const int64_t hi = (d + 0x800) >> 12;
   return hi >= -(1LL << 19) && hi < (1LL << 19);
 }
@@ -53,7 +54,8 @@ void li(std::vector<uint32_t> &o, unsigned rd, int64_t v) {
     return;
   }
   const int64_t lo = sext12(v);
-  int64_t hi = (v - lo) >> 12;
+  // Modular arithmetic: (hi << 12) + lo == v mod 2^64 even when v - lo wraps.
+  int64_t hi = int64_t(uint64_t(v) - uint64_t(lo)) >> 12;
   unsigned shift = 12;
   while ((hi & 1) == 0) {
     hi >>= 1;

@@ -12,8 +12,16 @@ using namespace lp::tornfetch;
 
 static void usage() {
   std::fprintf(stderr,
-               "usage: torn-fetch [--json] [--all-sites] [--no-naive] [--filter SUBSTR] [--granules 1,2,4,8]\n"
-               "                  [--max-pieces N] [--list]\n");
+               "usage: torn-fetch [--json] [--examples] [--all-sites] [--no-naive] [--filter SUBSTR]\n"
+               "                  [--granules 1,2,4,8] [--max-pieces N] [--list]\n"
+               "  --json        machine-readable result (all cases, all granules, examples)\n"
+               "  --examples    print one torn state per torn cell (protocol and naive write)\n"
+               "  --all-sites   every relocatable boundary of the sample functions, not a few\n"
+               "  --no-naive    skip the naive direct-write analysis\n"
+               "  --filter S    only transitions whose name or hart contains S\n"
+               "  --granules L  hardware store/fetch atomicities to try (default 1,2,4,8)\n"
+               "  --max-pieces N  enumerate all 2^N states per epoch up to N pieces, else sample\n"
+               "exit status: 0 no torn state in a shipped protocol at its declared granule, 1 otherwise\n");
 }
 
 int main(int argc, char **argv) {
@@ -26,6 +34,7 @@ int main(int argc, char **argv) {
     else if (!std::strcmp(a, "--all-sites")) opt.all_sites = true;
     else if (!std::strcmp(a, "--no-naive")) opt.naive = false;
     else if (!std::strcmp(a, "--list")) list = true;
+    else if (!std::strcmp(a, "--examples")) opt.show_examples = true;
     else if (!std::strcmp(a, "--filter") && i + 1 < argc) filter = argv[++i];
     else if (!std::strcmp(a, "--max-pieces") && i + 1 < argc) opt.max_exhaustive_pieces = uint32_t(std::atoi(argv[++i]));
     else if (!std::strcmp(a, "--granules") && i + 1 < argc) {

@@ -604,7 +604,18 @@ std::string to_table(const std::vector<CaseResult> &rs, const Options &opt) {
     o += line;
   }
   o += "\ncells: ok/<states> or TORN <torn states>/<states> (~ = sampled); G = declared store granule\n";
-  // Torn examples at the declared granule (should be none) and one naive example.
+  if (opt.show_examples) {
+    o += "\nexamples of torn states (site bytes as a fetching hart sees them, walk start, what it decodes):\n";
+    for (const CaseResult &r : rs) {
+      for (int m = 0; m < 2; ++m)
+        for (const GranuleResult &g : m ? r.naive : r.protocol)
+          if (!g.examples.empty())
+            o += "  " + r.c.name + " [" + r.c.hart + "] " + (m ? "naive" : "protocol") + " g=" + std::to_string(g.g) +
+                 ": [" + g.examples[0].bytes + "] from +" + std::to_string(g.examples[0].start) + ": " +
+                 g.examples[0].why + "\n";
+    }
+  }
+  // Torn examples at the declared granule (should be none).
   bool any = false;
   for (const CaseResult &r : rs)
     for (const GranuleResult &g : r.protocol)

@@ -81,6 +81,7 @@ struct Options {
   uint32_t max_examples = 3;
   bool all_sites = false;              // every relocatable boundary of the samples
   bool naive = true;
+  bool show_examples = false;          // to_table: one torn example per torn cell
 };
 
 // The shipped transitions: entry sleds for x86-64 and riscv64 (both hart kinds),

@@ -17,12 +17,18 @@ const Snapshot kEmpty{};
 SiteTable::SiteTable() { current_.store(&kEmpty); }
 
 SiteTable::~SiteTable() {
-  const Snapshot *s = current_.exchange(&kEmpty);
+  retired_.push_back(current_.exchange(&kEmpty));
   while (readers_.load() != 0) sched_yield();
-  if (s != &kEmpty) {
+  free_retired();
+}
+
+void SiteTable::free_retired() {
+  for (const Snapshot *s : retired_) {
+    if (s == &kEmpty) continue;
     delete[] s->entries;
     delete s;
   }
+  retired_.clear();
 }
 
 void SiteTable::publish(std::vector<SiteEntry> entries) {
@@ -44,15 +50,12 @@ void SiteTable::publish(std::vector<SiteEntry> entries) {
     d.user = s.user;
     d.hits = s.hits;
   }
-  // seq_cst store, then wait for readers to drain: a reader increments the count
-  // before loading the pointer (both seq_cst), so once the count is seen at zero
-  // after the store, every later reader loads the new snapshot.
-  const Snapshot *old = current_.exchange(snap);
-  while (readers_.load() != 0) sched_yield();
-  if (old != &kEmpty) {
-    delete[] old->entries;
-    delete old;
-  }
+  // seq_cst swap, then a seq_cst read of the reader count: a reader increments
+  // the count before loading the pointer (both seq_cst), so a count seen at
+  // zero after the swap means no reader holds any retired snapshot, and every
+  // later reader loads the new one.
+  retired_.push_back(current_.exchange(snap));
+  if (readers_.load() == 0) free_retired();
 }
 
 SiteTable::Reader::Reader(const SiteTable &t) : t_(t) {

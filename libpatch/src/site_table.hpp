@@ -1,9 +1,9 @@
 // The table the trap handler consults. Readers run in signal handlers, so they
 // take no lock and allocate nothing: a writer publishes an immutable sorted array
-// by an atomic pointer swap and frees the previous array only after every reader
-// that could have loaded it has left (a reader count acts as the grace period:
-// the handler's read section is a few hundred instructions, so the writer's wait
-// is short and bounded by the slowest in-flight trap).
+// by an atomic pointer swap and retires the previous one. Retired arrays are freed
+// at a later publish that observes no reader in flight (a reader count is the
+// grace period): the writer never waits for a reader, which matters when a
+// thread that trapped is descheduled inside the handler on a loaded machine.
 #pragma once
 
 #include <atomic>
@@ -61,7 +61,9 @@ public:
 
 private:
   friend class Reader;
+  void free_retired();
   std::atomic<const struct Snapshot *> current_{nullptr};
+  std::vector<const struct Snapshot *> retired_;
   mutable std::atomic<long> readers_{0};
 };
 

@@ -139,6 +139,22 @@ TEST_F(Fixture, TooShortBeforeRet) {
   EXPECT_EQ(e.status, RelocStatus::TooShort);
 }
 
+TEST_F(Fixture, TrapProbeCopiesOneInstruction) {
+  // min_len 1 (a trap probe): exactly the first instruction, even a ret.
+  auto in = input("x_short", 5);
+  in.min_len = 1;
+  auto r = x86_64::relocate(*dec, in, base + 0x10000);
+  ASSERT_TRUE(r.ok()) << r.reason;
+  EXPECT_EQ(r.displaced_len, 1u);
+  EXPECT_TRUE(r.ends_in_control_transfer);
+  EXPECT_EQ(r.code, (std::vector<uint8_t>{0xc3}));
+  auto in2 = input("x_loop", 5); // jrcxz at a branch target: fine for one instruction
+  in2.min_len = 1;
+  auto r2 = x86_64::relocate(*dec, in2, base + 0x10000);
+  EXPECT_TRUE(r2.ok()) << r2.reason;
+  EXPECT_EQ(r2.displaced_len, 2u);
+}
+
 TEST_F(Fixture, FunctionEndIsTooShort) {
   auto in = input("x_twice", 0); // lea (3) + ret: ret before 5 bytes
   auto r = x86_64::relocate(*dec, in, base + 0x10000);

@@ -112,7 +112,12 @@ bool Agent::ensure_registered(uint64_t seen) {
   farm::prepare_context(ctx, cfg_.channel.token, 10s);
   auto s = stub_->Register(&ctx, req, &resp);
   if (!s.ok()) {
-    spdlog::warn("farm-agent {}: register failed: {} ({})", cfg_.name, s.error_message(), static_cast<int>(s.error_code()));
+    auto code = s.error_code();
+    if (code == StatusCode::UNAUTHENTICATED || code == StatusCode::PERMISSION_DENIED || code == StatusCode::INVALID_ARGUMENT)
+      spdlog::error("farm-agent {}: farmd refused the registration: {}: {}", cfg_.name, farm::status_code_name(code),
+                    s.error_message());
+    else
+      spdlog::warn("farm-agent {}: register failed: {}: {}", cfg_.name, farm::status_code_name(code), s.error_message());
     return false;
   }
   std::lock_guard lk(mu_);
@@ -182,7 +187,8 @@ void Agent::slot_loop(int slot) {
         break;
       case StatusCode::UNAUTHENTICATED:
       case StatusCode::PERMISSION_DENIED:
-        spdlog::error("farm-agent {}: farmd refused the agent token: {}", cfg_.name, s.error_message());
+        spdlog::error("farm-agent {}: farmd refused the agent token: {}: {}", cfg_.name,
+                      farm::status_code_name(s.error_code()), s.error_message());
         sleep_for(3s);
         break;
       default:

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
 #include <thread>
 
@@ -21,6 +22,11 @@ std::vector<std::string> patch_stress_argv(const std::string& binary, const v1::
   if (p.threads()) a.insert(a.end(), {"--threads", std::to_string(p.threads())});
   if (p.functions()) a.insert(a.end(), {"--functions", std::to_string(p.functions())});
   if (p.batches()) a.insert(a.end(), {"--batches", std::to_string(p.batches())});
+  if (p.duration_s() > 0) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%g", p.duration_s());
+    a.insert(a.end(), {"--duration", b});
+  }
   a.insert(a.end(), {"--seed", std::to_string(seed)});
   if (!p.writer().empty()) a.insert(a.end(), {"--writer", p.writer()});
   if (!p.sync().empty()) a.insert(a.end(), {"--sync", p.sync()});

@@ -231,9 +231,11 @@ int main(int argc, char** argv) {
   sub->add_option("--threads", threads, "patch-stress threads");
   sub->add_option("--functions", functions, "patch-stress probed functions");
   sub->add_option("--batches", batches, "patch-stress batches");
-  sub->add_option("--writer", writer, "patch-stress writer: mprotect | procmem");
-  sub->add_option("--sync", sync, "patch-stress sync: membarrier | signal");
-  sub->add_option("--kind", probe_kind, "patch-stress probe kind: jump | trap");
+  double duration = 0;
+  sub->add_option("--duration", duration, "patch-stress: run this many seconds instead of --batches");
+  sub->add_option("--writer", writer, "patch-stress writer: mprotect | procmem | default");
+  sub->add_option("--sync", sync, "patch-stress sync: membarrier | flush_icache | signal | default");
+  sub->add_option("--kind", probe_kind, "patch-stress probe kind: jump | trap | auto");
   sub->add_option("--binary", binary, "workload binary path on the agent (override)");
   sub->add_option("--arg", extra, "extra workload argument (repeatable)");
   sub->add_option("--image", image, "bare-metal image path on the agent");
@@ -317,6 +319,7 @@ int main(int argc, char** argv) {
         if (threads) p->set_threads(threads);
         if (functions) p->set_functions(functions);
         if (batches) p->set_batches(batches);
+        if (duration > 0) p->set_duration_s(duration);
         if (!writer.empty()) p->set_writer(writer);
         if (!sync.empty()) p->set_sync(sync);
         if (!probe_kind.empty()) p->set_probe_kind(probe_kind);

@@ -317,12 +317,20 @@ Status Farm::validate(const v1::JobSpec& spec) const {
       const auto& p = w.patch_stress();
       if (p.threads() > 4096) return bad("patch_stress.threads must be <= 4096");
       if (p.functions() > 1000000) return bad("patch_stress.functions must be <= 1000000");
-      if (!p.writer().empty() && p.writer() != "mprotect" && p.writer() != "procmem")
-        return bad("patch_stress.writer must be mprotect or procmem, not '" + p.writer() + "'");
-      if (!p.sync().empty() && p.sync() != "membarrier" && p.sync() != "signal")
-        return bad("patch_stress.sync must be membarrier or signal, not '" + p.sync() + "'");
-      if (!p.probe_kind().empty() && p.probe_kind() != "jump" && p.probe_kind() != "trap")
-        return bad("patch_stress.probe_kind must be jump or trap, not '" + p.probe_kind() + "'");
+      auto one_of = [](const std::string& v, std::initializer_list<const char*> ok) {
+        if (v.empty()) return true;
+        for (const char* o : ok)
+          if (v == o) return true;
+        return false;
+      };
+      if (!one_of(p.writer(), {"mprotect", "procmem", "default"}))
+        return bad("patch_stress.writer must be mprotect, procmem or default, not '" + p.writer() + "'");
+      if (!one_of(p.sync(), {"membarrier", "flush_icache", "signal", "default"}))
+        return bad("patch_stress.sync must be membarrier, flush_icache, signal or default, not '" + p.sync() + "'");
+      if (!one_of(p.probe_kind(), {"jump", "trap", "auto"}))
+        return bad("patch_stress.probe_kind must be jump, trap or auto, not '" + p.probe_kind() + "'");
+      if (p.batches() && p.duration_s() > 0) return bad("patch_stress.batches and duration_s are exclusive");
+      if (p.duration_s() < 0 || p.duration_s() > 86400) return bad("patch_stress.duration_s must be in (0, 86400]");
       break;
     }
     case v1::Workload::kBaremetal: {

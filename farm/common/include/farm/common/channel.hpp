@@ -22,4 +22,7 @@ std::shared_ptr<grpc::Channel> make_channel(const ChannelOptions& o);
 void prepare_context(grpc::ClientContext& ctx, const std::string& token,
                      std::chrono::milliseconds deadline = std::chrono::milliseconds(0));
 
+// "UNAUTHENTICATED", "PERMISSION_DENIED", ...
+std::string status_code_name(grpc::StatusCode c);
+
 }  // namespace farm

@@ -1,0 +1,487 @@
+// End-to-end farm tests with real processes on loopback: farmd, farm-agent
+// and farmctl binaries; SIGKILLed agents, a farmd restart, bad tokens, TLS,
+// cancellation, the ssh (fake ssh + pty serial + power switch script),
+// qemu-system and qemu-user executors, and the real patch-stress workload.
+#include <pty.h>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "farm/common/names.hpp"
+#include "farm/ctl/client.hpp"
+#include "farm_test_util.hpp"
+
+namespace v1 = farm::v1;
+using farm::ctl::Client;
+using farmtest::CmdResult;
+using farmtest::Proc;
+using namespace std::chrono_literals;
+using json = nlohmann::json;
+
+namespace {
+
+const std::string kClientTok = "e2e-client-token";
+const std::string kAgentTok = "e2e-agent-token";
+const std::string kScripts = FARM_SCRIPTS;
+const std::string kFake = kScripts + "/fake-workload.sh";
+
+class FarmE2E : public ::testing::Test {
+ protected:
+  void TearDown() override {
+    agents.clear();
+    if (farmd) {
+      farmd->kill(SIGTERM);
+      farmd->wait(5s);
+    }
+  }
+
+  void start_farmd(std::vector<std::string> extra = {}, int fixed_port = 0) {
+    std::error_code ec;
+    std::filesystem::remove(dir / "port", ec);
+    std::vector<std::string> a{FARMD_BIN, "--listen", "127.0.0.1:" + std::to_string(fixed_port), "--db",
+                               dir / "farm.db", "--client-token", kClientTok, "--agent-token", kAgentTok,
+                               "--port-file", dir / "port", "--lease-ttl-ms", "1500", "--exit-with-parent"};
+    a.insert(a.end(), extra.begin(), extra.end());
+    farmd = std::make_unique<Proc>(a, dir / "farmd.log");
+    port = farmtest::read_port_file(dir / "port");
+    ASSERT_GT(port, 0) << "farmd did not start; see " << (dir / "farmd.log");
+    address = "127.0.0.1:" + std::to_string(port);
+  }
+
+  Proc* start_agent(const std::string& name, std::vector<std::string> extra = {},
+                    std::map<std::string, std::string> env = {}, bool wait_registered = true) {
+    std::vector<std::string> a{FARM_AGENT_BIN, "--server", address, "--token", kAgentTok, "--name", name,
+                               "--work-dir", dir / ("work-" + name), "--acquire-wait-ms", "1000",
+                               "--exit-with-parent", "--kill-grace-ms", "500"};
+    bool has_exec = false;
+    for (auto& e : extra) has_exec = has_exec || e == "--executor";
+    if (!has_exec) a.insert(a.end(), {"--patch-stress", kFake, "--allow-command"});
+    a.insert(a.end(), extra.begin(), extra.end());
+    agents.push_back(std::make_unique<Proc>(a, dir / ("agent-" + name + ".log"), env));
+    if (wait_registered) {
+      EXPECT_TRUE(farmtest::wait_until([&] {
+        try {
+          for (auto& w : client().workers())
+            if (w.id() == name && w.state() != v1::WORKER_STATE_OFFLINE) return true;
+        } catch (...) {
+        }
+        return false;
+      }, 15s)) << "agent " << name << " did not register";
+    }
+    return agents.back().get();
+  }
+
+  farm::ChannelOptions chan(const std::string& tok = kClientTok) {
+    farm::ChannelOptions o;
+    o.address = address;
+    o.token = tok;
+    o.ca_file = ca;  // TLS tests
+    return o;
+  }
+  Client client() { return Client(chan()); }
+
+  CmdResult ctl(std::vector<std::string> args, const std::string& tok = kClientTok) {
+    std::vector<std::string> a{FARMCTL_BIN, "--server", address};
+    if (!tok.empty()) a.insert(a.end(), {"--token", tok});
+    a.insert(a.end(), args.begin(), args.end());
+    return farmtest::run(a, 60s);
+  }
+
+  std::string submit(std::vector<std::string> args) {
+    std::vector<std::string> a{"submit"};
+    a.insert(a.end(), args.begin(), args.end());
+    auto r = ctl(a);
+    EXPECT_EQ(r.code, 0) << r.err;
+    return farm::trim(r.out.substr(0, r.out.find(' ')));
+  }
+
+  v1::Job wait_job(const std::string& id, std::function<bool(const v1::Job&)> pred, std::chrono::milliseconds t = 30s) {
+    v1::Job j;
+    farmtest::wait_until([&] {
+      try {
+        j = client().get(id, true);
+        return pred(j);
+      } catch (...) {
+        return false;
+      }
+    }, t, 50ms);
+    return j;
+  }
+  v1::Job wait_terminal(const std::string& id, std::chrono::milliseconds t = 30s) {
+    return wait_job(id, [](const v1::Job& j) { return farm::is_terminal(j.state()); }, t);
+  }
+
+  std::string logs_of(const std::string& id, const std::string& stream = "") {
+    std::string out;
+    client().watch(id, true, [&](const v1::JobEvent& ev) {
+      if (ev.has_log() && (stream.empty() || ev.log().stream() == stream)) out += ev.log().data();
+      return true;
+    });
+    return out;
+  }
+
+  farmtest::TempDir dir;
+  std::unique_ptr<Proc> farmd;
+  int port = 0;
+  std::string address;
+  std::string ca;
+  std::vector<std::unique_ptr<Proc>> agents;
+};
+
+}  // namespace
+
+TEST_F(FarmE2E, FarmctlSubmitWatchResultsReport) {
+  start_farmd();
+  start_agent("local");
+  auto r = ctl({"submit", "--threads", "4", "--functions", "64", "--batches", "100", "--seed", "42", "--name",
+                "smoke", "--tag", "suite=e2e", "--wait", "--logs"});
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("passed"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("fake-workload: mode=pass seed=42"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("calls=1000 hits=500 batches=10"), std::string::npos) << r.out;
+
+  auto fail_id = submit({"--arg", "--mode", "--arg", "fail", "--tag", "suite=e2e"});
+  auto w = ctl({"watch", fail_id});
+  EXPECT_EQ(w.code, 1) << w.out;
+  EXPECT_NE(w.out.find("failed"), std::string::npos);
+
+  auto jobs = ctl({"--json", "jobs", "--tag", "suite=e2e"});
+  ASSERT_EQ(jobs.code, 0) << jobs.err;
+  auto ja = json::parse(jobs.out);
+  ASSERT_EQ(ja.size(), 2u);
+
+  auto res = ctl({"--json", "results", fail_id});
+  EXPECT_EQ(res.code, 1);
+  auto rj = json::parse(res.out);
+  EXPECT_EQ(rj[0]["state"], "failed");
+  EXPECT_EQ(rj[0]["verdict"], "fail");
+  EXPECT_EQ(rj[0]["result"]["seed"], 1);
+
+  auto ws = ctl({"--json", "workers"});
+  ASSERT_EQ(ws.code, 0);
+  EXPECT_EQ(json::parse(ws.out)[0]["id"], "local");
+
+  auto junit = dir / "junit.xml";
+  auto rep = ctl({"report", "--tag", "suite=e2e", "--junit", junit});
+  EXPECT_EQ(rep.code, 1);  // one job failed
+  EXPECT_NE(rep.out.find("total"), std::string::npos) << rep.out;
+  auto xml = farm::read_file(junit);
+  EXPECT_NE(xml.find("tests=\"2\" failures=\"1\""), std::string::npos) << xml;
+  EXPECT_NE(xml.find("smoke ["), std::string::npos);
+
+  // bad input from the CLI
+  auto bad = ctl({"submit", "--writer", "nonsense"});
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_NE(bad.err.find("INVALID_ARGUMENT"), std::string::npos) << bad.err;
+  auto unmatched = ctl({"submit", "--arch", "riscv64", "--executor", "board"});
+  EXPECT_EQ(unmatched.code, 2);
+  EXPECT_NE(unmatched.err.find("FAILED_PRECONDITION"), std::string::npos) << unmatched.err;
+  EXPECT_NE(unmatched.err.find("no registered worker"), std::string::npos) << unmatched.err;
+}
+
+TEST_F(FarmE2E, AgentSigkilledMidJobIsRequeuedOnAnotherAgent) {
+  start_farmd();
+  Proc* a = start_agent("victim");
+  auto pidfile = dir / "workload.pid";
+  auto id = submit({"--arg", "--sleep", "--arg", "2", "--arg", "--pidfile", "--arg", pidfile, "--timeout", "60"});
+  auto running = wait_job(id, [](const v1::Job& j) { return j.state() == v1::JOB_STATE_RUNNING; });
+  ASSERT_EQ(running.worker_id(), "victim");
+  int wpid = farmtest::read_port_file(pidfile);  // (reads an integer)
+  ASSERT_GT(wpid, 0);
+  a->kill(SIGKILL);
+  a->wait(5s);
+  // the workload dies with its agent
+  EXPECT_TRUE(farmtest::wait_until([&] { return !farmtest::process_alive(wpid); }, 5s));
+  start_agent("rescuer");
+  auto done = wait_terminal(id);
+  ASSERT_EQ(done.state(), v1::JOB_STATE_PASSED) << done.message();
+  EXPECT_EQ(done.worker_id(), "rescuer");
+  ASSERT_EQ(done.attempt_history_size(), 2);
+  EXPECT_EQ(done.attempt_history(0).worker_id(), "victim");
+  EXPECT_EQ(done.attempt_history(0).outcome(), v1::OUTCOME_LOST);
+  EXPECT_NE(done.attempt_history(0).message().find("lease expired"), std::string::npos);
+  EXPECT_EQ(done.attempt_history(1).outcome(), v1::OUTCOME_PASS);
+  EXPECT_EQ(done.result().calls(), 1000u);
+}
+
+TEST_F(FarmE2E, AgentSigtermHandsBackItsJob) {
+  start_farmd();
+  Proc* a = start_agent("leaving");
+  auto id = submit({"--arg", "--sleep", "--arg", "30", "--max-attempts", "3"});
+  wait_job(id, [](const v1::Job& j) { return j.state() == v1::JOB_STATE_RUNNING; });
+  auto t0 = std::chrono::steady_clock::now();
+  a->kill(SIGTERM);
+  EXPECT_EQ(a->wait(10s), 0);
+  auto q = wait_job(id, [](const v1::Job& j) { return j.state() == v1::JOB_STATE_QUEUED; }, 10s);
+  EXPECT_EQ(q.state(), v1::JOB_STATE_QUEUED);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 8s);
+  EXPECT_NE(q.message().find("agent shut down"), std::string::npos) << q.message();
+}
+
+TEST_F(FarmE2E, FarmdKilledAndRestartedLosesNothing) {
+  start_farmd();
+  start_agent("steady");
+  std::vector<std::string> done;
+  for (int i = 0; i < 3; ++i) done.push_back(submit({"--seed", std::to_string(100 + i)}));
+  for (auto& id : done) ASSERT_EQ(wait_terminal(id).state(), v1::JOB_STATE_PASSED);
+  auto long_id = submit({"--arg", "--sleep", "--arg", "3", "--seed", "7"});
+  wait_job(long_id, [](const v1::Job& j) { return j.state() == v1::JOB_STATE_RUNNING; });
+  auto queued = submit({"--arch", "riscv64", "--allow-unmatched"});
+
+  farmd->kill(SIGKILL);
+  farmd->wait(5s);
+  std::this_thread::sleep_for(300ms);
+  start_farmd({}, port);  // same port and database; the agent reconnects by itself
+
+  for (auto& id : done) {
+    auto j = client().get(id, true);
+    EXPECT_EQ(j.state(), v1::JOB_STATE_PASSED);
+    EXPECT_EQ(j.result().calls(), 1000u);
+  }
+  EXPECT_EQ(client().get(queued).state(), v1::JOB_STATE_QUEUED);
+  // the job that was running during the crash finishes (same attempt, or a retry)
+  auto lj = wait_terminal(long_id, 30s);
+  EXPECT_EQ(lj.state(), v1::JOB_STATE_PASSED) << lj.message();
+  EXPECT_NE(lj.result().result_json().find("\"seed\":7"), std::string::npos);
+  auto all = client().list({});
+  EXPECT_EQ(all.size(), 5u);
+  auto ws = client().workers();
+  ASSERT_EQ(ws.size(), 1u);
+  EXPECT_GE(ws[0].jobs_done(), 4u);
+}
+
+TEST_F(FarmE2E, WrongOrMissingTokensAreRejected) {
+  start_farmd();
+  auto none = ctl({"jobs"}, "");
+  EXPECT_EQ(none.code, 2);
+  EXPECT_NE(none.err.find("UNAUTHENTICATED"), std::string::npos) << none.err;
+  auto wrong = ctl({"jobs"}, "wrong-token-123");
+  EXPECT_EQ(wrong.code, 2);
+  EXPECT_NE(wrong.err.find("UNAUTHENTICATED"), std::string::npos) << wrong.err;
+  auto role = ctl({"submit"}, kAgentTok);
+  EXPECT_EQ(role.code, 2);
+  EXPECT_NE(role.err.find("PERMISSION_DENIED"), std::string::npos) << role.err;
+  // an agent holding a client token cannot register
+  std::vector<std::string> a{FARM_AGENT_BIN, "--server", address, "--token", kClientTok, "--name", "intruder",
+                             "--patch-stress", kFake, "--exit-with-parent"};
+  Proc intruder(a, dir / "intruder.log");
+  std::this_thread::sleep_for(1s);
+  EXPECT_TRUE(client().workers().empty());
+  intruder.kill(SIGTERM);
+  intruder.wait(5s);
+  EXPECT_NE(farm::read_file(dir / "intruder.log").find("PERMISSION_DENIED"), std::string::npos);
+}
+
+TEST_F(FarmE2E, CancelDuringRunStopsTheWorkload) {
+  start_farmd();
+  start_agent("busy");
+  auto pidfile = dir / "cancel.pid";
+  auto id = submit({"--arg", "--mode", "--arg", "hang", "--arg", "--pidfile", "--arg", pidfile});
+  wait_job(id, [](const v1::Job& j) { return j.state() == v1::JOB_STATE_RUNNING; });
+  int wpid = farmtest::read_port_file(pidfile);
+  ASSERT_GT(wpid, 0);
+  ASSERT_TRUE(farmtest::process_alive(wpid));
+  auto t0 = std::chrono::steady_clock::now();
+  auto c = ctl({"cancel", id, "--reason", "test"});
+  ASSERT_EQ(c.code, 0) << c.err;
+  auto w = ctl({"watch", id});
+  EXPECT_EQ(w.code, 1);
+  EXPECT_NE(w.out.find("cancelled"), std::string::npos) << w.out;
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s);
+  EXPECT_TRUE(farmtest::wait_until([&] { return !farmtest::process_alive(wpid); }, 5s));
+  EXPECT_EQ(client().get(id).state(), v1::JOB_STATE_CANCELLED);
+}
+
+TEST_F(FarmE2E, TimeoutKillsAHungWorkload) {
+  start_farmd();
+  start_agent("t");
+  auto id = submit({"--arg", "--mode", "--arg", "hang", "--timeout", "1"});
+  auto j = wait_terminal(id);
+  EXPECT_EQ(j.state(), v1::JOB_STATE_TIMED_OUT);
+  EXPECT_EQ(j.attempts(), 1u);  // a hang is a result, not retried
+  EXPECT_NE(j.result().log_tail().find("fake-workload: mode=hang"), std::string::npos) << j.result().log_tail();
+}
+
+TEST_F(FarmE2E, TlsEndToEnd) {
+  std::string cert, key;
+  ASSERT_TRUE(farmtest::make_cert(dir.path, &cert, &key));
+  start_farmd({"--tls-cert", cert, "--tls-key", key});
+  ca = cert;
+  start_agent("secure", {"--ca", cert});
+  auto r = farmtest::run({FARMCTL_BIN, "--server", address, "--token", kClientTok, "--ca", cert, "submit", "--wait"});
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("passed"), std::string::npos) << r.out;
+  ca.clear();
+  auto plain = ctl({"jobs"});
+  EXPECT_EQ(plain.code, 2);
+  EXPECT_NE(plain.err.find("UNAVAILABLE"), std::string::npos) << plain.err;
+}
+
+TEST_F(FarmE2E, SshExecutorWithSerialConsoleAndPowerCycle) {
+  int master = -1, slave = -1;
+  char name[256] = {};
+  ASSERT_EQ(::openpty(&master, &slave, name, nullptr, nullptr), 0);
+  start_farmd({"--quarantine-after", "0"});
+  std::string board = dir / "board";
+  std::filesystem::create_directories(board);
+  std::map<std::string, std::string> env{{"POWER_LOG", dir / "power.log"},
+                                         {"FAKE_SSH_LOG", dir / "ssh.log"},
+                                         {"FAKE_SSH_DOWN", dir / "board-down"}};
+  start_agent("board1",
+              {"--executor", "ssh", "--arch", "riscv64", "--isa", "rv64gc", "--label", "board=visionfive2",
+               "--ssh-host", "root@board1", "--ssh", kScripts + "/fake-ssh", "--scp", kScripts + "/fake-scp",
+               "--remote-dir", board, "--serial", name, "--power-cycle", kScripts + "/power-cycle.sh",
+               "--boot-poll-ms", "100", "--boot-timeout", "10", "--patch-stress", kFake, "--kernel", "6.6.0-vf2"},
+              env);
+  auto ws = client().workers();
+  ASSERT_EQ(ws.size(), 1u);
+  EXPECT_EQ(ws[0].capabilities().kind(), "board");
+  EXPECT_EQ(ws[0].capabilities().kernel(), "6.6.0-vf2");
+
+  // 1. a passing run; the serial console is logged while it runs
+  auto id = submit({"--executor", "board", "--label", "board=visionfive2", "--isa", "rv64gc", "--arg", "--sleep",
+                    "--arg", "1.5"});
+  wait_job(id, [](const v1::Job& j) { return j.state() == v1::JOB_STATE_RUNNING; });
+  std::this_thread::sleep_for(300ms);
+  std::string msg = "[ 12.345] visionfive2 kernel: serial says hello\r\n";
+  ASSERT_EQ(::write(master, msg.data(), msg.size()), static_cast<ssize_t>(msg.size()));
+  auto j = wait_terminal(id);
+  ASSERT_EQ(j.state(), v1::JOB_STATE_PASSED) << j.message() << j.result().log_tail();
+  EXPECT_NE(logs_of(id, "serial").find("serial says hello"), std::string::npos);
+  auto ssh_log = farm::read_file(dir / "ssh.log");
+  EXPECT_NE(ssh_log.find("scp " + kFake + " root@board1:" + board), std::string::npos) << ssh_log;
+  EXPECT_NE(ssh_log.find("./patch-stress"), std::string::npos) << ssh_log;
+  EXPECT_NE(ssh_log.find("rm -rf"), std::string::npos) << ssh_log;
+
+  // 2. a hung board: timeout, then the power-cycle command runs
+  auto hang = submit({"--executor", "board", "--arg", "--mode", "--arg", "hang", "--timeout", "1"});
+  auto hj = wait_terminal(hang);
+  EXPECT_EQ(hj.state(), v1::JOB_STATE_TIMED_OUT);
+  EXPECT_NE(hj.result().message().find("power-cycled"), std::string::npos) << hj.result().message();
+  auto power = farm::read_file(dir / "power.log");
+  EXPECT_NE(power.find("reason=job timed out"), std::string::npos) << power;
+  EXPECT_NE(power.find("job=" + hang), std::string::npos) << power;
+
+  // 3. an unreachable board: power-cycled, the attempt is an infrastructure
+  //    error and the job is retried (and passes once the board is back)
+  { std::ofstream(dir / "board-down") << "x"; }
+  auto down = submit({"--executor", "board"});
+  auto dj = wait_terminal(down);
+  ASSERT_EQ(dj.state(), v1::JOB_STATE_PASSED) << dj.message();
+  ASSERT_EQ(dj.attempt_history_size(), 2);
+  EXPECT_EQ(dj.attempt_history(0).outcome(), v1::OUTCOME_INFRA_ERROR);
+  EXPECT_NE(farm::read_file(dir / "power.log").find("board unreachable"), std::string::npos);
+  ::close(master);
+  ::close(slave);
+}
+
+TEST_F(FarmE2E, QemuSystemExecutorBootsImages) {
+  start_farmd();
+  start_agent("qsys", {"--executor", "qemu-system", "--arch", "riscv64", "--qemu", kScripts + "/fake-qemu-system.sh",
+                       "--smp", "4"});
+  auto img = [&](const std::string& what) {
+    std::string p = dir / (what + ".img");
+    std::ofstream(p) << what << "\n";
+    return p;
+  };
+  auto pass = submit({"--image", img("pass"), "--smp", "2"});
+  auto fail = submit({"--image", img("fail")});
+  auto hang = submit({"--image", img("hang"), "--timeout", "1"});
+  auto pj = wait_terminal(pass);
+  EXPECT_EQ(pj.state(), v1::JOB_STATE_PASSED) << pj.message();
+  EXPECT_EQ(pj.result().calls(), 400u);
+  EXPECT_NE(pj.result().result_json().find("\"harts\":2"), std::string::npos);
+  EXPECT_NE(logs_of(pass, "console").find("OpenSBI (fake)"), std::string::npos);
+  EXPECT_EQ(wait_terminal(fail).state(), v1::JOB_STATE_FAILED);
+  EXPECT_EQ(wait_terminal(hang).state(), v1::JOB_STATE_TIMED_OUT);
+  // an image that does not exist on the agent is an infrastructure error
+  auto missing = submit({"--image", dir / "missing.img", "--max-attempts", "1"});
+  auto mj = wait_terminal(missing);
+  EXPECT_EQ(mj.state(), v1::JOB_STATE_ERROR);
+  EXPECT_NE(mj.message().find("not readable"), std::string::npos) << mj.message();
+}
+
+namespace {
+// A raw RISC-V S-mode payload for `qemu-system-riscv64 -M virt -bios default
+// -kernel`: prints a JSON line on the UART and exits through the sifive_test
+// device (pass), or spins forever (hang).
+std::string riscv_image(bool hang, const std::string& line) {
+  auto lui = [](uint32_t rd, uint32_t imm20) { return (imm20 << 12) | (rd << 7) | 0x37u; };
+  auto addi = [](uint32_t rd, uint32_t rs1, int32_t imm) {
+    return (static_cast<uint32_t>(imm & 0xfff) << 20) | (rs1 << 15) | (rd << 7) | 0x13u;
+  };
+  auto store = [](uint32_t f3, uint32_t rs2, uint32_t rs1) { return (rs2 << 20) | (rs1 << 15) | (f3 << 12) | 0x23u; };
+  std::vector<uint32_t> code;
+  const uint32_t t0 = 5, t1 = 6, t2 = 7, a0 = 10;
+  if (!hang) {
+    code.push_back(lui(t2, 0x10000));  // ns16550 UART at 0x10000000
+    for (char ch : line) {
+      code.push_back(addi(a0, 0, ch));
+      code.push_back(store(0, a0, t2));  // sb a0, 0(t2)
+    }
+    code.push_back(lui(t0, 0x100));      // sifive_test at 0x100000
+    code.push_back(lui(t1, 0x5));
+    code.push_back(addi(t1, t1, 0x555)); // FINISHER_PASS
+    code.push_back(store(2, t1, t0));    // sw t1, 0(t0)
+  }
+  code.push_back(0x0000006f);            // j .
+  return std::string(reinterpret_cast<const char*>(code.data()), code.size() * 4);
+}
+}  // namespace
+
+TEST_F(FarmE2E, QemuSystemRealEmulator) {
+  if (::access("/usr/bin/qemu-system-riscv64", X_OK) != 0) GTEST_SKIP() << "qemu-system-riscv64 not installed";
+  start_farmd();
+  start_agent("qemu-rv", {"--executor", "qemu-system", "--arch", "riscv64", "--smp", "2"});
+  std::string good = dir / "good.bin", spin = dir / "spin.bin";
+  std::ofstream(good, std::ios::binary)
+      << riscv_image(false, "{\"workload\":\"baremetal\",\"harts\":2,\"calls\":77,\"hits\":33,\"batches\":4,\"verdict\":\"pass\"}\n");
+  std::ofstream(spin, std::ios::binary) << riscv_image(true, "");
+  auto ok = submit({"--image", good, "--smp", "2", "--timeout", "30"});
+  auto hung = submit({"--image", spin, "--timeout", "3"});
+  auto oj = wait_terminal(ok, 40s);
+  EXPECT_EQ(oj.state(), v1::JOB_STATE_PASSED) << oj.message() << oj.result().log_tail();
+  EXPECT_EQ(oj.result().calls(), 77u);
+  EXPECT_EQ(oj.result().exit_code(), 0);
+  auto hj = wait_terminal(hung, 40s);
+  EXPECT_EQ(hj.state(), v1::JOB_STATE_TIMED_OUT);
+  EXPECT_NE(logs_of(hung, "console").find("OpenSBI"), std::string::npos);
+}
+
+TEST_F(FarmE2E, QemuUserRunsCrossBuiltWorkload) {
+#ifndef FAKE_WORKLOAD_RISCV64
+  GTEST_SKIP() << "no riscv64 cross compiler at configure time";
+#else
+  if (::access("/usr/bin/qemu-riscv64", X_OK) != 0) GTEST_SKIP() << "qemu-riscv64 not installed";
+  start_farmd();
+  start_agent("rv-user", {"--executor", "qemu-user", "--arch", "riscv64", "--isa", "rv64gc", "--patch-stress",
+                          FAKE_WORKLOAD_RISCV64});
+  auto r = ctl({"--json", "submit", "--arch", "riscv64", "--isa", "rv64g", "--executor", "qemu-user", "--seed", "9",
+                "--wait"});
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  auto last = r.out.substr(r.out.rfind("\n{") == std::string::npos ? 0 : r.out.rfind("\n{") + 1);
+  auto j = json::parse(last);
+  EXPECT_EQ(j["state"], "passed");
+  EXPECT_EQ(j["result"]["arch"], "riscv64");
+  EXPECT_EQ(j["result"]["seed"], 9);
+  EXPECT_EQ(j["calls"], 42);
+#endif
+}
+
+TEST_F(FarmE2E, RealPatchStressEndToEnd) {
+#ifndef PATCH_STRESS_BIN
+  GTEST_SKIP() << "patch-stress is not built in this tree";
+#else
+  start_farmd();
+  start_agent("stress", {"--patch-stress", PATCH_STRESS_BIN});
+  auto r = ctl({"submit", "--threads", "2", "--functions", "16", "--batches", "200", "--seed", "1", "--timeout", "60",
+                "--wait"});
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  auto jobs = json::parse(ctl({"--json", "jobs"}).out);
+  ASSERT_EQ(jobs.size(), 1u);
+  auto res = json::parse(ctl({"--json", "results", jobs[0]["id"].get<std::string>()}).out);
+  EXPECT_EQ(res[0]["verdict"], "pass") << res.dump(2);
+  EXPECT_EQ(res[0]["result"]["workload"], "patch-stress");
+  EXPECT_GT(res[0]["calls"].get<uint64_t>(), 0u);
+#endif
+}

@@ -67,7 +67,10 @@ static int stage(lp_probe *pr, ProbeState st) {
   if (!pr) return LP_EINVAL;
   std::lock_guard lk(pr->owner->mu);
   if (pr->dead() || pr->staged == ProbeState::Removed) return LP_EREMOVED;
-  pr->staged = st;
+  if (pr->staged != st) {
+    pr->staged = st;
+    pr->owner->dirty.push_back(pr);
+  }
   return 0;
 }
 

@@ -169,6 +169,7 @@ void lp_patcher::close() {
   for (auto &pr : probes) {
     if (!pr->dead()) {
       pr->staged = ProbeState::Removed;
+      dirty.push_back(pr.get());
       any = true;
     }
   }
@@ -184,14 +185,12 @@ int lp_patcher::create_probe(void *addr_p, lp_handler h, void *user, lp_probe **
   if (!addr_p || !h || !out) return LP_EINVAL;
   std::lock_guard lk(mu);
   const uintptr_t addr = reinterpret_cast<uintptr_t>(addr_p);
-  auto m = lpl::mapping_of(addr);
-  if (!m || !m->x) return LP_ENOTEXEC;
+  uintptr_t map_end = 0;
+  if (!executable(addr, &map_end)) return LP_ENOTEXEC;
   SiteShape shape;
-  if (int rc = backend->probe_site(addr, m->hi - addr, &shape); rc != 0) return rc;
-  for (auto &pr : probes) {
-    if (!pr->dead() && pr->staged != ProbeState::Removed && pr->shape.addr == shape.addr) return LP_EEXIST;
-    if (!pr->dead() && pr->shape.addr == shape.addr) return LP_EBUSY; // removal not committed yet
-  }
+  if (int rc = backend->probe_site(addr, map_end - addr, &shape); rc != 0) return rc;
+  if (auto it = by_addr.find(shape.addr); it != by_addr.end() && !it->second->dead())
+    return it->second->staged == ProbeState::Removed ? LP_EBUSY : LP_EEXIST; // EBUSY: removal not committed yet
   auto p = std::make_unique<lp_probe>();
   p->owner = this;
   p->shape = shape;
@@ -231,19 +230,15 @@ int lp_patcher::create_probe(void *addr_p, lp_handler h, void *user, lp_probe **
     }
   }
   *out = p.get();
+  by_addr[shape.addr] = p.get();
   probes.push_back(std::move(p));
   return 0;
 }
 
-void lp_patcher::publish_table(const std::vector<lp_probe *> &moving, const std::vector<bool> &evac) {
-  // One entry per site address. A removed probe keeps its entry (Stable) so a
-  // trap taken just before its removal is still recognised as ours and
-  // re-executed rather than chained; a live probe at the same address wins.
-  std::map<uintptr_t, lp_probe *> by_addr;
-  for (auto &pr : probes) {
-    auto [it, inserted] = by_addr.emplace(pr->shape.addr, pr.get());
-    if (!inserted && it->second->dead() && !pr->dead()) it->second = pr.get();
-  }
+void lp_patcher::publish_table() {
+  // One entry per site address (by_addr). A removed probe keeps its entry
+  // (Stable) so a trap taken just before its removal is still recognised as
+  // ours and re-executed rather than chained; a live probe at the address wins.
   std::vector<SiteEntry> entries;
   entries.reserve(by_addr.size());
   for (auto &[addr, p] : by_addr) {
@@ -254,19 +249,35 @@ void lp_patcher::publish_table(const std::vector<lp_probe *> &moving, const std:
     e.handler = p->handler;
     e.user = p->user;
     e.hits = &p->hits;
-    e.mode = (p->committed == ProbeState::Enabled && !p->jump) ? SiteMode::TrapProbe : SiteMode::Stable;
-    e.call_handler = e.mode == SiteMode::TrapProbe;
-    for (size_t i = 0; i < moving.size(); ++i) {
-      if (moving[i] == p) {
-        e.mode = SiteMode::Transition;
-        // A thread trapping mid-batch gets the semantics the batch moves to.
-        e.call_handler = p->staged == ProbeState::Enabled;
-        e.evacuate = evac[i];
-      }
+    if (p->in_batch) {
+      e.mode = SiteMode::Transition;
+      // A thread trapping mid-batch gets the semantics the batch moves to.
+      e.call_handler = p->staged == ProbeState::Enabled;
+      e.evacuate = p->batch_evacuate;
+    } else {
+      e.mode = (p->committed == ProbeState::Enabled && !p->jump) ? SiteMode::TrapProbe : SiteMode::Stable;
+      e.call_handler = e.mode == SiteMode::TrapProbe;
     }
     entries.push_back(e);
   }
-  table.publish(std::move(entries));
+  table.publish(std::move(entries)); // by_addr is ordered: already sorted
+}
+
+bool lp_patcher::executable(uintptr_t addr, uintptr_t *map_end) {
+  for (int pass = 0; pass < 2; ++pass) {
+    for (auto &[lo, hi] : exec_maps) {
+      if (addr >= lo && addr < hi) {
+        *map_end = hi;
+        return true;
+      }
+    }
+    if (pass == 0) {
+      exec_maps.clear();
+      for (const auto &m : lpl::read_maps())
+        if (m.x) exec_maps.emplace_back(m.lo, m.hi);
+    }
+  }
+  return false;
 }
 
 int lp_patcher::commit() {
@@ -274,11 +285,11 @@ int lp_patcher::commit() {
   (void)lpl::trap_signal_reassert();
   std::vector<lp_probe *> moving;
   std::vector<engine::Transition> tr;
-  std::vector<bool> evac;
   std::vector<std::array<uint8_t, engine::kMaxSiteBytes>> next;
-  for (auto &pr : probes) {
-    lp_probe *p = pr.get();
-    if (p->dead() || p->staged == p->committed) continue;
+  std::vector<lp_probe *> todo;
+  todo.swap(dirty);
+  for (lp_probe *p : todo) {
+    if (p->dead() || p->staged == p->committed || p->in_batch) continue;
     if (p->staged == ProbeState::Removed && p->committed == ProbeState::Disabled) {
       p->committed = ProbeState::Removed; // never touched the text beyond disabled bytes
       if (p->jump) pool->retire(p->tramp, generation);
@@ -289,7 +300,11 @@ int lp_patcher::commit() {
     backend->disabled_bytes(p->shape, p->original, disabled);
     if (p->staged == ProbeState::Enabled) {
       if (p->jump) {
-        if (int rc = backend->jump_bytes(p->shape, p->tramp.rx, nb.data()); rc != 0) return rc;
+        if (int rc = backend->jump_bytes(p->shape, p->tramp.rx, nb.data()); rc != 0) {
+          for (lp_probe *m : moving) m->in_batch = false;
+          dirty.insert(dirty.end(), todo.begin(), todo.end()); // still staged
+          return rc;
+        }
       } else {
         backend->trap_bytes(p->shape, disabled, nb.data());
       }
@@ -298,14 +313,15 @@ int lp_patcher::commit() {
     }
     engine::Transition t;
     backend->make_transition(p->shape, p->current, nb.data(), &t);
+    p->in_batch = true;
+    p->batch_evacuate = t.evacuate;
     moving.push_back(p);
     tr.push_back(t);
-    evac.push_back(t.evacuate);
     next.push_back(nb);
   }
   if (moving.empty()) return 0; // nothing staged: a no-op, not an error
 
-  publish_table(moving, evac);
+  publish_table();
   engine::EngineOps ops;
   ops.ctx = this;
   ops.granule = backend->granule();
@@ -327,9 +343,13 @@ int lp_patcher::commit() {
     commits.fetch_add(1, std::memory_order_relaxed);
   } else {
     // Rolled back: the text holds the old bytes; staged state stays pending.
-    for (size_t i = 0; i < moving.size(); ++i) std::memcpy(moving[i]->current, tr[i].old_bytes, tr[i].len);
+    for (size_t i = 0; i < moving.size(); ++i) {
+      std::memcpy(moving[i]->current, tr[i].old_bytes, tr[i].len);
+      dirty.push_back(moving[i]);
+    }
   }
-  publish_table({}, {});
+  for (lp_probe *p : moving) p->in_batch = false;
+  publish_table();
   return rc;
 }
 

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <csignal>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -31,6 +32,8 @@ struct lp_probe {
   uint8_t original[lp::engine::kMaxSiteBytes] = {}; // bytes when the probe was created
   uint8_t current[lp::engine::kMaxSiteBytes] = {};  // bytes the text holds now
   lp::Slot tramp;                                  // jump probes
+  bool in_batch = false;                           // part of the commit in progress
+  bool batch_evacuate = false;
   bool dead() const { return committed == ProbeState::Removed; }
 };
 
@@ -43,6 +46,12 @@ struct lp_patcher {
   lp::SiteTable table;
   std::unique_ptr<lp::TrampolinePool> pool;
   std::vector<std::unique_ptr<lp_probe>> probes;
+  // The probe that owns each site address (a live one wins over a removed one).
+  std::map<uintptr_t, lp_probe *> by_addr;
+  // Probes staged since the last commit (may hold duplicates / no-ops).
+  std::vector<lp_probe *> dirty;
+  // Executable mappings seen so far (refreshed from /proc/self/maps on a miss).
+  std::vector<std::pair<uintptr_t, uintptr_t>> exec_maps;
   std::recursive_mutex mu;
   intptr_t tls_depth_offset = 0;
   uint64_t generation = 1; // grace-period generations started
@@ -56,7 +65,8 @@ struct lp_patcher {
   int commit();
   int quiesce(unsigned timeout_ms, bool *ok);
   int sync(lp::engine::SyncPoint point, bool evacuate);
-  void publish_table(const std::vector<lp_probe *> &moving, const std::vector<bool> &evac);
+  void publish_table();
+  bool executable(uintptr_t addr, uintptr_t *map_end);
 };
 
 namespace lp {

@@ -298,8 +298,14 @@ mc::Relocation run(const mc::Decoder &dec, const mc::RelocInput &in, uintptr_t d
   // Layout to a fixed point. Sizes depend on pcs (auipc reach, branch reach),
   // forms only grow, so this terminates; internal targets use the previous
   // iteration's offsets and are always near.
-  std::vector<uint32_t> ool(items.size() + 1, 0);
-  std::vector<std::vector<uint8_t>> out(items.size());
+  const size_t n_items = items.size();
+  if (n_items == 0 || n_items > 32) { // min_len <= 32 bytes: at most 16 instructions
+    r.status = RelocStatus::Invalid;
+    r.reason = "no instructions to relocate";
+    return r;
+  }
+  std::vector<uint32_t> ool(n_items + 1, 0);
+  std::vector<std::vector<uint8_t>> out(n_items);
   std::vector<uint8_t> back_bytes;
   for (int iter = 0; iter < 10; ++iter) {
     uint32_t o = 0;

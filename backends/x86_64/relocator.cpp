@@ -53,7 +53,9 @@ uint32_t size_of(const Item &it) {
   return L;
 }
 
-constexpr uint32_t kMaxItemSize = 13 + 15; // push + longest ff /4 copy, >= every other form
+// Largest form of one item: a 15-byte jrcxz/loop (13 prefix bytes) + `jCC +2; jmp +14` +
+// an absolute jmp (31), push + a 15-byte ff /4 (28), call (27), jcc (16).
+constexpr uint32_t kMaxItemSize = 13 + 4 + 14;
 
 // Classifies every displaced instruction; fails with Unsupported for pc-reading
 // forms we cannot move.

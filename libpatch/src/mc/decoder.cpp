@@ -111,7 +111,7 @@ void Decoder::Impl::fill_x86(const llvm::MCInst &mi, const uint8_t *bytes, Insn 
     else
       out->flow = Flow::Jump;
   } else if (n == "INT3" || n == "TRAP" || n == "UD1Wm" || n == "UD1Lm" || n == "UD1Qm" || n == "UD1Wr" ||
-             n == "UD1Lr" || n == "UD1Qr" || n == "HLT" || n == "INT" || n == "UD2B") {
+             n == "UD1Lr" || n == "UD1Qr" || n == "HLT" || n == "UD2B") {
     out->flow = Flow::Trap;
   }
   // RIP/EIP-relative memory operand: X86 memory operands are 5 MCOperands
@@ -214,7 +214,8 @@ void Decoder::Impl::fill_riscv(const llvm::MCInst &mi, Insn *out) const {
     out->rs1 = gpr(mi.getOperand(0));
     out->reads_pc = true;
     out->flow = Flow::IndirectCall;
-  } else if (n == "C_UNIMP" || n == "UNIMP" || n == "EBREAK" || n == "C_EBREAK" || n == "ECALL") {
+  } else if (n == "C_UNIMP" || n == "UNIMP" || n == "EBREAK" || n == "C_EBREAK") {
+    // (ecall returns to the next instruction: an ordinary, relocatable instruction)
     out->flow = Flow::Trap;
   }
 }

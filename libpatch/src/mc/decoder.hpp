@@ -28,7 +28,7 @@ enum class Flow : uint8_t {
   IndirectJump,  // jmp reg/mem, jalr x0 (not a return), c.jr (not ra)
   IndirectCall,  // call reg/mem, jalr rd!=x0, c.jalr
   Return,        // ret, jalr x0,0(ra), c.jr ra
-  Trap,          // int3, ud2, hlt, c.unimp, unimp, ebreak, ecall: stops the walk
+  Trap,          // int3, ud2, ud1, hlt, c.unimp, unimp, ebreak: never falls through
 };
 
 struct Insn {

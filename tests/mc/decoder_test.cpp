@@ -215,6 +215,9 @@ TEST(Decoder, Text) {
   auto d = make("x86_64");
   Insn i = dec(*d, {0x48, 0x89, 0xe5});
   EXPECT_NE(i.text.find("mov"), std::string::npos) << i.text;
+  EXPECT_EQ(i.mnemonic, "movq") << i.text;
+  Insn j = dec(*d, {0x74, 0x08}, 0x100c);
+  EXPECT_EQ(j.mnemonic, "je");
   auto r = make("riscv64");
   Insn c = dec(*r, {0x01, 0x00});
   EXPECT_EQ(c.text, "nop") << c.text; // c.nop prints as its alias

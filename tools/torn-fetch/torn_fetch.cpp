@@ -435,16 +435,20 @@ void instruction_sites(std::vector<Case> &out, const Options &opt) {
       dec->boundaries(b->code + fn.offset, fn.size, base + fn.offset, &bounds);
       int taken = 0;
       for (uint64_t site : bounds) {
+       // riscv64: the 4-byte `jal x0` site jump, and the 8-byte `auipc t6; jalr x0`
+       // one for a copy 16 MiB away (t6 is dead in the samples).
+       for (int far = 0; far < (x86 ? 1 : 2); ++far) {
         const uint32_t off = uint32_t(site - base);
         mc::RelocInput in;
         in.site = site;
         in.code = b->code + off;
         in.avail = fn.offset + fn.size - off;
-        in.min_len = x86 ? x86_64::kSiteJumpLen : riscv64::kSiteJalLen;
+        in.min_len = x86 ? x86_64::kSiteJumpLen : (far ? riscv64::kSiteFarLen : riscv64::kSiteJalLen);
+        in.scratch_reg = far ? 31 : 0;
         in.func_start = base + fn.offset;
         in.func_code = b->code + fn.offset;
         in.func_size = fn.size;
-        const uintptr_t dest = site + (x86 ? 0x100000 : 0x80000);
+        const uintptr_t dest = site + (x86 ? 0x100000 : far ? 0x1000000 : 0x80000);
         mc::Relocation r = x86 ? x86_64::relocate(*dec, in, dest) : riscv64::relocate(*dec, in, dest);
         if (!r.ok()) continue;
         bool pcrel = false;
@@ -456,11 +460,11 @@ void instruction_sites(std::vector<Case> &out, const Options &opt) {
             o += i.length ? i.length : 1;
           }
         }
-        if (!opt.all_sites && !(site == base + fn.offset || (pcrel && taken < 2))) continue;
+        if (!opt.all_sites && !(site == base + fn.offset || (pcrel && taken < 2 + far))) continue;
         ++taken;
         uint8_t newb[32];
         const bool enc = x86 ? x86_64::encode_site_jump(site, dest, r.displaced_len, newb)
-                             : riscv64::encode_site_jump(site, dest, r.displaced_len, 0, newb);
+                             : riscv64::encode_site_jump(site, dest, r.displaced_len, in.scratch_reg, newb);
         if (!enc) continue;
         Case c = base_case(f.arch, x86 ? "x86-64" : (f.hart_c ? "rv64gc hart (C)" : "rv64g hart (no C)"), features,
                            x86 ? x86_64::kGranule : riscv64::granule(f.hart_c),
@@ -475,8 +479,9 @@ void instruction_sites(std::vector<Case> &out, const Options &opt) {
         c.after.assign(in.code + r.displaced_len, in.code + std::min<size_t>(in.avail, r.displaced_len + 16));
         char nm[160];
         std::snprintf(nm, sizeof nm, "%s %s+%u (%u bytes) ", f.blob, fn.name, off - fn.offset, r.displaced_len);
-        const std::string jump = x86 ? "jmp rel32" : "jal x0";
+        const std::string jump = x86 ? "jmp rel32" : far ? "auipc t6+jalr x0" : "jal x0";
         add_pair(out, c, std::string(nm) + "-> " + jump, std::string(nm) + "<- " + jump);
+       }
       }
     }
   }

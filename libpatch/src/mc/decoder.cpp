@@ -327,6 +327,7 @@ bool Decoder::decode(const uint8_t *bytes, size_t size, uint64_t address, Insn *
       t += c;
     }
     out->text = t;
+    out->mnemonic = t.substr(0, t.find(' '));
   }
   const llvm::MCInstrDesc &d = impl_->mii->get(mi.getOpcode());
   out->may_load = d.mayLoad();

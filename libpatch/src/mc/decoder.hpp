@@ -37,7 +37,8 @@ struct Insn {
   uint64_t address = 0;        // the address it was decoded at
   unsigned opcode = 0;         // LLVM opcode number (opaque; compare names instead)
   std::string name;            // LLVM opcode name, e.g. "JCC_1", "C_BEQZ", "AUIPC"
-  std::string text;            // assembly text, e.g. "jne 0x1010", "c.beqz a0, 8"
+  std::string text;            // assembly text, e.g. "jne 0x1010", "beqz a0, 0x1018"
+  std::string mnemonic;        // its first word, e.g. "jne", "beqz" (prefixes included: "lock")
 
   Flow flow = Flow::None;
   bool is_branch = false;      // any jump/branch (direct or indirect), not a call

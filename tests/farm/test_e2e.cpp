@@ -40,7 +40,7 @@ class FarmE2E : public ::testing::Test {
     std::filesystem::remove(dir / "port", ec);
     std::vector<std::string> a{FARMD_BIN, "--listen", "127.0.0.1:" + std::to_string(fixed_port), "--db",
                                dir / "farm.db", "--client-token", kClientTok, "--agent-token", kAgentTok,
-                               "--port-file", dir / "port", "--lease-ttl-ms", "1500", "--exit-with-parent"};
+                               "--port-file", dir / "port", "--lease-ttl-ms", "2000", "--exit-with-parent"};
     a.insert(a.end(), extra.begin(), extra.end());
     farmd = std::make_unique<Proc>(a, dir / "farmd.log");
     port = farmtest::read_port_file(dir / "port");

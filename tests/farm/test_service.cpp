@@ -85,7 +85,7 @@ class FarmService : public ::testing::Test {
   void SetUp() override {
     cfg.db_path = dir / "farm.db";
     cfg.tokens = {{farmd::Role::client, kClientTok, "ci"}, {farmd::Role::agent, kAgentTok, "lab"}};
-    cfg.lease_ttl_ms = 600;
+    cfg.lease_ttl_ms = 2000;  // generous: CI machines can be heavily loaded
     cfg.health_recheck_ms = 200;
   }
   void TearDown() override {
@@ -334,6 +334,7 @@ struct RawAgent {
 }  // namespace
 
 TEST_F(FarmService, ExpiredLeaseRequeuesToAnotherWorker) {
+  cfg.lease_ttl_ms = 600;
   start();
   auto c = client();
   RawAgent ghost(chan(kAgentTok), "ghost");

@@ -235,7 +235,8 @@ void Agent::heartbeat_loop() {
           it->second->cancel->cancel("cancelled by a client");
         }
       for (const auto& c : resp.lost())
-        if (auto it = active.find(c.job_id()); it != active.end() && it->second->attempt == c.attempt()) {
+        if (auto it = active.find(c.job_id());
+            it != active.end() && it->second->attempt == c.attempt() && !it->second->completing) {
           spdlog::warn("farm-agent {}: lease of job {} lost", cfg_.name, c.job_id());
           it->second->lost = true;
           it->second->cancel->cancel(kLostReason);
@@ -385,6 +386,7 @@ void Agent::run_job(const v1::Lease& lease) {
     result.set_outcome(v1::OUTCOME_INFRA_ERROR);
     result.set_message(std::string("executor error: ") + e.what());
   }
+  active->completing = true;  // farmd may finish the attempt any moment now
   {
     std::lock_guard lk(rep_mu);
     done = true;

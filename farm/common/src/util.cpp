@@ -18,15 +18,17 @@ int64_t now_ms() {
 }
 
 std::string random_hex(size_t bytes) {
-  std::string raw(bytes, '\0');
-  std::ifstream ur("/dev/urandom", std::ios::binary);
-  if (!ur.read(raw.data(), static_cast<std::streamsize>(bytes))) {
+  // A per-thread generator seeded once from the OS: ids must be unique, not secret.
+  thread_local std::mt19937_64 gen = [] {
     std::random_device rd;
-    for (auto& c : raw) c = static_cast<char>(rd());
-  }
+    std::seed_seq seq{rd(), rd(), rd(), rd(), static_cast<unsigned>(::getpid())};
+    return std::mt19937_64(seq);
+  }();
   static const char* hex = "0123456789abcdef";
   std::string out;
-  for (unsigned char c : raw) {
+  out.reserve(bytes * 2);
+  for (size_t i = 0; i < bytes; ++i) {
+    auto c = static_cast<unsigned char>(gen());
     out += hex[c >> 4];
     out += hex[c & 15];
   }

@@ -209,6 +209,10 @@ void Farm::stop() {
   stopping_ = true;
   {
     std::lock_guard lk(mu_);
+    for (auto* w : waiters_) {
+      w->woken = true;
+      w->cv.notify_one();
+    }
   }
   sched_cv_.notify_all();
   {
@@ -431,12 +435,11 @@ Status Farm::submit(const v1::SubmitJobRequest& req, v1::Job* out) {
   q.max_attempts = max_attempts;
   q.health_for = health_for;
   queued_index_[id] = key;
-  queue_.emplace(key, std::move(q));
+  wake_one_for(queue_.emplace(key, std::move(q)).first->second);
   if (!health_for.empty()) {
     if (auto it = workers_.find(health_for); it != workers_.end()) it->second.health_job = id;
   }
   lk.unlock();
-  sched_cv_.notify_all();
 
   out->set_id(id);
   *out->mutable_spec() = spec;
@@ -822,6 +825,21 @@ bool Farm::try_pick(WorkerRec& w, v1::Lease* lease) {
   return false;
 }
 
+void Farm::wake_one_for(const Queued& q) {
+  for (auto it = waiters_.begin(); it != waiters_.end(); ++it) {
+    Waiter* w = *it;
+    if (w->woken) continue;
+    auto wi = workers_.find(w->worker_id);
+    if (wi == workers_.end()) continue;
+    const WorkerRec& rec = wi->second;
+    if (rec.running.size() >= std::max<uint32_t>(1, rec.w.capabilities().slots())) continue;
+    if (!worker_can_take(rec, q)) continue;
+    w->woken = true;
+    w->cv.notify_one();
+    return;
+  }
+}
+
 Status Farm::acquire(const v1::AcquireJobRequest& req, v1::AcquireJobResponse* out,
                      const std::function<bool()>& cancelled) {
   auto deadline = std::chrono::steady_clock::now() +
@@ -842,7 +860,14 @@ Status Farm::acquire(const v1::AcquireJobRequest& req, v1::AcquireJobResponse* o
     }
     auto now = std::chrono::steady_clock::now();
     if (now >= deadline || (cancelled && cancelled())) return Status::OK;
-    sched_cv_.wait_until(lk, std::min(deadline, now + std::chrono::milliseconds(250)));
+    Waiter me;
+    me.worker_id = req.worker_id();
+    waiters_.push_back(&me);
+    auto it = std::prev(waiters_.end());
+    // Woken for a job this worker can take; the timeout bounds the time to
+    // notice a cancelled call or a job freed by other means.
+    me.cv.wait_until(lk, std::min(deadline, now + std::chrono::milliseconds(500)), [&] { return me.woken; });
+    waiters_.erase(it);
   }
 }
 
@@ -943,8 +968,6 @@ Status Farm::complete(const v1::CompleteJobRequest& req, v1::CompleteJobResponse
       pending_notify_.clear();
       return Status(StatusCode::INTERNAL, e.what());
     }
-    lk.unlock();
-    sched_cv_.notify_all();
     return Status::OK;
   }
   // Not running: a retry of a completion that already landed, or a lease that expired.
@@ -997,10 +1020,9 @@ void Farm::enqueue_health_check(WorkerRec& w) {
   q.max_attempts = 1;
   q.health_for = w.w.id();
   queued_index_[id] = key;
-  queue_.emplace(key, std::move(q));
+  wake_one_for(queue_.emplace(key, std::move(q)).first->second);
   w.health_job = id;
   w.last_health_ms = now_ms();
-  sched_cv_.notify_all();
 }
 
 v1::JobState Farm::finish_attempt(Running r, v1::JobResult result) {
@@ -1088,11 +1110,17 @@ v1::JobState Farm::finish_attempt(Running r, v1::JobResult result) {
   }
 
   running_.erase(r.job_id);
+  // A slot of this worker is free: wake its own waiting long polls.
+  for (auto* wt : waiters_)
+    if (wt->worker_id == r.worker_id && !wt->woken) {
+      wt->woken = true;
+      wt->cv.notify_one();
+    }
   if (state == v1::JOB_STATE_QUEUED) {
     r.job.attempts = r.attempt;
     queued_index_[r.job_id] = r.key;
-    queue_.emplace(r.key, std::move(r.job));  // keeps its place in the FIFO
-    sched_cv_.notify_all();
+    // keeps its place in the FIFO
+    wake_one_for(queue_.emplace(r.key, std::move(r.job)).first->second);
   }
   return state;
 }

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -142,6 +143,16 @@ class Farm {
   std::unordered_map<std::string, QueueKey> queued_index_;
   std::unordered_map<std::string, Running> running_;
   std::map<std::string, WorkerRec> workers_;
+
+  // Agents long-polling in acquire(): each new job wakes one waiter that can
+  // take it (no thundering herd with hundreds of idle agents).
+  struct Waiter {
+    std::string worker_id;
+    std::condition_variable cv;
+    bool woken = false;
+  };
+  std::list<Waiter*> waiters_;
+  void wake_one_for(const Queued& q);
 
   std::thread bg_;
   std::mutex bg_mu_;

@@ -53,6 +53,7 @@ class Agent {
     uint32_t attempt = 0;
     std::shared_ptr<Cancel> cancel;
     std::atomic<bool> lost{false};
+    std::atomic<bool> completing{false};  // result computed, being reported
   };
 
   bool ensure_registered(uint64_t seen_generation);

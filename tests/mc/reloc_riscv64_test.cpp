@@ -9,6 +9,7 @@
 #include <random>
 
 #include "mc/decoder.hpp"
+#include "mc/relocate.hpp"
 #include "riscv64/relocator.hpp"
 #include "samples.hpp"
 
@@ -384,4 +385,21 @@ TEST(RiscvRelocUnit, SiteJump) {
   EXPECT_FALSE(riscv64::encode_site_jump(0x10000, 0x10000000, 8, 0, out)); // beyond jal
   ASSERT_TRUE(riscv64::encode_site_jump(0x10000, 0x10000000, 8, 5, out));  // auipc t0 + jalr x0
   EXPECT_EQ(d->decode(out, 4, 0x10000).name, "AUIPC");
+}
+
+TEST(RelocDispatch, ArchNeutralEntryPoints) {
+  auto d = rv();
+  std::vector<uint8_t> code = {0x11, 0xc5, 0x01, 0x00}; // c.beqz a0, +12; c.nop
+  auto in = raw(code, mc::site_jump_len(mc::Arch::RISCV64));
+  auto a = mc::relocate(*d, in, 0x30000);
+  auto b = riscv64::relocate(*d, in, 0x30000);
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a.code, b.code);
+  EXPECT_EQ(mc::plan_relocation(*d, in).max_code_size, riscv64::plan_relocation(*d, in).max_code_size);
+  uint8_t j1[8], j2[8];
+  ASSERT_TRUE(mc::encode_site_jump(mc::Arch::RISCV64, 0x10000, 0x30000, 4, 0, j1));
+  ASSERT_TRUE(riscv64::encode_site_jump(0x10000, 0x30000, 4, 0, j2));
+  EXPECT_EQ(std::memcmp(j1, j2, 4), 0);
+  EXPECT_EQ(mc::site_jump_len(mc::Arch::X86_64), 5u);
+  EXPECT_EQ(mc::site_jump_len(mc::Arch::RISCV64, true), 8u);
 }

@@ -1,0 +1,26 @@
+// Arch-neutral entry points to the relocators: dispatch on Decoder::arch(), so
+// the core can relocate without naming the ISA. Implemented in lp_relocators
+// (libpatch/src/mc/relocate.cpp). LLVM-free.
+#pragma once
+
+#include <stdint.h>
+
+#include "mc/decoder.hpp"
+#include "mc/reloc.hpp"
+
+namespace lp::mc {
+
+// Bytes the site jump needs: x86-64 5 (jmp rel32); riscv64 4 (jal x0, +-1 MiB)
+// or, with `far`, 8 (auipc scratch; jalr x0, +-2 GiB).
+uint32_t site_jump_len(Arch arch, bool far = false);
+
+// x86_64::plan_relocation / riscv64::plan_relocation for dec.arch().
+Relocation plan_relocation(const Decoder &dec, const RelocInput &in);
+// x86_64::relocate / riscv64::relocate for dec.arch().
+Relocation relocate(const Decoder &dec, const RelocInput &in, uintptr_t dest);
+// The enabled site bytes (displaced_len of them): a jump to `target` and a
+// never-executed fill. scratch_reg: riscv64 only (0 = jal only). false if out of reach.
+bool encode_site_jump(Arch arch, uintptr_t site, uintptr_t target, uint32_t displaced_len, unsigned scratch_reg,
+                      uint8_t *out);
+
+} // namespace lp::mc

@@ -31,6 +31,7 @@ struct alignas(HD_SIZE) HartData {
   uint64_t ipis;                        // sync IPIs taken
   uint64_t ack_seq;                     // last sync request this hart completed
   uint64_t nap_seq;                     // odd while the worker naps (burst=N), see grace_period()
+  uint64_t lingers;                     // interrupts that returned into a sled after linger=US
   uint64_t stale_traps;                 // traps fetched after the sync that removed them (QEMU)
   uint32_t state;                       // HartState
   uint32_t has_c;                       // run-time probe: does this hart decode C?
@@ -95,7 +96,8 @@ struct Platform {
   bool hart_has_c = true;
   bool tolerate_stale = false;
   bool patcher_wfi = true;              // the patcher sleeps while waiting for acks (woken by the last one)
-  uint32_t patcher_hart = 0;          // stale traps are counted, not fatal (QEMU TCG, see docs)
+  uint32_t patcher_hart = 0;
+  uint64_t linger_ticks = 0;            // linger=US: stay in an interrupt that hit inside a sled          // stale traps are counted, not fatal (QEMU TCG, see docs)
   uint64_t timebase = 10000000;         // Hz (device tree /cpus/timebase-frequency)
   // batch in flight (for on_phase)
   const uint32_t *batch_sites = nullptr;

@@ -21,6 +21,9 @@
 //   nap=US        longest nap in microseconds (default 200)
 //   pwait=wfi|spin  how the patcher waits for sync acks: sleep until the last worker's
 //                 IPI (default) or spin
+//   linger=US     an interrupt that hits strictly inside a sled returns only after US
+//                 microseconds (a preempted hart): makes the missing evacuation of the
+//                 negative controls observable (with qemu -singlestep). Default 0.
 //   selftest=unimp  a worker executes a real `unimp` outside any site: must fail (code 2)
 //   stale=ok|fail   whether a stale trap (fetched after the sync that removed it) is
 //                 tolerated and counted, or a failure. Default: ok on QEMU's virt
@@ -50,6 +53,7 @@ struct Config {
   uint64_t delay = 0;
   uint64_t burst = 0;
   uint64_t nap_us = 200;
+  uint64_t linger_us = 0;
   bool selftest_unimp = false;
   bool batch_all = false;
   bool bad_arg = false;
@@ -89,6 +93,7 @@ void apply_arg(const char *k, const char *v) {
   else if (streq(k, "delay")) g_cfg.bad_arg |= !parse_u64(v, &g_cfg.delay);
   else if (streq(k, "burst")) g_cfg.bad_arg |= !parse_u64(v, &g_cfg.burst);
   else if (streq(k, "nap")) g_cfg.bad_arg |= !parse_u64(v, &g_cfg.nap_us);
+  else if (streq(k, "linger")) g_cfg.bad_arg |= !parse_u64(v, &g_cfg.linger_us);
   else if (streq(k, "sync")) {
     if (streq(v, "ipi")) g_plat.mode = SyncMode::Ipi;
     else if (streq(v, "rfence")) g_plat.mode = SyncMode::Rfence;
@@ -309,6 +314,7 @@ extern "C" void bm_boot_main(uint64_t hartid, const void *fdt) {
   puts("\"\n");
   console_unlock();
   if (g_cfg.bad_arg) fail(8, "bad bootargs");
+  g_plat.linger_ticks = g_cfg.linger_us * g_plat.timebase / 1000000;
 
   if (!sbi::probe_extension(sbi::kEidHsm)) fail(8, "SBI HSM extension missing");
   if (!sbi::probe_extension(sbi::kEidIpi)) fail(8, "SBI IPI extension missing");
@@ -404,7 +410,7 @@ extern "C" void bm_boot_main(uint64_t hartid, const void *fdt) {
         fail(1, "site text not restored", s.addr, b);
   }
 
-  uint64_t iters = 0, tramp_hits = 0, trap_hits = 0, traps = 0, evacuations = 0, ipis = 0, stale = 0;
+  uint64_t iters = 0, tramp_hits = 0, trap_hits = 0, traps = 0, evacuations = 0, ipis = 0, stale = 0, lingers = 0;
   for (uint32_t w = 0; w < g_plat.nworkers; ++w) {
     const HartData &d = bm_harts[g_plat.workers[w]];
     iters += d.calls;
@@ -412,6 +418,7 @@ extern "C" void bm_boot_main(uint64_t hartid, const void *fdt) {
     evacuations += d.evacuations;
     ipis += d.ipis;
     stale += d.stale_traps;
+    lingers += d.lingers;
     for (uint32_t i = 0; i < kNumSites; ++i) tramp_hits += d.hits[i], trap_hits += d.trap_hits[i];
   }
   // One call hits a probe at most once.
@@ -444,6 +451,7 @@ extern "C" void bm_boot_main(uint64_t hartid, const void *fdt) {
   j.u64("traps", traps);
   j.u64("stale_traps", stale);
   j.u64("evacuations", evacuations);
+  j.u64("lingers", lingers);
   j.u64("syncs", stress_syncs);
   j.u64("ipi_rounds", g_plat.ipi_rounds);
   j.u64("ipis_taken", ipis);

@@ -259,16 +259,35 @@ void handle_ipi(HartData *hd, TrapFrame *f) {
 
 } // namespace
 
+// linger=US: an interrupt that hit strictly inside a sled (and was not evacuated)
+// returns only after US microseconds, as if the hart had been preempted there. It
+// widens the window that evacuation closes: with sync=noevac or none, the patcher
+// rewrites the tail meanwhile and the hart resumes inside a torn sled.
+void maybe_linger(HartData *hd, const TrapFrame *f) {
+  if (!g_plat.linger_ticks) return;
+  for (uint32_t i = 0; i < kNumSites; ++i) {
+    const Site &s = g_sites[i];
+    if (f->sepc > s.addr && f->sepc < s.addr + s.len) {
+      ++hd->lingers;
+      const uint64_t t0 = rdtime();
+      while (rdtime() - t0 < g_plat.linger_ticks) cpu_relax();
+      return;
+    }
+  }
+}
+
 extern "C" void bm_trap(TrapFrame *f) {
   HartData *hd = this_hart();
   const uint64_t cause = f->scause;
   if (cause & kCauseInterrupt) {
     if ((cause & ~kCauseInterrupt) == kIrqSSoft) {
       handle_ipi(hd, f);
+      maybe_linger(hd, f);
       return;
     }
     if ((cause & ~kCauseInterrupt) == kIrqSTimer) { // a worker's nap alarm (burst=N)
       sbi::set_timer(~0ull);
+      maybe_linger(hd, f);
       return;
     }
     fail_trap(f, 3, "unexpected interrupt");
@@ -284,19 +303,21 @@ extern "C" void bm_trap(TrapFrame *f) {
   for (uint32_t i = 0; i < kNumSites; ++i) {
     const Site &s = g_sites[i];
     if (f->sepc == s.addr) {
-      // A batch may be starting right now: the patcher publishes armed, then
-      // stores the trap. Having read the trap in the text, re-read armed.
-      if (!load_acquire(&s.armed) && head_is_trap(reinterpret_cast<const uint8_t *>(s.addr))) {
-        asm volatile("fence r, r" ::: "memory");
-      }
+      // Read the text first, then armed: the patcher publishes armed before it
+      // stores a trap, so a trap seen here with armed still 0 afterwards was not
+      // put there by a batch in flight (a batch cannot finish while this handler
+      // runs: its last sync needs this hart's ack, or its grace period needs this
+      // hart back in its loop).
+      const bool trap_in_text = head_is_trap(reinterpret_cast<const uint8_t *>(s.addr));
+      asm volatile("fence r, r" ::: "memory");
       if (!load_acquire(&s.armed)) {
-        // Not being patched. If the text at the head is not a trap either, this
-        // hart executed an instruction fetched before the last sync: a stale fetch
+        // Not being patched, and the text holds no trap: this hart executed an
+        // instruction fetched before the sync that removed it: a stale fetch
         // (a hart that honours fence.i cannot do this). QEMU's TCG does it: a
         // translation that read the trap can be linked after the store that removed
         // it, and fence.i does not drop translated code (see docs/baremetal.md).
-        // Counted, resolved like an armed trap, and a failure unless tolerated.
-        if (head_is_trap(reinterpret_cast<const uint8_t *>(s.addr))) fail_trap(f, 2, "trap left at the head of a site that is not being patched");
+        // Counted and resolved like an armed trap, or a failure with stale=fail.
+        if (trap_in_text) fail_trap(f, 2, "trap left at the head of a site that is not being patched");
         if (!g_plat.tolerate_stale) fail_trap(f, 2, "stale trap: fetched after the sync that removed it");
         ++hd->stale_traps;
       }

@@ -54,7 +54,7 @@ class FarmE2E : public ::testing::Test {
                                "--work-dir", dir / ("work-" + name), "--acquire-wait-ms", "1000",
                                "--exit-with-parent", "--kill-grace-ms", "500"};
     bool has_exec = false;
-    for (auto& e : extra) has_exec = has_exec || e == "--executor";
+    for (auto& e : extra) has_exec = has_exec || e == "--executor" || e == "--patch-stress";
     if (!has_exec) a.insert(a.end(), {"--patch-stress", kFake, "--allow-command"});
     a.insert(a.end(), extra.begin(), extra.end());
     agents.push_back(std::make_unique<Proc>(a, dir / ("agent-" + name + ".log"), env));

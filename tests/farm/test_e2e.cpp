@@ -227,6 +227,7 @@ TEST_F(FarmE2E, FarmdKilledAndRestartedLosesNothing) {
   auto long_id = submit({"--arg", "--sleep", "--arg", "3", "--seed", "7"});
   wait_job(long_id, [](const v1::Job& j) { return j.state() == v1::JOB_STATE_RUNNING; });
   auto queued = submit({"--arch", "riscv64", "--allow-unmatched"});
+  EXPECT_TRUE(std::filesystem::exists(dir / "farm.db-wal"));  // WAL mode
 
   farmd->kill(SIGKILL);
   farmd->wait(5s);

@@ -1125,10 +1125,29 @@ v1::JobState Farm::finish_attempt(Running r, v1::JobResult result) {
   return state;
 }
 
+void Farm::prune_events(int64_t now) {
+  // Jobs and results are kept; the bulky per-job event stream (logs,
+  // progress) of long finished jobs is dropped. Runs at most hourly.
+  last_prune_ms_ = now;
+  if (cfg_.event_retention_days == 0) return;
+  int64_t cutoff = now - static_cast<int64_t>(cfg_.event_retention_days) * 86'400'000;
+  auto st = db_->prepare(
+      "DELETE FROM events WHERE job_id IN (SELECT id FROM jobs WHERE finished_ms > 0 AND finished_ms < ?)");
+  st.bind(1, cutoff).exec();
+  if (int n = db_->changes(); n > 0) spdlog::info("farmd: pruned {} events of jobs finished before the retention window", n);
+}
+
 void Farm::tick() {
   std::unique_lock lk(mu_);
   if (stopping_) return;
   int64_t now = now_ms();
+  if (now - last_prune_ms_ > 3'600'000) {
+    try {
+      prune_events(now);
+    } catch (const std::exception& e) {
+      spdlog::error("farmd: pruning events failed: {}", e.what());
+    }
+  }
   std::vector<std::string> expired;
   for (auto& [id, r] : running_)
     if (r.expires_ms < now) expired.push_back(id);

@@ -38,6 +38,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--health-recheck-ms", cfg.health_recheck_ms, "retry a failed health check after")
       ->capture_default_str();
+  app.add_option("--event-retention-days", cfg.event_retention_days,
+                 "drop logs/progress events of jobs finished longer ago (0: keep forever)")
+      ->capture_default_str();
   app.add_flag("--sync-full", cfg.sync_full, "fsync every commit (PRAGMA synchronous=FULL)");
   app.add_option("--port-file", port_file, "write the bound port to this file once listening");
   app.add_flag("--exit-with-parent", exit_with_parent, "terminate when the parent process dies (tests)");

@@ -35,6 +35,7 @@ struct Config {
   uint32_t offline_after_ms = 0;          // 0: 3 * lease_ttl
   uint32_t max_acquire_wait_ms = 30000;   // cap on long polls
   uint64_t max_log_bytes_per_attempt = 4 << 20;
+  uint32_t event_retention_days = 30;     // drop events (logs, progress) of jobs finished longer ago; 0: keep
   bool sync_full = false;                 // PRAGMA synchronous=FULL (default NORMAL: WAL-safe)
 };
 

@@ -154,6 +154,9 @@ class Farm {
   std::list<Waiter*> waiters_;
   void wake_one_for(const Queued& q);
 
+  int64_t last_prune_ms_ = 0;
+  void prune_events(int64_t now);
+
   std::thread bg_;
   std::mutex bg_mu_;
   std::condition_variable bg_cv_;

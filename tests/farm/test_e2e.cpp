@@ -486,3 +486,24 @@ TEST_F(FarmE2E, RealPatchStressEndToEnd) {
   EXPECT_GT(res[0]["calls"].get<uint64_t>(), 0u);
 #endif
 }
+
+TEST_F(FarmE2E, RealBaremetalImageOnQemuSystem) {
+#ifndef BAREMETAL_IMAGE
+  GTEST_SKIP() << "the bare-metal image is not built in this tree";
+#else
+  if (::access("/usr/bin/qemu-system-riscv64", X_OK) != 0) GTEST_SKIP() << "qemu-system-riscv64 not installed";
+  start_farmd();
+  start_agent("rv-bm", {"--executor", "qemu-system", "--arch", "riscv64", "--isa", "rv64gc", "--smp", "2"});
+  auto r = ctl({"submit", "--image", BAREMETAL_IMAGE, "--smp", "2", "--arch", "riscv64", "--isa", "rv64gc",
+                "--executor", "qemu-system", "--timeout", "60", "--arg", "-append", "--arg",
+                "sync=rfence batch=all burst=2 toggles=2000 seed=1", "--wait"});
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  auto jobs = json::parse(ctl({"--json", "jobs"}).out);
+  ASSERT_EQ(jobs.size(), 1u);
+  auto res = json::parse(ctl({"--json", "results", jobs[0]["id"].get<std::string>()}).out);
+  EXPECT_EQ(res[0]["verdict"], "pass") << res.dump(2);
+  EXPECT_EQ(res[0]["result"]["workload"], "baremetal");
+  EXPECT_EQ(res[0]["result"]["harts"], 2);
+  EXPECT_GT(res[0]["calls"].get<uint64_t>(), 0u);
+#endif
+}

@@ -361,8 +361,11 @@ TEST_F(FarmService, ExpiredLeaseRequeuesToAnotherWorker) {
   EXPECT_EQ(ghost.complete(lease, outcome(v1::OUTCOME_FAIL, "late"), &cr).error_code(), grpc::StatusCode::ABORTED);
   EXPECT_EQ(c.get(job.id()).state(), v1::JOB_STATE_PASSED);
   auto ws = c.workers();
-  for (auto& w : ws)
-    if (w.id() == "ghost") EXPECT_EQ(w.infra_failures(), 1u);
+  for (auto& w : ws) {
+    if (w.id() == "ghost") {
+      EXPECT_EQ(w.infra_failures(), 1u);
+    }
+  }
 }
 
 TEST_F(FarmService, CompletionIsIdempotentPerAttempt) {
@@ -480,6 +483,28 @@ TEST_F(FarmService, QuarantineAfterInfraFailuresUntilHealthCheckPasses) {
   auto hc = c.list(lr);
   ASSERT_GE(hc.size(), 2u);
   EXPECT_EQ(hc.front().state(), v1::JOB_STATE_PASSED);  // newest first
+}
+
+TEST_F(FarmService, FarmdTimesOutAStuckAgent) {
+  cfg.timeout_grace_s = 1;
+  start();
+  auto* ex = add_agent("stuck");
+  std::atomic<bool> told{false};
+  ex->on_run = [&](JobContext& ctx) {
+    // ignores its own timeout; only farmd's verdict (lease lost) stops it
+    auto r = wait_for_cancel(ctx, 15s);
+    told = ctx.cancel->cancelled();
+    return r;
+  };
+  auto c = client();
+  auto spec = stress("stuck");
+  spec.set_timeout_s(1);
+  auto job = c.submit(spec);
+  auto done = wait_terminal(c, job.id());
+  EXPECT_EQ(done.state(), v1::JOB_STATE_TIMED_OUT);
+  EXPECT_NE(done.message().find("farmd: no result"), std::string::npos) << done.message();
+  EXPECT_TRUE(farmtest::wait_until([&] { return told.load(); }, 5s));
+  EXPECT_EQ(c.get(job.id()).state(), v1::JOB_STATE_TIMED_OUT);  // the agent's late report changes nothing
 }
 
 TEST_F(FarmService, PriorityThenFifo) {

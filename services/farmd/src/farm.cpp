@@ -721,6 +721,7 @@ Status Farm::register_worker(const v1::RegisterRequest& req, v1::RegisterRespons
   if (caps.arch().empty()) return Status(StatusCode::INVALID_ARGUMENT, "capabilities.arch is required");
   if (!known_kind(caps.kind()))
     return Status(StatusCode::INVALID_ARGUMENT, "capabilities.kind must be native, qemu-user, qemu-system or board");
+  if (caps.slots() > 1024) return Status(StatusCode::INVALID_ARGUMENT, "capabilities.slots must be <= 1024");
   std::unique_lock lk(mu_);
   int64_t now = now_ms();
   auto [it, fresh] = workers_.try_emplace(req.name());
@@ -1148,9 +1149,28 @@ void Farm::tick() {
       spdlog::error("farmd: pruning events failed: {}", e.what());
     }
   }
-  std::vector<std::string> expired;
-  for (auto& [id, r] : running_)
+  std::vector<std::string> expired, overdue;
+  for (auto& [id, r] : running_) {
     if (r.expires_ms < now) expired.push_back(id);
+    else if (now > r.started_ms + (static_cast<int64_t>(r.job.spec.timeout_s()) + cfg_.timeout_grace_s) * 1000)
+      overdue.push_back(id);
+  }
+  for (const auto& id : overdue) {
+    // The agent is alive but its workload never ended: farmd times the
+    // attempt out itself; the agent learns at its next heartbeat (lease lost).
+    Running r = running_.at(id);
+    v1::JobResult res;
+    res.set_outcome(v1::OUTCOME_TIMEOUT);
+    res.set_message("farmd: no result " + std::to_string(cfg_.timeout_grace_s) + " s after the job's timeout of " +
+                    std::to_string(r.job.spec.timeout_s()) + " s on " + r.worker_id);
+    spdlog::warn("farmd: job {} attempt {}: {}", id, r.attempt, res.message());
+    try {
+      finish_attempt(std::move(r), std::move(res));
+    } catch (const std::exception& e) {
+      pending_notify_.clear();
+      spdlog::error("farmd: cannot time out {}: {}", id, e.what());
+    }
+  }
   for (const auto& id : expired) {
     Running r = running_.at(id);
     v1::JobResult res;

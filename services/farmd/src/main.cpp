@@ -31,6 +31,9 @@ int main(int argc, char** argv) {
   app.add_option("--heartbeat-ms", cfg.heartbeat_interval_ms, "heartbeat interval told to agents (0: ttl/3)");
   app.add_option("--default-timeout", cfg.default_timeout_s, "job timeout (s) when a job sets none")
       ->capture_default_str();
+  app.add_option("--timeout-grace", cfg.timeout_grace_s,
+                 "farmd times a running job out itself this long after its timeout (s)")
+      ->capture_default_str();
   app.add_option("--max-attempts", cfg.default_max_attempts, "attempts per job when a job sets none")
       ->capture_default_str();
   app.add_option("--quarantine-after", cfg.quarantine_threshold,

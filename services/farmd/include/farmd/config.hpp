@@ -27,6 +27,9 @@ struct Config {
   uint32_t heartbeat_interval_ms = 0;     // 0: lease_ttl / 3
   uint32_t default_timeout_s = 600;
   uint32_t max_timeout_s = 7 * 24 * 3600;
+  // farmd's own deadline for a running attempt: timeout_s + this. Covers an
+  // agent that keeps heartbeating but never finishes (its executor is stuck).
+  uint32_t timeout_grace_s = 300;
   uint32_t default_max_attempts = 3;
   uint32_t max_attempts_limit = 10;
   uint32_t quarantine_threshold = 3;      // consecutive infrastructure failures

@@ -265,18 +265,16 @@ void Farm::emit_state(const std::string& job_id, v1::JobState state, uint32_t at
 }
 
 // Call after a commit (mu_ held): publishes the events written in it.
-#define FARM_PUBLISH()                                                         \
-  do {                                                                         \
-    if (!pending_notify_.empty()) {                                            \
-      uint64_t mx = *std::max_element(pending_notify_.begin(), pending_notify_.end()); \
-      pending_notify_.clear();                                                 \
-      {                                                                        \
-        std::lock_guard elk(ev_mu_);                                           \
-        if (mx > last_event_seq_) last_event_seq_ = mx;                        \
-      }                                                                        \
-      ev_cv_.notify_all();                                                     \
-    }                                                                          \
-  } while (0)
+void Farm::publish_events() {
+  if (pending_notify_.empty()) return;
+  uint64_t mx = *std::max_element(pending_notify_.begin(), pending_notify_.end());
+  pending_notify_.clear();
+  {
+    std::lock_guard elk(ev_mu_);
+    if (mx > last_event_seq_) last_event_seq_ = mx;
+  }
+  ev_cv_.notify_all();
+}
 
 void Farm::wait_event(uint64_t seen, std::chrono::steady_clock::time_point deadline) {
   std::unique_lock lk(ev_mu_);
@@ -428,7 +426,7 @@ Status Farm::submit(const v1::SubmitJobRequest& req, v1::Job* out) {
     pending_notify_.clear();
     return Status(StatusCode::INTERNAL, std::string("store: ") + e.what());
   }
-  FARM_PUBLISH();
+  publish_events();
   Queued q;
   q.id = id;
   q.spec = spec;
@@ -577,7 +575,7 @@ Status Farm::cancel(const std::string& id, const std::string& reason, v1::Job* o
         st.bind(5, id).exec();
         emit_state(id, v1::JOB_STATE_CANCELLED, 0, "", msg);
         t.commit();
-        FARM_PUBLISH();
+        publish_events();
         auto& q = queue_.at(qi->second);
         if (!q.health_for.empty())
           if (auto w = workers_.find(q.health_for); w != workers_.end() && w->second.health_job == id)
@@ -592,13 +590,11 @@ Status Farm::cancel(const std::string& id, const std::string& reason, v1::Job* o
           emit_state(id, v1::JOB_STATE_RUNNING, ri->second.attempt, ri->second.worker_id,
                      "cancel requested" + (reason.empty() ? std::string() : ": " + reason));
           t.commit();
-          FARM_PUBLISH();
+          publish_events();
           ri->second.cancel_requested = true;
         }
-      } else {
-        v1::Job j;
-        // fall through to the terminal / not-found checks below (outside the lock)
       }
+      // otherwise: finished or unknown, reported below (outside the lock)
     } catch (const std::exception& e) {
       pending_notify_.clear();
       return Status(StatusCode::INTERNAL, e.what());
@@ -754,7 +750,7 @@ Status Farm::register_worker(const v1::RegisterRequest& req, v1::RegisterRespons
     pending_notify_.clear();
     return Status(StatusCode::INTERNAL, e.what());
   }
-  FARM_PUBLISH();
+  publish_events();
   spdlog::info("farmd: worker {} registered ({}, {} slot(s){})", w.w.id(), ::farm::target_name(caps),
                w.w.capabilities().slots(), w.quarantined ? ", quarantined" : "");
   out->set_worker_id(w.w.id());
@@ -802,7 +798,7 @@ bool Farm::try_pick(WorkerRec& w, v1::Lease* lease) {
     }
     emit_state(q.id, v1::JOB_STATE_RUNNING, attempt, w.w.id(), "");
     t.commit();
-    FARM_PUBLISH();
+    publish_events();
 
     Running r;
     r.job_id = q.id;
@@ -948,7 +944,7 @@ Status Farm::progress(const v1::ReportProgressRequest& req, v1::ReportProgressRe
     pending_notify_.clear();
     return Status(StatusCode::INTERNAL, e.what());
   }
-  FARM_PUBLISH();
+  publish_events();
   return Status::OK;
 }
 
@@ -1107,7 +1103,7 @@ v1::JobState Farm::finish_attempt(Running r, v1::JobResult result) {
   }
   if (t) {
     t->commit();
-    FARM_PUBLISH();
+    publish_events();
   }
 
   running_.erase(r.job_id);
@@ -1193,7 +1189,7 @@ void Farm::tick() {
       Txn t(*db_);
       enqueue_health_check(w);
       t.commit();
-      FARM_PUBLISH();
+      publish_events();
     } catch (const std::exception& e) {
       pending_notify_.clear();
       spdlog::error("farmd: cannot schedule a health check for {}: {}", id, e.what());

@@ -115,6 +115,7 @@ class Farm {
   void emit_state(const std::string& job_id, v1::JobState st, uint32_t attempt, const std::string& worker,
                   const std::string& msg);
   void emit(const v1::JobEvent& ev);
+  void publish_events();
   std::string insert_job(const v1::JobSpec& spec, uint32_t max_attempts, const std::string& health_for,
                          const std::string& message, QueueKey* key);
   // Ends a running attempt. Returns the job's new state.

@@ -32,6 +32,7 @@ uint64_t rv_sled_g8(uint64_t);
 uint64_t rv_sled_g4(uint64_t);
 uint64_t rv_sled_c8(uint64_t);
 uint64_t rv_sled_c2(uint64_t);
+uint64_t rv_sled_split_c(uint64_t);
 void rv_real_unimp(void);
 }
 
@@ -534,6 +535,76 @@ TEST(Rv64Live, ConcurrentToggleG8Signal) { toggle_case(rv_sled_g8, [](uint64_t x
 TEST(Rv64Live, ConcurrentToggleC8) {
   if (!hart_c()) GTEST_SKIP();
   toggle_case(rv_sled_c8, [](uint64_t x) -> uint64_t { return x + 17; }, LP_SYNC_FLUSH_ICACHE);
+}
+
+// ---- evacuation, live: threads parked inside a raw c.nop sled ----
+
+// Puts the raw sled (4 x c.nop) back while no thread runs the function.
+void reset_raw_sled(uint8_t *site) {
+  const uintptr_t pg = uintptr_t(sysconf(_SC_PAGESIZE));
+  const uintptr_t lo = uintptr_t(site) & ~(pg - 1);
+  ASSERT_EQ(mprotect(reinterpret_cast<void *>(lo), 2 * pg, PROT_READ | PROT_WRITE | PROT_EXEC), 0);
+  for (int i = 0; i < 4; ++i) lp::riscv64::put16(site + 2 * i, lp::riscv64::kCNop);
+  __builtin___clear_cache(reinterpret_cast<char *>(site), reinterpret_cast<char *>(site + 8));
+  ASSERT_EQ(mprotect(reinterpret_cast<void *>(lo), 2 * pg, PROT_READ | PROT_EXEC), 0);
+}
+
+// The sled straddles a page boundary after its first c.nop (sleds.S), where
+// qemu ends a translation block and can deliver a signal: threads hammering the
+// function are caught at +2 by the phase-1 signal round of raw -> jal commits.
+// Without evacuation they would resume into the jal's high half.
+TEST(Rv64Live, EvacuationFromInsideARawSled) {
+  if (!hart_c()) GTEST_SKIP();
+  auto *site = reinterpret_cast<uint8_t *>(&rv_sled_split_c);
+  ASSERT_EQ(uintptr_t(site + 2) % uintptr_t(sysconf(_SC_PAGESIZE)), 0u) << "the sled must straddle a page";
+  lp_patcher *p = open_patcher(LP_SYNC_DEFAULT, LP_WRITER_DEFAULT, LP_PROBE_JUMP);
+  ASSERT_NE(p, nullptr);
+  Counter c;
+  std::atomic<bool> stop{false}, pause{false};
+  std::atomic<int> paused{0};
+  std::atomic<uint64_t> calls{0}, bad{0};
+  std::vector<std::thread> th;
+  for (int t = 0; t < 4; ++t)
+    th.emplace_back([&, t] {
+      uint64_t i = uint64_t(t) << 40;
+      while (!stop.load(std::memory_order_relaxed)) {
+        if (pause.load(std::memory_order_acquire)) {
+          paused.fetch_add(1);
+          while (pause.load(std::memory_order_acquire)) sched_yield();
+          paused.fetch_sub(1);
+        }
+        for (int k = 0; k < 64; ++k, ++i)
+          if (rv_sled_split_c(i) != i + 23) bad.fetch_add(1);
+        calls.fetch_add(64, std::memory_order_relaxed);
+      }
+    });
+  uint64_t evacuated = 0;
+  int rounds = 0;
+  for (; rounds < 300 && (evacuated < 3 || rounds < 5); ++rounds) {
+    pause.store(true);
+    while (paused.load() != 4) sched_yield();
+    reset_raw_sled(site);
+    pause.store(false);
+    while (paused.load() != 0) sched_yield();
+    for (int spin = 0; spin < 100; ++spin) sched_yield(); // let them run into the sled
+    lp_probe *pr = nullptr;
+    ASSERT_EQ(lp_probe_at(p, site, count, &c, &pr), 0);
+    ASSERT_EQ(lp_probe_enable(pr), 0);
+    lp_stats s0{}, s1{};
+    lp_patcher_stats(p, &s0);
+    ASSERT_EQ(lp_commit(p), 0); // raw sled -> jal t0: evacuating
+    lp_patcher_stats(p, &s1);
+    evacuated += s1.evacuated - s0.evacuated;
+    ASSERT_EQ(lp_probe_remove(pr), 0);
+    ASSERT_EQ(lp_commit(p), 0);
+  }
+  stop = true;
+  for (auto &t : th) t.join();
+  std::printf("rounds %d, calls %llu, hits %llu, threads evacuated from inside the sled: %llu\n", rounds,
+              (unsigned long long)calls.load(), (unsigned long long)c.hits.load(), (unsigned long long)evacuated);
+  EXPECT_EQ(bad.load(), 0u);
+  EXPECT_GT(evacuated, 0u) << "no thread was ever caught inside the sled";
+  lp_patcher_close(p);
 }
 
 } // namespace

@@ -73,4 +73,28 @@ rv_real_unimp:
         .option pop
         .size rv_real_unimp, .-rv_real_unimp
 
+        // A c.nop sled that straddles a page boundary: the first c.nop ends page
+        // A, the other three start page B. qemu ends a translation block at a page
+        // boundary and delivers signals between blocks, so a thread interrupted by
+        // a signal round can really be parked at +2, inside the sled: the live
+        // evacuation test. The jal written over the head would put its high half
+        // at +2, so such a thread must be moved out in phase 1.
+        .section .text.rv_split, "ax", @progbits
+        .p2align 12
+        .option push
+        .option rvc
+        .skip 4094
+        .globl rv_sled_split_c
+        .type rv_sled_split_c, @function
+rv_sled_split_c:
+        c.nop
+        c.nop
+        c.nop
+        c.nop
+        .option norvc
+        addi a0, a0, 23
+        ret
+        .option pop
+        .size rv_sled_split_c, .-rv_sled_split_c
+
         .section .note.GNU-stack,"",@progbits

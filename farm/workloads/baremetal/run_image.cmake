@@ -2,7 +2,8 @@
 #   cmake -DQEMU=qemu-system-riscv64 -DIMAGE=baremetal-rv64gc.elf [-DISA=rv64gc]
 #         [-DSMP=4] [-DARGS="sync=ipi toggles=100000"] [-DEXPECT=pass|fail|any]
 #         [-DCODE=<qemu exit status expected with EXPECT=fail>] [-DMIN_TOGGLES=n]
-#         [-DTIMEOUT=seconds] -P run_image.cmake
+#         [-DTIMEOUT=seconds] [-DQEMU_EXTRA="-accel|tcg,thread=single|-singlestep"]
+#         -P run_image.cmake
 # The image prints one JSON line {"workload":"baremetal",...,"verdict":...} and
 # powers off through sifive_test: 0x5555 -> qemu exits 0; (code<<16)|0x3333 -> exits code.
 # A hang is a failure (TIMEOUT). The command line is the farm's qemu-system executor's.
@@ -27,7 +28,8 @@ if(NOT EXISTS "${IMAGE}")
   message(FATAL_ERROR "no image ${IMAGE}: build the baremetal targets first")
 endif()
 
-set(cmd ${QEMU} -M virt -smp ${SMP} -nographic -bios default -kernel ${IMAGE})
+string(REPLACE "|" ";" QEMU_EXTRA "${QEMU_EXTRA}")   # extra qemu arguments, '|'-separated
+set(cmd ${QEMU} -M virt -smp ${SMP} -nographic -bios default ${QEMU_EXTRA} -kernel ${IMAGE})
 if(DEFINED ARGS AND NOT ARGS STREQUAL "")
   list(APPEND cmd -append "${ARGS}")
 endif()

@@ -507,6 +507,33 @@ TEST_F(FarmService, FarmdTimesOutAStuckAgent) {
   EXPECT_EQ(c.get(job.id()).state(), v1::JOB_STATE_TIMED_OUT);  // the agent's late report changes nothing
 }
 
+TEST_F(FarmService, OfflineAndRemovedWorkers) {
+  cfg.offline_after_ms = 300;
+  start();
+  auto* ex = add_agent("old");
+  auto c = client();
+  std::atomic<bool> started{false};
+  ex->on_run = [&](JobContext& ctx) {
+    started = true;
+    return wait_for_cancel(ctx);
+  };
+  auto busy = c.submit(stress("busy"));
+  ASSERT_TRUE(farmtest::wait_until([&] { return started.load(); }, 10s));
+  EXPECT_EQ(code_of([&] { c.remove_worker("old"); }), grpc::StatusCode::FAILED_PRECONDITION);
+  agents.clear();  // the agent goes away (its job is handed back)
+  ASSERT_TRUE(farmtest::wait_until([&] { return c.workers()[0].state() == v1::WORKER_STATE_OFFLINE; }, 10s));
+  auto waiting = c.submit(stress("later"));
+  EXPECT_NE(waiting.message().find("offline (old)"), std::string::npos) << waiting.message();
+  c.remove_worker("old");
+  EXPECT_TRUE(c.workers().empty());
+  EXPECT_EQ(code_of([&] { c.submit(stress("nobody")); }), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(code_of([&] { c.remove_worker("old"); }), grpc::StatusCode::NOT_FOUND);
+  // queued jobs wait for a new worker
+  add_agent("new");
+  EXPECT_EQ(wait_terminal(c, busy.id()).state(), v1::JOB_STATE_PASSED);
+  EXPECT_EQ(wait_terminal(c, waiting.id()).state(), v1::JOB_STATE_PASSED);
+}
+
 TEST_F(FarmService, PriorityThenFifo) {
   start();
   auto c = client();

@@ -61,6 +61,14 @@ std::vector<v1::Worker> Client::workers() {
   return {resp.workers().begin(), resp.workers().end()};
 }
 
+void Client::remove_worker(const std::string& id, bool force) {
+  v1::RemoveWorkerRequest req;
+  req.set_worker_id(id);
+  req.set_force(force);
+  v1::RemoveWorkerResponse resp;
+  CALL(RemoveWorker, req, resp);
+}
+
 v1::Report Client::report(const v1::GetReportRequest& req) {
   v1::GetReportResponse resp;
   CALL(GetReport, req, resp);

@@ -276,7 +276,11 @@ int main(int argc, char** argv) {
   jobs->add_option("--limit", limit, "max jobs")->capture_default_str();
   jobs->add_flag("--oldest-first", oldest_first, "oldest first (default newest first)");
 
-  auto* workers = app.add_subcommand("workers", "list workers");
+  auto* workers = app.add_subcommand("workers", "list workers (or forget one with --remove)");
+  std::string remove_worker;
+  bool remove_force = false;
+  workers->add_option("--remove", remove_worker, "forget this (decommissioned) worker");
+  workers->add_flag("--force", remove_force, "with --remove: even if it is running jobs (they are requeued)");
 
   auto* results = app.add_subcommand("results", "show results of jobs");
   std::vector<std::string> result_ids;
@@ -398,6 +402,11 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (*workers) {
+      if (!remove_worker.empty()) {
+        c.remove_worker(remove_worker, remove_force);
+        if (!as_json) std::cout << "removed " << remove_worker << "\n";
+        return 0;
+      }
       auto list = c.workers();
       if (as_json) {
         json a = json::array();

@@ -397,16 +397,23 @@ Status Farm::submit(const v1::SubmitJobRequest& req, v1::Job* out) {
   if (stopping_) return Status(StatusCode::UNAVAILABLE, "farmd is shutting down");
   std::string message;
   {
-    bool any = false;
-    std::string reasons;
+    bool any = false, online = false;
+    std::string reasons, offline;
+    int64_t now = now_ms();
     for (auto& [id, w] : workers_) {
       std::string why;
       if (::farm::selector_matches(spec, w.w.capabilities(), id, &why)) {
         any = true;
-        break;
+        if (worker_state(w, now) != v1::WORKER_STATE_OFFLINE) {
+          online = true;
+          break;
+        }
+        if (offline.size() < 200) offline += (offline.empty() ? "" : ", ") + id;
+        continue;
       }
       if (reasons.size() < 400) reasons += (reasons.empty() ? "" : "; ") + id + ": " + why;
     }
+    if (any && !online) message = "waiting: every worker that can run this job is offline (" + offline + ")";
     if (!any) {
       std::string m = "no registered worker can run this job (" + std::string(::farm::workload_type(spec.workload())) +
                       " on " + ::farm::describe_selector(spec.selector()) + ")";
@@ -623,6 +630,52 @@ void Farm::list_workers(v1::ListWorkersResponse* out) {
     o->set_state(worker_state(w, now));
     o->set_running(static_cast<uint32_t>(w.running.size()));
   }
+}
+
+Status Farm::remove_worker(const std::string& id, bool force) {
+  std::lock_guard lk(mu_);
+  auto it = workers_.find(id);
+  if (it == workers_.end()) return Status(StatusCode::NOT_FOUND, "no worker " + id);
+  WorkerRec& w = it->second;
+  if (!w.running.empty() && !force)
+    return Status(StatusCode::FAILED_PRECONDITION,
+                  "worker " + id + " is running " + std::to_string(w.running.size()) + " job(s); use force");
+  try {
+    Txn t(*db_);
+    std::vector<std::string> stale(w.running.begin(), w.running.end());
+    for (const auto& jid : stale) {
+      auto ri = running_.find(jid);
+      if (ri == running_.end()) continue;
+      v1::JobResult res;
+      res.set_outcome(v1::OUTCOME_LOST);
+      res.set_message("worker " + id + " was removed");
+      Running r = ri->second;
+      finish_attempt(std::move(r), std::move(res));
+    }
+    if (!w.health_job.empty() && queued_index_.count(w.health_job)) {
+      auto st = db_->prepare("UPDATE jobs SET state = ?, finished_ms = ?, message = ? WHERE id = ?");
+      st.bind(1, static_cast<int>(v1::JOB_STATE_CANCELLED)).bind(2, now_ms()).bind(3, "worker removed");
+      st.bind(4, w.health_job).exec();
+      emit_state(w.health_job, v1::JOB_STATE_CANCELLED, 0, "", "worker removed");
+      queue_.erase(queued_index_.at(w.health_job));
+      queued_index_.erase(w.health_job);
+    }
+    auto st = db_->prepare("DELETE FROM workers WHERE id = ?");
+    st.bind(1, id).exec();
+    t.commit();
+  } catch (const std::exception& e) {
+    pending_notify_.clear();
+    return Status(StatusCode::INTERNAL, e.what());
+  }
+  publish_events();
+  for (auto* wt : waiters_)
+    if (wt->worker_id == id) {
+      wt->woken = true;
+      wt->cv.notify_one();
+    }
+  workers_.erase(it);
+  spdlog::info("farmd: worker {} removed", id);
+  return Status::OK;
 }
 
 Status Farm::report(const v1::GetReportRequest& req, v1::Report* out) {

@@ -81,6 +81,10 @@ class ClientService final : public v1::FarmClient::Service {
     farm_.list_workers(resp);
     return Status::OK;
   }
+  Status RemoveWorker(ServerContext* ctx, const v1::RemoveWorkerRequest* req, v1::RemoveWorkerResponse*) override {
+    FARM_AUTH(Role::client);
+    return farm_.remove_worker(req->worker_id(), req->force());
+  }
   Status GetReport(ServerContext* ctx, const v1::GetReportRequest* req, v1::GetReportResponse* resp) override {
     FARM_AUTH(Role::client);
     return farm_.report(*req, resp->mutable_report());

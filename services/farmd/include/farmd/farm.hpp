@@ -40,6 +40,7 @@ class Farm {
   grpc::Status list_jobs(const v1::ListJobsRequest& req, v1::ListJobsResponse* out);
   grpc::Status cancel(const std::string& id, const std::string& reason, v1::Job* out);
   void list_workers(v1::ListWorkersResponse* out);
+  grpc::Status remove_worker(const std::string& id, bool force);
   grpc::Status report(const v1::GetReportRequest& req, v1::Report* out);
 
   // Events of a job with seq > after (at most `limit`).

@@ -29,6 +29,7 @@ class Client {
   std::vector<v1::Job> list(const v1::ListJobsRequest& req);
   v1::Job cancel(const std::string& id, const std::string& reason = "");
   std::vector<v1::Worker> workers();
+  void remove_worker(const std::string& id, bool force = false);
   v1::Report report(const v1::GetReportRequest& req);
   // Streams events until the job is terminal; `on_event` returns false to stop.
   // Reconnects (resuming after the last seq) if the stream breaks. Returns the final job.

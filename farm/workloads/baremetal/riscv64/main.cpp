@@ -16,8 +16,9 @@
 //   seed=N        PRNG seed: which sites each batch toggles, delays, worker inputs
 //   delay=N       spin up to N (random) iterations between batches (default 0)
 //   burst=N       workers run N loop iterations, then nap (wfi) until the next sync IPI or
-//                 a nap=US microsecond timer; 0 = never nap (default). See docs/baremetal.md:
-//                 on a host with fewer cores than harts, naps let the vCPUs share the cores.
+//                 a nap=US microsecond timer; 0 = never nap. Default: 2 on QEMU's virt
+//                 machine, 0 elsewhere. See docs/baremetal.md: on a host with fewer cores
+//                 than vCPUs, naps let the vCPUs share the cores.
 //   nap=US        longest nap in microseconds (default 200)
 //   pwait=wfi|spin  how the patcher waits for sync acks: sleep until the last worker's
 //                 IPI (default) or spin
@@ -51,7 +52,7 @@ struct Config {
   uint64_t toggles = BM_DEFAULT_TOGGLES;
   uint64_t seed = 1;
   uint64_t delay = 0;
-  uint64_t burst = 0;
+  uint64_t burst = 0;     // set from the machine before the bootargs are parsed
   uint64_t nap_us = 200;
   uint64_t linger_us = 0;
   bool selftest_unimp = false;
@@ -303,6 +304,7 @@ extern "C" void bm_boot_main(uint64_t hartid, const void *fdt) {
     }
   }
   g_plat.tolerate_stale = g_cfg.on_qemu;
+  g_cfg.burst = g_cfg.on_qemu ? 2 : 0;
   const char *args = static_cast<const char *>(fdt_prop(fdt, "chosen", "bootargs", &len));
   if (args) parse_bootargs(args, len);
 
@@ -455,7 +457,9 @@ extern "C" void bm_boot_main(uint64_t hartid, const void *fdt) {
   j.u64("syncs", stress_syncs);
   j.u64("ipi_rounds", g_plat.ipi_rounds);
   j.u64("ipis_taken", ipis);
+  j.u64("evac_rounds", g_plat.evac_rounds);
   j.u64("rfences", g_plat.rfences);
+  j.u64("grace_periods", g_plat.graces);
   j.u64("writes", st.writes);
   j.u64("elapsed_ms", ms);
   j.u64("toggles_per_s", ms ? site_toggles * 1000 / ms : 0);

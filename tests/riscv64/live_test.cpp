@@ -128,8 +128,6 @@ void exercise(Fn fn, uint64_t add, int policy, int expect_jump_) {
   EXPECT_EQ(fn(8), 8 + add);
 }
 
-uint64_t own_add(uint64_t x) { return rv_own(x) - x; } // not used as a site
-
 TEST(Rv64Live, Arch) {
   EXPECT_STREQ(lp_arch(), "riscv64");
   const auto &h = lp::riscv64::hart_info();
@@ -141,11 +139,8 @@ TEST(Rv64Live, Arch) {
   }
 }
 
-Fn own() { return [](uint64_t x) { return rv_own(x); }; }
-
 TEST(Rv64Live, OwnSledJumpAndTrap) {
   auto fn = reinterpret_cast<Fn>(&rv_own);
-  (void)own_add;
   lp_patcher *p = open_patcher();
   Counter c;
   lp_probe *pr = nullptr;
@@ -169,7 +164,6 @@ TEST(Rv64Live, OwnSledJumpAndTrap) {
   EXPECT_EQ(lp::riscv64::skip_len(b, 32, &ilen), 8u);
   EXPECT_EQ(uint32_t(ilen), kOwnUnit);
   EXPECT_EQ(fn(10), 31u);
-  (void)own;
 }
 
 TEST(Rv64Live, SledG8) {

@@ -237,7 +237,7 @@ int main(int argc, char** argv) {
   sub->add_option("--sync", sync, "patch-stress sync: membarrier | flush_icache | signal | default");
   sub->add_option("--kind", probe_kind, "patch-stress probe kind: jump | trap | auto");
   sub->add_option("--binary", binary, "workload binary path on the agent (override)");
-  sub->add_option("--arg", extra, "extra workload argument (repeatable)");
+  sub->add_option("--arg", extra, "extra workload argument (repeatable, one value each)")->expected(1)->allow_extra_args(false)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   sub->add_option("--image", image, "bare-metal image path on the agent");
   sub->add_option("--smp", smp, "bare-metal harts");
   sub->add_option("--machine", machine, "bare-metal qemu machine");
@@ -245,7 +245,7 @@ int main(int argc, char** argv) {
   sub->add_option("--arch", arch, "target arch (x86_64, riscv64, aarch64)");
   sub->add_option("--isa", isa, "target ISA (rv64gc, rv64g, ...)");
   sub->add_option("--executor", executor, "worker kind: native | qemu-user | qemu-system | board");
-  sub->add_option("--label", labels, "required board label key=value (repeatable)");
+  sub->add_option("--label", labels, "required board label key=value (repeatable)")->allow_extra_args(false);
   sub->add_option("--min-cores", min_cores, "minimum cores");
   sub->add_option("--worker", worker, "pin to a worker id");
   sub->add_option("--timeout", timeout, "timeout in seconds (default: farmd's)");
@@ -253,7 +253,7 @@ int main(int argc, char** argv) {
   sub->add_option("--count", count, "submit N jobs")->capture_default_str();
   sub->add_option("--priority", priority, "higher runs first");
   sub->add_option("--max-attempts", max_attempts, "attempts on infrastructure failures");
-  sub->add_option("--tag", tags, "tag key=value (repeatable), used by report filters");
+  sub->add_option("--tag", tags, "tag key=value (repeatable), used by report filters")->allow_extra_args(false);
   sub->add_flag("--allow-unmatched", allow_unmatched, "queue even if no registered worker matches");
   sub->add_flag("--wait", wait, "watch the job(s) to the end; exit 0 only if all passed");
   sub->add_flag("--logs", logs, "with --wait: print the workload output");

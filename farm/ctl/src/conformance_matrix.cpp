@@ -1,0 +1,256 @@
+// The conformance matrix: targets, cells, job -> cell classification, history.
+#include <algorithm>
+#include <map>
+
+#include "conformance.hpp"
+#include "farm/common/names.hpp"
+#include "farm/common/result.hpp"
+
+namespace farm::conformance {
+
+std::string_view status_name(Status s) {
+  switch (s) {
+    case Status::pending: return "pending";
+    case Status::pass: return "pass";
+    case Status::fail: return "fail";
+    case Status::unsupported: return "unsupported";
+    case Status::not_available: return "not-available";
+    case Status::timeout: return "timeout";
+    case Status::error: return "error";
+    case Status::cancelled: return "cancelled";
+  }
+  return "?";
+}
+
+std::optional<Status> parse_status(std::string_view s) {
+  for (Status st : {Status::pending, Status::pass, Status::fail, Status::unsupported, Status::not_available,
+                    Status::timeout, Status::error, Status::cancelled})
+    if (status_name(st) == s) return st;
+  return std::nullopt;
+}
+
+std::vector<Target> default_targets() {
+  std::vector<Target> t;
+  t.push_back({.name = "x86_64", .arch = "x86_64", .kind = "native", .workload = "patch-stress",
+               .syncs = {"membarrier", "signal"}});
+  for (const char* isa : {"rv64gc", "rv64g"})
+    t.push_back({.name = isa, .arch = "riscv64", .isa = isa, .kind = "qemu-user", .workload = "patch-stress",
+                 .syncs = {"membarrier", "flush_icache", "signal"}, .emulator = "qemu-riscv64"});
+  for (const char* isa : {"rv64gc", "rv64g"})
+    t.push_back({.name = std::string("bm-") + isa, .arch = "riscv64", .isa = isa, .kind = "qemu-system",
+                 .workload = "baremetal", .syncs = {"ipi", "rfence"}, .emulator = "qemu-system-riscv64"});
+  return t;
+}
+
+std::vector<Cell> build_matrix(const std::vector<Target>& targets, const MatrixOptions& o) {
+  std::vector<Cell> cells;
+  uint64_t seed = o.seed;
+  for (const auto& t : targets) {
+    auto base = [&](const std::string& test) {
+      Cell c;
+      c.target = t.name;
+      c.test = test;
+      auto& s = c.spec;
+      s.set_name("conformance " + t.name + " " + test);
+      auto* sel = s.mutable_selector();
+      sel->set_arch(t.arch);
+      if (!t.isa.empty()) sel->set_isa(t.isa);
+      if (!t.kind.empty()) sel->set_kind(t.kind);
+      for (const auto& [k, v] : o.labels) (*sel->mutable_labels())[k] = v;
+      if (o.pin_target_label) (*sel->mutable_labels())["conformance-target"] = t.name;
+      s.set_timeout_s(o.timeout_s);
+      s.set_priority(o.priority);
+      auto& tags = *s.mutable_tags();
+      tags["suite"] = "conformance";
+      if (!o.run_id.empty()) tags["run"] = o.run_id;
+      tags["target"] = t.name;
+      tags["test"] = test;
+      c.seed = seed++;
+      s.set_seed(c.seed);
+      return c;
+    };
+    if (!t.available) {
+      Cell c = base(t.workload == "baremetal" ? "baremetal" : "stress");
+      c.status = Status::not_available;
+      c.message = t.why.empty() ? "not available" : t.why;
+      cells.push_back(std::move(c));
+      continue;
+    }
+    if (t.workload == "baremetal") {
+      for (const auto& sync : t.syncs) {
+        Cell c = base("baremetal/" + sync);
+        auto* b = c.spec.mutable_workload()->mutable_baremetal();
+        if (o.send_binary || !t.binary.empty()) b->set_image(t.binary);
+        b->set_smp(o.smp);
+        // batch=all toggles all 16 probes per batch; burst=2 lets the worker
+        // vCPUs nap so 4 harts share a small host (farm/workloads/baremetal).
+        b->add_extra_args("-append");
+        b->add_extra_args("sync=" + sync + " batch=all burst=2 toggles=" + std::to_string(o.bm_toggles) +
+                          " seed=" + std::to_string(c.seed));
+        cells.push_back(std::move(c));
+      }
+      continue;
+    }
+    for (const auto& w : o.writers)
+      for (const auto& sync : t.syncs)
+        for (const auto& k : o.kinds) {
+          Cell c = base("stress/" + w + "/" + sync + "/" + k);
+          auto* p = c.spec.mutable_workload()->mutable_patch_stress();
+          p->set_threads(o.threads);
+          p->set_functions(o.functions);
+          p->set_batches(sync == "signal" ? o.signal_batches : o.batches);
+          p->set_writer(w);
+          p->set_sync(sync);
+          p->set_probe_kind(k);
+          if (o.send_binary) p->set_binary(t.binary);
+          cells.push_back(std::move(c));
+        }
+  }
+  return cells;
+}
+
+namespace {
+
+json parse_obj(const std::string& s) {
+  if (s.empty()) return json();
+  auto j = json::parse(s, nullptr, false);
+  return j.is_object() ? j : json();
+}
+
+uint64_t u64(const json& j, const char* k) {
+  if (!j.is_object() || !j.contains(k)) return 0;
+  const auto& v = j[k];
+  if (v.is_number_unsigned()) return v.get<uint64_t>();
+  if (v.is_number_integer()) return static_cast<uint64_t>(std::max<int64_t>(0, v.get<int64_t>()));
+  if (v.is_number_float()) return static_cast<uint64_t>(std::max(0.0, v.get<double>()));
+  return 0;
+}
+
+}  // namespace
+
+Status classify(const v1::Job& job, std::string* why) {
+  const auto& r = job.result();
+  auto say = [&](const std::string& m) {
+    if (why) *why = m;
+  };
+  std::string msg = !job.message().empty() ? job.message() : r.message();
+  switch (job.state()) {
+    case v1::JOB_STATE_PASSED:
+      say("");
+      return Status::pass;
+    case v1::JOB_STATE_FAILED: {
+      // patch-stress reports a libpatch error that stopped it before any call
+      // in "error"; LP_ENOTSUP means "this option is not supported here"
+      // (e.g. --writer procmem under qemu-user, docs/riscv64.md).
+      json j = parse_obj(r.result_json());
+      std::string err = j.is_object() && j.contains("error") && j["error"].is_string() ? j["error"].get<std::string>() : "";
+      if (err.rfind("LP_ENOTSUP", 0) == 0 && u64(j, "calls") == 0 && u64(j, "unexpected_signals") == 0 &&
+          u64(j, "wrong_results") == 0) {
+        say(err);
+        return Status::unsupported;
+      }
+      if (!err.empty()) msg = err + (msg.empty() ? "" : " (" + msg + ")");
+      say(msg);
+      return Status::fail;
+    }
+    case v1::JOB_STATE_TIMED_OUT: say(msg.empty() ? "timed out" : msg); return Status::timeout;
+    case v1::JOB_STATE_ERROR: say(msg); return Status::error;
+    case v1::JOB_STATE_CANCELLED: say(msg.empty() ? "cancelled" : msg); return Status::cancelled;
+    default: say(""); return Status::pending;
+  }
+}
+
+void apply_job(const v1::Job& job, Cell* c) {
+  c->job_id = job.id();
+  std::string why;
+  c->status = classify(job, &why);
+  c->message = why;
+  c->worker = job.worker_id();
+  c->attempts = job.attempts();
+  const auto& r = job.result();
+  if (c->status == Status::pending) {
+    c->calls = job.progress().calls();
+    c->hits = job.progress().hits();
+    c->batches = job.progress().batches();
+    c->seconds = job.progress().elapsed_s();
+    return;
+  }
+  c->calls = r.calls();
+  c->hits = r.hits();
+  c->batches = r.batches();
+  c->syncs = r.syncs();
+  c->seconds = r.duration_s();
+  c->result_json = r.result_json();
+  json j = parse_obj(r.result_json());
+  c->toggles = u64(j, "toggles");
+  if (c->seconds <= 0 && j.is_object() && j.contains("seconds") && j["seconds"].is_number())
+    c->seconds = j["seconds"].get<double>();
+  c->log_tail = (c->status == Status::pass) ? "" : r.log_tail();
+}
+
+std::vector<json> parse_bench_lines(std::string_view out) {
+  std::vector<json> v;
+  size_t pos = 0;
+  while (pos < out.size()) {
+    size_t nl = out.find('\n', pos);
+    std::string_view line = out.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
+    pos = nl == std::string_view::npos ? out.size() : nl + 1;
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.remove_suffix(1);
+    auto b = line.find('{');
+    if (b == std::string_view::npos) continue;
+    auto j = json::parse(line.substr(b), nullptr, false);
+    if (j.is_object() && j.contains("bench")) v.push_back(std::move(j));
+  }
+  return v;
+}
+
+std::vector<HistoryRun> history_from_jobs(const std::vector<v1::Job>& jobs) {
+  std::map<std::string, HistoryRun> runs;
+  for (const auto& j : jobs) {
+    auto it = j.spec().tags().find("run");
+    if (it == j.spec().tags().end() || j.spec().tags().count("suite") == 0 ||
+        j.spec().tags().at("suite") != "conformance")
+      continue;
+    auto& h = runs[it->second];
+    h.run_id = it->second;
+    if (!h.started_ms || (j.created_ms() && j.created_ms() < h.started_ms)) h.started_ms = j.created_ms();
+    ++h.total;
+    switch (classify(j)) {
+      case Status::pass: ++h.passed; break;
+      case Status::fail:
+      case Status::timeout: ++h.failed; break;
+      case Status::unsupported: ++h.unsupported; break;
+      default: ++h.other; break;
+    }
+    h.seconds += j.result().duration_s();
+  }
+  std::vector<HistoryRun> v;
+  for (auto& [_, h] : runs) v.push_back(h);
+  std::sort(v.begin(), v.end(), [](const HistoryRun& a, const HistoryRun& b) {
+    return a.started_ms != b.started_ms ? a.started_ms < b.started_ms : a.run_id < b.run_id;
+  });
+  return v;
+}
+
+bool RunReport::cell_failed(const Cell& c) const {
+  switch (c.status) {
+    case Status::pass: return false;
+    case Status::unsupported:
+    case Status::not_available: return require_all;
+    default: return true;
+  }
+}
+
+bool RunReport::bench_failed(const BenchRun& b) const {
+  if (!b.available) return require_all;
+  return !b.ok;
+}
+
+size_t RunReport::failures() const {
+  size_t n = 0;
+  for (const auto& c : cells) n += cell_failed(c);
+  for (const auto& b : benches) n += bench_failed(b);
+  return n;
+}
+
+}  // namespace farm::conformance

@@ -23,6 +23,9 @@
 // worker is or can get strictly inside a sled, and phase 2 may rewrite the tails.
 // A worker inside a trampoline returns to just after the call instruction: those
 // bytes are nops in both the old and new sled, never rewritten.
+// With RFENCE the fence.i already ran on every hart when remote_fence_i returned
+// (OpenSBI waits for them), so the evacuation-only IPI round that follows relies on
+// the same argument, with that earlier fence.i.
 #include "bm.hpp"
 
 using lp::engine::EngineError;

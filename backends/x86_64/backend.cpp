@@ -7,6 +7,7 @@
 #include "encoding.hpp"
 #include "libpatch/patch.h"
 #include "libpatch/regs.h"
+#include "insn_trampoline.hpp"
 #include "trampoline.hpp"
 
 namespace lp::x86_64 {
@@ -76,6 +77,11 @@ public:
   int emit_trampoline(uint8_t *buf, uintptr_t at, const TrampolineSpec &spec) const override {
     return emit_entry_trampoline(buf, at, spec);
   }
+
+  int emit_insn_trampoline(uint8_t *buf, uintptr_t at, const TrampolineSpec &spec, size_t *size) const override {
+    return x86_64::emit_insn_trampoline(buf, at, spec, size);
+  }
+  size_t insn_trampoline_max() const override { return kInsnTrampolineMax; }
 
   int trap_signal() const override { return SIGTRAP; }
 

@@ -12,6 +12,8 @@ struct lp_regs;
 
 namespace lp {
 
+inline constexpr int LP_ENOTSUP_CODE = -16; // LP_ENOTSUP (patch.h), without the C header here
+
 // What the backend found at a probe address.
 struct SiteShape {
   uintptr_t addr = 0;      // first byte the protocol rewrites (may be after an endbr64)
@@ -65,6 +67,16 @@ public:
   virtual size_t trampoline_slot_size() const = 0;
   virtual size_t trampoline_data_offset() const = 0;
   virtual int emit_trampoline(uint8_t *buf, uintptr_t at, const TrampolineSpec &spec) const = 0;
+  // Instruction-site trampoline: entered by a jump from anywhere in a function,
+  // it preserves every register, the flags and the red zone, calls the handler,
+  // and falls through at buf + *code_size into the out-of-line copy of the
+  // displaced instructions (which the core places there). LP_ENOTSUP if the
+  // backend has no instruction-site support.
+  virtual int emit_insn_trampoline(uint8_t *, uintptr_t, const TrampolineSpec &, size_t *) const {
+    return LP_ENOTSUP_CODE;
+  }
+  // Upper bound of emit_insn_trampoline's code size.
+  virtual size_t insn_trampoline_max() const { return 0; }
 
   // Trap handling (called from the signal handler: async-signal-safe).
   virtual int trap_signal() const = 0;

@@ -97,4 +97,12 @@ int lp_lookup_symbol(const char *symbol, void **addr, size_t *size) {
 
 const char *lp_arch(void) { return LP_REGS_ARCH; }
 
+int lp_supports_instruction_sites(void) {
+#if LP_HAVE_MC
+  return 1;
+#else
+  return 0;
+#endif
+}
+
 } // extern "C"

@@ -10,7 +10,7 @@ extern "C" const char *lp_strerror(int err) {
   case LP_ETOOSHORT: return "LP_ETOOSHORT: the site is too short for a jump";
   case LP_ERANGE: return "LP_ERANGE: no trampoline can be placed within reach of the site";
   case LP_ERELOC: return "LP_ERELOC: a displaced instruction cannot be relocated";
-  case LP_EEXIST: return "LP_EEXIST: a probe already exists at this address";
+  case LP_EEXIST: return "LP_EEXIST: a probe already exists at this address or its site overlaps this one";
   case LP_ESYNC: return "LP_ESYNC: synchronising the cores failed or timed out";
   case LP_EWRITE: return "LP_EWRITE: writing the text failed";
   case LP_ENOSYM: return "LP_ENOSYM: symbol not found";

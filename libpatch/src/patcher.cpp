@@ -44,7 +44,11 @@ void sync_visitor(void *arg, void *uc) {
     const uintptr_t pc = b.context_pc(uc);
     SiteTable::Reader r(v->p->table);
     if (const SiteEntry *e = r.find_inside(pc); e && e->evacuate) {
-      b.set_context_pc(uc, e->resume);
+      uintptr_t to = e->resume;
+      // An instruction site: continue at the same instruction in the OOL copy.
+      for (uint32_t i = 0; i < e->evac_n; ++i)
+        if (e->addr + e->evac_map[i].orig_off == pc) to = e->evac_base + e->evac_map[i].ool_off;
+      b.set_context_pc(uc, to);
       v->p->evacuated.fetch_add(1, std::memory_order_relaxed);
     }
   }
@@ -188,9 +192,12 @@ int lp_patcher::create_probe(void *addr_p, lp_handler h, void *user, lp_probe **
   uintptr_t map_end = 0;
   if (!executable(addr, &map_end)) return LP_ENOTEXEC;
   SiteShape shape;
-  if (int rc = backend->probe_site(addr, map_end - addr, &shape); rc != 0) return rc;
+  const int site_rc = backend->probe_site(addr, map_end - addr, &shape);
+  if (site_rc == LP_EBOUNDARY) return create_insn_probe(addr, h, user, out);
+  if (site_rc != 0) return site_rc;
   if (auto it = by_addr.find(shape.addr); it != by_addr.end() && !it->second->dead())
     return it->second->staged == ProbeState::Removed ? LP_EBUSY : LP_EEXIST; // EBUSY: removal not committed yet
+  if (overlaps(shape.addr, shape.len)) return LP_EEXIST;
   auto p = std::make_unique<lp_probe>();
   p->owner = this;
   p->shape = shape;
@@ -235,6 +242,22 @@ int lp_patcher::create_probe(void *addr_p, lp_handler h, void *user, lp_probe **
   return 0;
 }
 
+int lp_patcher::create_insn_probe(uintptr_t addr, lp_handler h, void *user, lp_probe **out) {
+  if (auto it = by_addr.find(addr); it != by_addr.end() && !it->second->dead())
+    return it->second->staged == ProbeState::Removed ? LP_EBUSY : LP_EEXIST;
+  auto p = std::make_unique<lp_probe>();
+  p->owner = this;
+  p->handler = h;
+  p->user = user;
+  if (int rc = prepare_insn_probe(*this, *p, addr); rc != 0) return rc;
+  std::memcpy(p->original, reinterpret_cast<const void *>(addr), p->shape.len);
+  std::memcpy(p->current, p->original, p->shape.len);
+  *out = p.get();
+  by_addr[addr] = p.get();
+  probes.push_back(std::move(p));
+  return 0;
+}
+
 void lp_patcher::publish_table() {
   // One entry per site address (by_addr). A removed probe keeps its entry
   // (Stable) so a trap taken just before its removal is still recognised as
@@ -249,6 +272,12 @@ void lp_patcher::publish_table() {
     e.handler = p->handler;
     e.user = p->user;
     e.hits = &p->hits;
+    if (p->insn) {
+      e.resume = p->insn->ool; // the displaced code runs out of line
+      e.evac_base = p->insn->ool;
+      e.evac_map = p->insn->map.data();
+      e.evac_n = uint32_t(p->insn->map.size());
+    }
     if (p->in_batch) {
       e.mode = SiteMode::Transition;
       // A thread trapping mid-batch gets the semantics the batch moves to.
@@ -261,6 +290,20 @@ void lp_patcher::publish_table() {
     entries.push_back(e);
   }
   table.publish(std::move(entries)); // by_addr is ordered: already sorted
+}
+
+bool lp_patcher::overlaps(uintptr_t addr, uint32_t len) const {
+  // Sites never overlap each other, so only the last site starting below the
+  // end of the range can reach into it... or any site starting inside it.
+  auto it = by_addr.lower_bound(addr + len);
+  while (it != by_addr.begin()) {
+    --it;
+    const lp_probe *q = it->second;
+    if (q->dead()) continue;
+    if (q->shape.addr + q->shape.len <= addr) break;
+    return true;
+  }
+  return false;
 }
 
 bool lp_patcher::executable(uintptr_t addr, uintptr_t *map_end) {
@@ -293,13 +336,17 @@ int lp_patcher::commit() {
     if (p->staged == ProbeState::Removed && p->committed == ProbeState::Disabled) {
       p->committed = ProbeState::Removed; // never touched the text beyond disabled bytes
       if (p->jump) pool->retire(p->tramp, generation);
+      if (p->insn && p->insn->ool_slot.rx) pool->retire(p->insn->ool_slot, generation);
       continue;
     }
     std::array<uint8_t, engine::kMaxSiteBytes> nb{};
     uint8_t disabled[engine::kMaxSiteBytes];
-    backend->disabled_bytes(p->shape, p->original, disabled);
+    if (p->insn) std::memcpy(disabled, p->original, p->shape.len); // instruction sites keep their code
+    else backend->disabled_bytes(p->shape, p->original, disabled);
     if (p->staged == ProbeState::Enabled) {
-      if (p->jump) {
+      if (p->insn && p->jump) {
+        std::memcpy(nb.data(), p->insn->jump_bytes.data(), p->shape.len);
+      } else if (p->jump) {
         if (int rc = backend->jump_bytes(p->shape, p->tramp.rx, nb.data()); rc != 0) {
           for (lp_probe *m : moving) m->in_batch = false;
           dirty.insert(dirty.end(), todo.begin(), todo.end()); // still staged
@@ -313,6 +360,13 @@ int lp_patcher::commit() {
     }
     engine::Transition t;
     backend->make_transition(p->shape, p->current, nb.data(), &t);
+    if (p->insn) {
+      // Threads can be parked at a boundary inside the displaced range only
+      // while it holds the original instructions and the tail is about to
+      // change (a trap probe changes the first instruction only).
+      t.evacuate = p->insn->multi && std::memcmp(p->current, p->original, p->shape.len) == 0 &&
+                   std::memcmp(nb.data() + t.trap_len, p->original + t.trap_len, p->shape.len - t.trap_len) != 0;
+    }
     p->in_batch = true;
     p->batch_evacuate = t.evacuate;
     moving.push_back(p);
@@ -338,6 +392,7 @@ int lp_patcher::commit() {
       const bool removing = p->staged == ProbeState::Removed;
       p->committed = p->staged;
       if (removing && p->jump) pool->retire(p->tramp, generation);
+      if (removing && p->insn && p->insn->ool_slot.rx) pool->retire(p->insn->ool_slot, generation);
     }
     sites.fetch_add(st.sites, std::memory_order_relaxed);
     commits.fetch_add(1, std::memory_order_relaxed);

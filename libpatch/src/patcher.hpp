@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "backend.hpp"
+#include "insn_site.hpp"
 #include "libpatch/patch.h"
 #include "site_table.hpp"
 #include "trampoline_pool.hpp"
@@ -32,6 +33,7 @@ struct lp_probe {
   uint8_t original[lp::engine::kMaxSiteBytes] = {}; // bytes when the probe was created
   uint8_t current[lp::engine::kMaxSiteBytes] = {};  // bytes the text holds now
   lp::Slot tramp;                                  // jump probes
+  std::unique_ptr<lp::InsnSite> insn;              // instruction sites (not entry sleds)
   bool in_batch = false;                           // part of the commit in progress
   bool batch_evacuate = false;
   bool dead() const { return committed == ProbeState::Removed; }
@@ -54,6 +56,7 @@ struct lp_patcher {
   std::vector<std::pair<uintptr_t, uintptr_t>> exec_maps;
   std::recursive_mutex mu;
   intptr_t tls_depth_offset = 0;
+  std::shared_ptr<void> mc_decoder; // lp::mc::Decoder, created on the first instruction site
   uint64_t generation = 1; // grace-period generations started
 
   // Counters (the trap handler updates some: atomics).
@@ -62,11 +65,14 @@ struct lp_patcher {
   int open(const lp_options &o);
   void close();
   int create_probe(void *addr, lp_handler h, void *user, lp_probe **out);
+  int create_insn_probe(uintptr_t addr, lp_handler h, void *user, lp_probe **out);
   int commit();
   int quiesce(unsigned timeout_ms, bool *ok);
   int sync(lp::engine::SyncPoint point, bool evacuate);
   void publish_table();
   bool executable(uintptr_t addr, uintptr_t *map_end);
+  // Whether [addr, addr+len) intersects the site of a live probe.
+  bool overlaps(uintptr_t addr, uint32_t len) const;
 };
 
 namespace lp {

@@ -49,6 +49,9 @@ void SiteTable::publish(std::vector<SiteEntry> entries) {
     d.handler = s.handler;
     d.user = s.user;
     d.hits = s.hits;
+    d.evac_base = s.evac_base;
+    d.evac_map = s.evac_map;
+    d.evac_n = s.evac_n;
   }
   // seq_cst swap, then a seq_cst read of the reader count: a reader increments
   // the count before loading the pointer (both seq_cst), so a count seen at

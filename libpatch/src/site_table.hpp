@@ -23,6 +23,13 @@ enum class SiteMode : uint8_t {
   TrapProbe = 2,  // the head is a permanent trap: call the handler, resume
 };
 
+// An instruction boundary inside a displaced range and its equivalent point in
+// the out-of-line copy (where an evacuated thread continues).
+struct PcMapPair {
+  uint32_t orig_off;
+  uint32_t ool_off;
+};
+
 struct SiteEntry {
   uintptr_t addr = 0;
   uint32_t len = 0;
@@ -33,6 +40,11 @@ struct SiteEntry {
   void (*handler)(lp_regs *, void *) = nullptr;
   void *user = nullptr;
   std::atomic<uint64_t> *hits = nullptr; // the probe's counter
+  // Instruction sites: threads evacuated from (addr, addr+len) continue at
+  // `evac_base + ool_off` of their boundary (map owned by the probe).
+  uintptr_t evac_base = 0;
+  const PcMapPair *evac_map = nullptr;
+  uint32_t evac_n = 0;
 };
 
 class SiteTable {

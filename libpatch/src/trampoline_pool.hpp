@@ -28,8 +28,9 @@ public:
   TrampolinePool(const TrampolinePool &) = delete;
   TrampolinePool &operator=(const TrampolinePool &) = delete;
 
-  // A free slot within reach of [site, site+len). 0, LP_ERANGE or LP_ENOMEM.
-  int allocate(uintptr_t site, uint32_t len, Slot *out);
+  // A free slot of `size` bytes (0: the backend's entry-trampoline size) within
+  // reach of [site, site+len). 0, LP_ERANGE or LP_ENOMEM.
+  int allocate(uintptr_t site, uint32_t len, Slot *out, size_t size = 0);
   // Quarantines a slot no site jumps to any more (after the commit that
   // unlinked it). `generation` is the current grace-period generation.
   void retire(const Slot &s, uint64_t generation);

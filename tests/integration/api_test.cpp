@@ -32,9 +32,11 @@ TEST(Api, NotExecutable) {
 TEST(Api, NotASiteOrNotABoundary) {
   Open o;
   lp_probe *pr = nullptr;
-  EXPECT_EQ(lp_probe_at(o.p, reinterpret_cast<void *>(&lpt_plain), nop_handler, nullptr, &pr), LP_EBOUNDARY);
-  auto *inside = reinterpret_cast<char *>(&lpt_add) + 1;
+  auto *inside = reinterpret_cast<char *>(&lpt_long_insn) + 2; // in the middle of an instruction
   EXPECT_EQ(lp_probe_at(o.p, inside, nop_handler, nullptr, &pr), LP_EBOUNDARY);
+  // A function without a sled is a site only where instruction sites are supported.
+  const int rc = lp_probe_at(o.p, reinterpret_cast<void *>(&lpt_plain), nop_handler, nullptr, &pr);
+  EXPECT_EQ(rc, lp_supports_instruction_sites() ? 0 : LP_EBOUNDARY) << lp_strerror(rc);
 }
 
 TEST(Api, ProbeAlreadyExists) {

@@ -33,3 +33,11 @@ void lpt_skip_real_trap(void *uc) {
   (void)uc; // int3 already reports the pc after itself
 #endif
 }
+
+#if defined(__x86_64__)
+asm(".text\n.globl lpt_long_insn\n.type lpt_long_insn,@function\nlpt_long_insn:\n"
+    "  movabsq $0x1122334455667788, %rax\n  ret\n.size lpt_long_insn, .-lpt_long_insn\n");
+#elif defined(__riscv)
+asm(".text\n.globl lpt_long_insn\n.type lpt_long_insn,@function\n.option push\n.option norvc\nlpt_long_insn:\n"
+    "  lui a0, 0x12345\n  ret\n.option pop\n.size lpt_long_insn, .-lpt_long_insn\n");
+#endif

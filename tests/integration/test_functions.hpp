@@ -13,6 +13,7 @@ LP_PATCHABLE int lpt_other(int x);
 LP_PATCHABLE int lpt_third(int x);
 __attribute__((noinline)) int lpt_plain(int x); // no sled
 extern int lpt_data;
+void lpt_long_insn(void); // asm: a 4+ byte first instruction, so +2 is inside it
 }
 
 #if defined(__x86_64__)

@@ -35,7 +35,7 @@ enum lp_error {
   LP_ETOOSHORT = -5,   /* the site is too short for a jump */
   LP_ERANGE = -6,      /* no trampoline within reach of the site */
   LP_ERELOC = -7,      /* a displaced instruction cannot be relocated */
-  LP_EEXIST = -8,      /* a probe already exists at this address */
+  LP_EEXIST = -8,      /* a probe already exists at this address, or overlaps its site */
   LP_ESYNC = -9,       /* synchronising the cores failed */
   LP_EWRITE = -10,     /* writing the text failed */
   LP_ENOSYM = -11,     /* symbol not found */
@@ -111,6 +111,10 @@ int lp_quiesce(lp_patcher *, unsigned timeout_ms);
 
 /* Symbol lookup in the main executable and loaded shared objects. */
 int lp_lookup_symbol(const char *symbol, void **addr, size_t *size);
+
+/* 1 when this build can probe any instruction boundary (LLVM MC decoding and
+ * relocation: native hosted builds), 0 when only entry sleds are sites. */
+int lp_supports_instruction_sites(void);
 
 const char *lp_strerror(int err);
 const char *lp_arch(void); /* "x86_64", "riscv64", ... */

@@ -1,0 +1,146 @@
+#include "insn_site.hpp"
+
+#include <cstring>
+
+#include "libpatch/patch.h"
+#include "mc/relocate.hpp"
+#include "patcher.hpp"
+#include "platform/linux/symbols.hpp"
+
+namespace lp {
+namespace {
+
+mc::Decoder *decoder(lp_patcher &p) {
+  if (!p.mc_decoder) {
+    std::string err;
+    p.mc_decoder = std::shared_ptr<void>(mc::Decoder::create(p.backend->arch(), "", &err).release(),
+                                         [](void *d) { delete static_cast<mc::Decoder *>(d); });
+  }
+  return static_cast<mc::Decoder *>(p.mc_decoder.get());
+}
+
+void take_map(const mc::Relocation &r, uintptr_t ool, InsnSite &s) {
+  s.ool = ool;
+  s.multi = r.boundaries.size() > 1;
+  s.map.clear();
+  for (const auto &e : r.pc_map) s.map.push_back({e.orig_off, e.ool_off});
+}
+
+// A jump probe: trampoline code, then the OOL copy, then the data words.
+int prepare_jump(lp_patcher &p, lp_probe &pr, const mc::Decoder &dec, mc::RelocInput in) {
+  const Backend &b = *p.backend;
+  mc::Relocation plan = mc::plan_relocation(dec, in);
+  if (!plan.ok()) return plan.lp_error();
+  const size_t code_max = b.insn_trampoline_max() + plan.max_code_size;
+  const size_t data_off = (code_max + 15) & ~size_t(15);
+  const size_t size = data_off + sizeof(TrampolineData);
+  Slot slot;
+  if (int rc = p.pool->allocate(in.site, plan.displaced_len, &slot, size); rc != 0) {
+    return rc;
+  }
+  TrampolineSpec spec;
+  spec.site = in.site;
+  spec.site_len = plan.displaced_len;
+  spec.data = slot.rx + data_off;
+  spec.tls_depth = p.tls_depth_offset;
+  size_t tcode = 0;
+  int rc = b.emit_insn_trampoline(slot.rw, slot.rx, spec, &tcode);
+  mc::Relocation r;
+  if (rc == 0) {
+    r = mc::relocate(dec, in, slot.rx + tcode);
+    if (!r.ok()) rc = r.lp_error();
+    else if (tcode + r.code.size() > data_off) rc = LP_ERELOC;
+  }
+  auto insn = std::make_unique<InsnSite>();
+  insn->jump_bytes.resize(r.ok() ? r.displaced_len : 0);
+  if (rc == 0 && !mc::encode_site_jump(dec.arch(), in.site, slot.rx, r.displaced_len, 0, insn->jump_bytes.data()))
+    rc = LP_ERANGE;
+  if (rc != 0) {
+    p.pool->retire(slot, p.generation);
+    return rc;
+  }
+  std::memcpy(slot.rw + tcode, r.code.data(), r.code.size());
+  TrampolineData d;
+  d.handler = pr.handler;
+  d.user = pr.user;
+  std::memcpy(slot.rw + data_off, &d, sizeof d);
+  take_map(r, slot.rx + tcode, *insn);
+  pr.shape.addr = in.site;
+  pr.shape.len = r.displaced_len;
+  pr.shape.unit = 0;
+  pr.shape.entry_sled = false;
+  pr.tramp = slot;
+  pr.jump = true;
+  pr.insn = std::move(insn);
+  return 0;
+}
+
+// A trap probe: the trap replaces the first instruction, which runs from a
+// one-instruction OOL copy when the handler returns.
+int prepare_trap(lp_patcher &p, lp_probe &pr, const mc::Decoder &dec, mc::RelocInput in) {
+  in.min_len = 1;
+  mc::Relocation plan = mc::plan_relocation(dec, in);
+  if (!plan.ok()) return plan.lp_error();
+  Slot slot;
+  if (int rc = p.pool->allocate(in.site, plan.displaced_len, &slot, plan.max_code_size); rc != 0) return rc;
+  mc::Relocation r = mc::relocate(dec, in, slot.rx);
+  if (!r.ok() || r.code.size() > slot.size) {
+    p.pool->retire(slot, p.generation);
+    return r.ok() ? LP_ERELOC : r.lp_error();
+  }
+  std::memcpy(slot.rw, r.code.data(), r.code.size());
+  auto insn = std::make_unique<InsnSite>();
+  take_map(r, slot.rx, *insn);
+  insn->ool_slot = slot;
+  pr.shape.addr = in.site;
+  pr.shape.len = r.displaced_len;
+  pr.shape.unit = 0;
+  pr.shape.entry_sled = false;
+  pr.jump = false;
+  pr.insn = std::move(insn);
+  return 0;
+}
+
+} // namespace
+
+int prepare_insn_probe(lp_patcher &p, lp_probe &pr, uintptr_t addr) {
+  linux_platform::Symbol sym;
+  // The boundary check decodes from the start of the containing function; an
+  // address no symbol covers cannot be checked, so it is refused.
+  if (linux_platform::symbol_containing(addr, &sym) != 0 || sym.size == 0) return LP_EBOUNDARY;
+  const mc::Decoder *dec = decoder(p);
+  if (!dec) return LP_ENOTSUP;
+  mc::RelocInput in;
+  in.site = addr;
+  in.code = reinterpret_cast<const uint8_t *>(addr);
+  in.avail = sym.addr + sym.size - addr;
+  in.min_len = mc::site_jump_len(dec->arch());
+  in.func_start = sym.addr;
+  in.func_code = reinterpret_cast<const uint8_t *>(sym.addr);
+  in.func_size = sym.size;
+  if (!dec->is_boundary(sym.addr, sym.size, addr))
+    return LP_EBOUNDARY;
+  int rc = LP_ENOTSUP;
+  if (p.opt.policy != LP_PROBE_TRAP) {
+    rc = prepare_jump(p, pr, *dec, in);
+    // The displaced range must not reach into another probe's site.
+    if (rc == 0 && p.overlaps(pr.shape.addr, pr.shape.len)) {
+      p.pool->retire(pr.tramp, p.generation);
+      pr.tramp = Slot{};
+      pr.insn.reset();
+      rc = LP_EEXIST;
+    }
+    if (rc == 0 || p.opt.policy == LP_PROBE_JUMP || rc == LP_EBOUNDARY) return rc;
+  }
+  // The jump did not fit (too short, out of range, not relocatable): a trap
+  // probe displaces only the first instruction.
+  int trc = prepare_trap(p, pr, *dec, in);
+  if (trc == 0 && p.overlaps(pr.shape.addr, pr.shape.len)) {
+    p.pool->retire(pr.insn->ool_slot, p.generation);
+    pr.insn.reset();
+    trc = LP_EEXIST;
+  }
+  return trc == 0 ? 0 : (rc != LP_ENOTSUP ? rc : trc);
+}
+
+} // namespace lp

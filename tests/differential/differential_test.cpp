@@ -1,0 +1,188 @@
+// Results are identical with and without a probe at *every* instruction
+// boundary of functions with loops, branches, pc-relative data and calls, for
+// jump probes (relocated out-of-line copies) and trap probes alike.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include "libpatch/patch.h"
+#include "mc/decoder.hpp"
+
+extern "C" {
+int64_t lpd_sum_loop(int64_t);
+int64_t lpd_pcrel(int64_t);
+int64_t lpd_branches(int64_t);
+int64_t lpd_fib(int64_t);
+int64_t lpd_calls(int64_t);
+}
+
+namespace {
+
+using Fn = int64_t (*)(int64_t);
+struct Subject {
+  const char *name;
+  Fn fn;
+};
+const Subject kSubjects[] = {{"lpd_sum_loop", lpd_sum_loop},
+                             {"lpd_pcrel", lpd_pcrel},
+                             {"lpd_branches", lpd_branches},
+                             {"lpd_fib", lpd_fib},
+                             {"lpd_calls", lpd_calls}};
+const int64_t kInputs[] = {-9, -1, 0, 1, 2, 3, 7, 12, 33, 100, 257, 4099, 123457};
+
+std::atomic<uint64_t> g_hits{0};
+void count(lp_regs *, void *) { g_hits.fetch_add(1, std::memory_order_relaxed); }
+
+std::vector<int64_t> outputs(Fn f) {
+  std::vector<int64_t> v;
+  for (int64_t x : kInputs) v.push_back(f == lpd_fib ? f((x & 15) + 3) : f == lpd_sum_loop ? f(x & 1023) : f(x));
+  return v;
+}
+
+std::vector<uintptr_t> boundaries(const char *sym) {
+  void *addr = nullptr;
+  size_t size = 0;
+  EXPECT_EQ(lp_lookup_symbol(sym, &addr, &size), 0) << sym;
+  auto dec = lp::mc::Decoder::create(lp_arch());
+  std::vector<uintptr_t> out;
+  const auto *code = static_cast<const uint8_t *>(addr);
+  for (size_t off = 0; off < size;) {
+    const lp::mc::Insn in = dec->decode(code + off, size - off, uintptr_t(addr) + off);
+    if (!in.valid || in.length == 0) break;
+    out.push_back(uintptr_t(addr) + off);
+    off += in.length;
+  }
+  return out;
+}
+
+class Differential : public ::testing::TestWithParam<int> {};
+
+} // namespace
+
+TEST_P(Differential, EveryBoundaryOfEveryFunction) {
+  const int policy = GetParam();
+  lp_options o;
+  lp_options_init(&o);
+  o.policy = policy;
+  lp_patcher *p = nullptr;
+  ASSERT_EQ(lp_patcher_open(&o, &p), 0);
+  size_t probed = 0, jumps = 0, refused = 0;
+  for (const Subject &s : kSubjects) {
+    const std::vector<int64_t> ref = outputs(s.fn);
+    const auto bs = boundaries(s.name);
+    ASSERT_GT(bs.size(), 3u) << s.name;
+    for (uintptr_t b : bs) {
+      lp_probe *pr = nullptr;
+      const int rc = lp_probe_at(p, reinterpret_cast<void *>(b), count, nullptr, &pr);
+      if (rc != 0) {
+        // Only jump-only probes may be refused, and only with a precise reason.
+        EXPECT_EQ(policy, LP_PROBE_JUMP) << s.name << "+" << (b - uintptr_t(bs[0])) << ": " << lp_strerror(rc);
+        EXPECT_TRUE(rc == LP_ETOOSHORT || rc == LP_ERANGE || rc == LP_ERELOC) << lp_strerror(rc);
+        ++refused;
+        continue;
+      }
+      ++probed;
+      jumps += lp_probe_is_jump(pr) == 1;
+      ASSERT_EQ(lp_probe_enable(pr), 0);
+      ASSERT_EQ(lp_commit(p), 0);
+      EXPECT_EQ(outputs(s.fn), ref) << s.name << "+" << (b - bs[0]) << (lp_probe_is_jump(pr) ? " jump" : " trap");
+      ASSERT_EQ(lp_probe_remove(pr), 0);
+      ASSERT_EQ(lp_commit(p), 0);
+      EXPECT_EQ(outputs(s.fn), ref) << s.name << "+" << (b - bs[0]) << " after removal";
+    }
+  }
+  EXPECT_GT(probed, 40u);
+  EXPECT_GT(g_hits.load(), 0u);
+  if (policy != LP_PROBE_TRAP) EXPECT_GT(jumps, probed / 3);
+  std::printf("probed %zu boundaries (%zu jump, %zu trap), %zu refused, %llu hits\n", probed, jumps, probed - jumps,
+              refused, (unsigned long long)g_hits.load());
+  lp_patcher_close(p);
+}
+
+INSTANTIATE_TEST_SUITE_P(Policies, Differential,
+                         ::testing::Values(LP_PROBE_JUMP_OR_TRAP, LP_PROBE_JUMP, LP_PROBE_TRAP),
+                         [](const ::testing::TestParamInfo<int> &i) {
+                           return std::string(i.param == LP_PROBE_JUMP ? "jump" : i.param == LP_PROBE_TRAP ? "trap" : "auto");
+                         });
+
+// Threads keep running the subjects (and checking them) while every boundary
+// is probed, enabled, disabled and removed in batches: threads parked inside
+// a displaced range are evacuated into the out-of-line copy.
+TEST(DifferentialLive, BoundariesToggledUnderRunningThreads) {
+  lp_options o;
+  lp_options_init(&o);
+  lp_patcher *p = nullptr;
+  ASSERT_EQ(lp_patcher_open(&o, &p), 0);
+  std::vector<std::vector<int64_t>> refs;
+  for (const Subject &s : kSubjects) refs.push_back(outputs(s.fn));
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> wrong{0}, rounds{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 3; ++t)
+    threads.emplace_back([&] {
+      while (!stop.load()) {
+        for (size_t i = 0; i < std::size(kSubjects); ++i)
+          if (outputs(kSubjects[i].fn) != refs[i]) wrong++;
+        rounds++;
+      }
+    });
+  lp_stats st0{};
+  lp_patcher_stats(p, &st0);
+  for (int pass = 0; pass < 3; ++pass) {
+    for (const Subject &s : kSubjects) {
+      std::vector<lp_probe *> probes;
+      for (uintptr_t b : boundaries(s.name)) {
+        lp_probe *pr = nullptr;
+        if (lp_probe_at(p, reinterpret_cast<void *>(b), count, nullptr, &pr) == 0) probes.push_back(pr);
+      }
+      // Alternate halves in batches, then remove them all.
+      for (int k = 0; k < 4; ++k) {
+        for (size_t i = 0; i < probes.size(); ++i) ((i + k) % 2 ? lp_probe_enable : lp_probe_disable)(probes[i]);
+        ASSERT_EQ(lp_commit(p), 0);
+      }
+      for (lp_probe *pr : probes) lp_probe_remove(pr);
+      ASSERT_EQ(lp_commit(p), 0);
+    }
+  }
+  stop = true;
+  for (auto &t : threads) t.join();
+  lp_stats st{};
+  lp_patcher_stats(p, &st);
+  EXPECT_EQ(wrong.load(), 0u);
+  EXPECT_GT(rounds.load(), 0u);
+  std::printf("%llu rounds, %llu traps, %llu threads evacuated\n", (unsigned long long)rounds.load(),
+              (unsigned long long)(st.traps - st0.traps), (unsigned long long)(st.evacuated - st0.evacuated));
+  lp_patcher_close(p);
+}
+
+TEST(DifferentialLive, OverlappingSitesAreRefused) {
+  lp_options o;
+  lp_options_init(&o);
+  lp_patcher *p = nullptr;
+  ASSERT_EQ(lp_patcher_open(&o, &p), 0);
+  // A jump probe displaces at least 5 bytes: find one whose next boundary is
+  // closer than that, so it lies inside the jump's site.
+  bool checked = false;
+  for (const Subject &s : kSubjects) {
+    const auto bs = boundaries(s.name);
+    for (size_t i = 0; i + 1 < bs.size() && !checked; ++i) {
+      if (bs[i + 1] - bs[i] >= 5) continue;
+      lp_probe *a = nullptr, *b = nullptr;
+      if (lp_probe_at(p, reinterpret_cast<void *>(bs[i]), count, nullptr, &a) != 0) continue;
+      if (lp_probe_is_jump(a) != 1) {
+        lp_probe_remove(a);
+        continue;
+      }
+      EXPECT_EQ(lp_probe_at(p, reinterpret_cast<void *>(bs[i + 1]), count, nullptr, &b), LP_EEXIST);
+      ASSERT_EQ(lp_probe_remove(a), 0);
+      ASSERT_EQ(lp_commit(p), 0);
+      EXPECT_EQ(lp_probe_at(p, reinterpret_cast<void *>(bs[i + 1]), count, nullptr, &b), 0);
+      checked = true;
+    }
+  }
+  EXPECT_TRUE(checked);
+  ASSERT_EQ(lp_commit(p), 0);
+  lp_patcher_close(p);
+}

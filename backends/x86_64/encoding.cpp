@@ -3,7 +3,8 @@
 namespace lp::x86_64 {
 namespace {
 bool encode_rel32(uint8_t opcode, uintptr_t site, uintptr_t target, uint8_t out[5]) {
-  const int64_t rel = int64_t(target) - int64_t(site + 5);
+  // In unsigned arithmetic (wraps) so far-apart addresses can't overflow.
+  const int64_t rel = int64_t(uint64_t(target) - uint64_t(site + 5));
   if (rel < INT32_MIN || rel > INT32_MAX) return false;
   const uint32_t r = uint32_t(int32_t(rel));
   out[0] = opcode;

@@ -49,6 +49,25 @@ v1::JobResult wait_for_cancel(JobContext& ctx, std::chrono::milliseconds max = 2
   return outcome(ctx.cancel->cancelled() ? v1::OUTCOME_CANCELLED : v1::OUTCOME_PASS, "stopped");
 }
 
+// A handler the test may replace while agent threads call it.
+template <class F>
+class Guarded {
+ public:
+  Guarded& operator=(std::function<F> f) {
+    std::lock_guard lk(mu_);
+    fn_ = std::move(f);
+    return *this;
+  }
+  std::function<F> get() const {
+    std::lock_guard lk(mu_);
+    return fn_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::function<F> fn_;
+};
+
 class FakeExecutor : public farm::agent::Executor {
  public:
   std::string kind() const override { return "native"; }
@@ -63,17 +82,19 @@ class FakeExecutor : public farm::agent::Executor {
       ctx.output("stdout", "hello from " + ctx.job_id + "\n");
       ctx.output("stdout", "{\"progress\":0.5,\"calls\":7,\"hits\":3,\"batches\":1}\n");
     }
-    return on_run ? on_run(ctx) : pass_result();
+    auto fn = on_run.get();
+    return fn ? fn(ctx) : pass_result();
   }
   v1::JobResult health_check(JobContext& ctx) override {
     ++health_checks;
-    return on_health ? on_health(ctx) : pass_result(0);
+    auto fn = on_health.get();
+    return fn ? fn(ctx) : pass_result(0);
   }
   std::vector<std::string> names() {
     std::lock_guard lk(mu);
     return ran;
   }
-  std::function<v1::JobResult(JobContext&)> on_run, on_health;
+  Guarded<v1::JobResult(JobContext&)> on_run, on_health;
   std::atomic<int> health_checks{0};
   std::mutex mu;
   std::vector<std::string> ran;
@@ -652,7 +673,8 @@ TEST_F(FarmService, SlotsRunJobsConcurrently) {
     int now = ++running;
     int p = peak.load();
     while (now > p && !peak.compare_exchange_weak(p, now)) {}
-    std::this_thread::sleep_for(300ms);
+    // hold the slot until three jobs run at once (or give up after a while)
+    farmtest::wait_until([&] { return peak.load() >= 3; }, 15s, 5ms);
     --running;
     return pass_result();
   };

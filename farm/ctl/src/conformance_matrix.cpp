@@ -30,15 +30,26 @@ std::optional<Status> parse_status(std::string_view s) {
 }
 
 std::vector<Target> default_targets() {
+  auto make = [](std::string name, std::string arch, std::string isa, std::string kind, std::string workload,
+                 std::vector<std::string> syncs, std::string emulator) {
+    Target t;
+    t.name = std::move(name);
+    t.arch = std::move(arch);
+    t.isa = std::move(isa);
+    t.kind = std::move(kind);
+    t.workload = std::move(workload);
+    t.syncs = std::move(syncs);
+    t.emulator = std::move(emulator);
+    return t;
+  };
   std::vector<Target> t;
-  t.push_back({.name = "x86_64", .arch = "x86_64", .kind = "native", .workload = "patch-stress",
-               .syncs = {"membarrier", "signal"}});
-  for (const char* isa : {"rv64gc", "rv64g"})
-    t.push_back({.name = isa, .arch = "riscv64", .isa = isa, .kind = "qemu-user", .workload = "patch-stress",
-                 .syncs = {"membarrier", "flush_icache", "signal"}, .emulator = "qemu-riscv64"});
-  for (const char* isa : {"rv64gc", "rv64g"})
-    t.push_back({.name = std::string("bm-") + isa, .arch = "riscv64", .isa = isa, .kind = "qemu-system",
-                 .workload = "baremetal", .syncs = {"ipi", "rfence"}, .emulator = "qemu-system-riscv64"});
+  t.push_back(make("x86_64", "x86_64", "", "native", "patch-stress", {"membarrier", "signal"}, ""));
+  for (std::string isa : {"rv64gc", "rv64g"})
+    t.push_back(make(isa, "riscv64", isa, "qemu-user", "patch-stress", {"membarrier", "flush_icache", "signal"},
+                     "qemu-riscv64"));
+  for (std::string isa : {"rv64gc", "rv64g"})
+    t.push_back(make("bm-" + isa, "riscv64", isa, "qemu-system", "baremetal", {"ipi", "rfence"},
+                     "qemu-system-riscv64"));
   return t;
 }
 

@@ -14,6 +14,7 @@
 #include "farm/common/select.hpp"
 #include "farm/common/util.hpp"
 #include "farm/ctl/client.hpp"
+#include "conformance.hpp"  // farmctl conformance (src/conformance_*.cpp)
 
 using namespace farm::ctl;
 using json = nlohmann::json;
@@ -302,10 +303,12 @@ int main(int argc, char** argv) {
   cancel->add_option("job", cancel_ids, "job id(s)")->required();
   cancel->add_option("--reason", reason, "recorded with the job");
 
+  farm::conformance::Command conformance(app);
   CLI11_PARSE(app, argc, argv);
 
   try {
     if (!token_file.empty()) chan.token = farm::trim(farm::read_file(token_file));
+    if (conformance.selected()) return conformance.run(chan, as_json);
     Client c(chan);
 
     if (*sub) {

@@ -1,0 +1,660 @@
+// `farmctl conformance`: runs the matrix through an embedded farm (--local) or
+// a real one (--farm HOST:PORT), shows progress, prints the matrix, writes
+// the reports. See docs/conformance.md.
+#include <fcntl.h>
+#include <poll.h>
+#include <pty.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <cstring>
+#include <chrono>
+#include <ctime>
+#include <filesystem>
+#include <iostream>
+#include <set>
+#include <thread>
+
+#include "conformance.hpp"
+#include "farm/agent/agent.hpp"
+#include "farm/common/channel.hpp"
+#include "farm/common/names.hpp"
+#include "farm/common/result.hpp"
+#include "farm/common/select.hpp"
+#include "farm/common/util.hpp"
+#include "farm/ctl/client.hpp"
+#include "farmd/server.hpp"
+
+namespace farm::conformance {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+struct Command::Options {
+  bool local = false;
+  std::string farm;
+  std::string db;
+  std::string report_dir = "conformance-report";
+  bool no_report = false;
+  std::vector<std::string> targets;
+  bool require_all = false;
+  bool no_bench = false;
+  std::string ps_host, ps_rv64gc, ps_rv64g, bm_rv64gc, bm_rv64g;
+  std::string bench_host, bench_rv64gc, bench_rv64g;
+  std::string qemu_user = "qemu-riscv64", qemu_system = "qemu-system-riscv64";
+  uint32_t bench_timeout = 45;
+  uint64_t bench_calls_native = 20'000'000, bench_calls_qemu = 1'000'000;
+  std::vector<std::string> labels, target_kinds;
+  uint32_t slots = 1;
+  bool keep_temp = false;
+  bool verbose = false;
+  bool progress = true;
+  MatrixOptions m;
+};
+
+namespace {
+
+bool executable(const std::string& p) { return !p.empty() && ::access(p.c_str(), X_OK) == 0 && !fs::is_directory(p); }
+bool readable(const std::string& p) { return !p.empty() && ::access(p.c_str(), R_OK) == 0 && fs::is_regular_file(p); }
+
+// PATH lookup ("" if not found); a name with a slash is checked as is.
+std::string find_program(const std::string& name) {
+  if (name.find('/') != std::string::npos) return executable(name) ? name : "";
+  const char* path = std::getenv("PATH");
+  std::string ps = path ? path : "/usr/bin:/bin";
+  size_t pos = 0;
+  while (pos <= ps.size()) {
+    size_t c = ps.find(':', pos);
+    std::string dir = ps.substr(pos, c == std::string::npos ? std::string::npos : c - pos);
+    if (dir.empty()) dir = ".";
+    if (executable(dir + "/" + name)) return dir + "/" + name;
+    if (c == std::string::npos) break;
+    pos = c + 1;
+  }
+  return "";
+}
+
+// The build tree farmctl runs from (<build>/farm/ctl/farmctl), or "".
+std::string own_build_dir() {
+  std::error_code ec;
+  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (ec) return "";
+  fs::path ctl = exe.parent_path();
+  if (ctl.filename() != "ctl" || ctl.parent_path().filename() != "farm") return "";
+  return ctl.parent_path().parent_path().string();
+}
+
+std::string make_run_id() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char b[32];
+  std::strftime(b, sizeof b, "%Y%m%d-%H%M%S", &tm);
+  return std::string("c-") + b + "-" + farm::random_hex(2);
+}
+
+// ---------------------------------------------------------------- benchmarks
+
+// Runs argv on a pseudo-terminal (so the program's stdout is line buffered,
+// also under qemu-user) for at most budget_s; keeps every JSON line printed.
+BenchRun run_bench(const std::string& target, const std::string& bench, const std::vector<std::string>& argv,
+                   uint32_t budget_s) {
+  BenchRun b;
+  b.target = target;
+  b.bench = bench;
+  auto t0 = std::chrono::steady_clock::now();
+  int master = -1;
+  pid_t pid = ::forkpty(&master, nullptr, nullptr, nullptr);
+  if (pid < 0) {
+    b.message = std::string("forkpty: ") + std::strerror(errno);
+    return b;
+  }
+  if (pid == 0) {
+    std::vector<char*> a;
+    for (const auto& s : argv) a.push_back(const_cast<char*>(s.c_str()));
+    a.push_back(nullptr);
+    ::execvp(a[0], a.data());
+    std::fprintf(stderr, "exec %s: %s\n", a[0], std::strerror(errno));
+    ::_exit(127);
+  }
+  std::string out;
+  auto deadline = t0 + std::chrono::seconds(budget_s);
+  bool cut = false;
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      cut = true;
+      break;
+    }
+    pollfd p{master, POLLIN, 0};
+    int n = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count(), 500)));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) continue;
+    char buf[4096];
+    ssize_t k = ::read(master, buf, sizeof buf);
+    if (k > 0) {
+      out.append(buf, static_cast<size_t>(k));
+      continue;
+    }
+    if (k < 0 && errno == EINTR) continue;
+    break;  // EOF / EIO: the child closed the terminal
+  }
+  int status = 0;
+  if (cut) {
+    ::kill(-pid, SIGKILL);
+    ::kill(pid, SIGKILL);
+  }
+  ::waitpid(pid, &status, 0);
+  ::close(master);
+  b.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  b.lines = parse_bench_lines(out);
+  b.partial = cut;
+  if (cut) {
+    b.ok = !b.lines.empty();
+    b.message = "cut at the " + std::to_string(budget_s) + " s budget (--bench-timeout) after " +
+                std::to_string(b.lines.size()) + " measurement(s)";
+  } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && !b.lines.empty()) {
+    b.ok = true;
+  } else {
+    b.message = (WIFEXITED(status) ? "exit code " + std::to_string(WEXITSTATUS(status))
+                                   : "killed by signal " + std::to_string(WTERMSIG(status))) +
+                (b.lines.empty() ? ", no JSON line" : "") + ": " + farm::tail(out, 5, 600);
+  }
+  return b;
+}
+
+std::vector<BenchRun> run_benches(const std::vector<Target>& targets, const Command::Options& o, bool show) {
+  std::vector<BenchRun> v;
+  for (const auto& t : targets) {
+    if (t.workload != "patch-stress" || !t.available || t.bench_dir.empty()) continue;
+    for (const char* name : {"probe-hit", "commit-latency"}) {
+      std::string bin = t.bench_dir + "/" + name;
+      std::vector<std::string> argv;
+      if (!t.emulator.empty()) {
+        argv.push_back(t.emulator);
+        if (!t.emulator_cpu.empty()) argv.insert(argv.end(), {"-cpu", t.emulator_cpu});
+      }
+      argv.push_back(bin);
+      if (std::string(name) == "probe-hit")
+        argv.push_back(std::to_string(t.emulator.empty() ? o.bench_calls_native : o.bench_calls_qemu));
+      if (!readable(bin)) {
+        BenchRun b;
+        b.target = t.name;
+        b.bench = name;
+        b.available = false;
+        b.message = "not available: no " + bin;
+        v.push_back(std::move(b));
+        continue;
+      }
+      if (show) std::cout << "bench: " << t.name << " " << name << " ..." << std::flush;
+      v.push_back(run_bench(t.name, name, argv, o.bench_timeout));
+      if (show)
+        std::cout << " " << (v.back().ok ? (v.back().partial ? "ok (partial)" : "ok") : "FAILED") << " ("
+                  << static_cast<int>(v.back().seconds) << " s)" << std::endl;
+    }
+  }
+  return v;
+}
+
+// ---------------------------------------------------------------- progress
+
+class Progress {
+ public:
+  Progress(bool tty, bool enabled) : tty_(tty), enabled_(enabled) {}
+
+  void update(const std::vector<Cell>& cells, const std::vector<std::string>& order) {
+    if (!enabled_) return;
+    size_t done = 0, total = 0;
+    for (const auto& c : cells)
+      if (c.status != Status::not_available) {
+        ++total;
+        done += c.status != Status::pending;
+      }
+    if (tty_) {
+      std::vector<std::string> lines;
+      for (const auto& t : order) {
+        size_t n = 0, d = 0, bad = 0, uns = 0;
+        const Cell* running = nullptr;
+        bool na = false;
+        for (const auto& c : cells) {
+          if (c.target != t) continue;
+          if (c.status == Status::not_available) {
+            na = true;
+            continue;
+          }
+          ++n;
+          if (c.status != Status::pending) ++d;
+          if (c.status == Status::unsupported) ++uns;
+          else if (c.status != Status::pending && c.status != Status::pass) ++bad;
+          if (c.status == Status::pending && c.seconds > 0 && !running) running = &c;
+        }
+        char head[64];
+        std::snprintf(head, sizeof head, "%-10s ", t.c_str());
+        std::string line = head;
+        if (na) {
+          line += "not available";
+        } else {
+          const int W = 20;
+          int fill = n ? static_cast<int>(W * d / n) : W;
+          line += "[" + std::string(fill, '#') + std::string(W - fill, '.') + "] " + std::to_string(d) + "/" +
+                  std::to_string(n);
+          if (bad) line += "  " + std::to_string(bad) + " FAILED";
+          if (uns) line += "  " + std::to_string(uns) + " unsupported";
+          if (running) {
+            char b[160];
+            std::snprintf(b, sizeof b, "  %s %.0fs calls=%llu", running->test.c_str(), running->seconds,
+                          static_cast<unsigned long long>(running->calls));
+            line += b;
+          } else if (d == n) {
+            line += "  done";
+          }
+        }
+        lines.push_back(line.substr(0, 150));
+      }
+      if (drawn_) std::cout << "\033[" << drawn_ << "A";
+      for (const auto& l : lines) std::cout << "\r\033[K" << l << "\n";
+      std::cout << std::flush;
+      drawn_ = lines.size();
+      return;
+    }
+    // Plain output: one line per finished cell, and a note every 30 s.
+    for (const auto& c : cells) {
+      std::string key = c.target + " " + c.test;
+      if (c.status == Status::pending || c.status == Status::not_available || reported_.count(key)) continue;
+      reported_.insert(key);
+      ++shown_;
+      char b[64];
+      std::snprintf(b, sizeof b, "[%3zu/%zu] ", shown_, total);
+      std::cout << b << c.target << " " << c.test << ": " << status_name(c.status);
+      if (c.seconds > 0) std::cout << " (" << static_cast<int>(c.seconds + 0.5) << " s)";
+      if (!c.message.empty() && c.status != Status::pass) std::cout << " " << c.message.substr(0, 100);
+      std::cout << std::endl;
+    }
+    auto now = std::chrono::steady_clock::now();
+    if (done < total && now - last_note_ > 30s) {
+      if (last_note_.time_since_epoch().count()) {
+        std::cout << "... " << done << "/" << total << " done; running:";
+        for (const auto& c : cells)
+          if (c.status == Status::pending && c.seconds > 0) std::cout << " " << c.target << " " << c.test;
+        std::cout << std::endl;
+      }
+      last_note_ = now;
+    }
+  }
+
+ private:
+  bool tty_, enabled_;
+  size_t drawn_ = 0, shown_ = 0;
+  std::set<std::string> reported_;
+  std::chrono::steady_clock::time_point last_note_{};
+};
+
+// ---------------------------------------------------------------- targets
+
+std::vector<Target> resolve_targets(const Command::Options& o, bool local) {
+  std::string b = own_build_dir();
+  auto dflt = [&](const std::string& given, const std::string& rel) {
+    if (!given.empty()) return given;
+    return b.empty() ? std::string() : (fs::path(b) / rel).lexically_normal().string();
+  };
+  std::vector<Target> all = default_targets();
+  std::vector<Target> out;
+  for (auto& t : all) {
+    if (!o.targets.empty() && std::find(o.targets.begin(), o.targets.end(), t.name) == o.targets.end()) continue;
+    std::string ps = t.name == "x86_64" ? o.ps_host : t.name == "rv64gc" ? o.ps_rv64gc : t.name == "rv64g" ? o.ps_rv64g
+                     : t.name == "bm-rv64gc" ? o.bm_rv64gc : o.bm_rv64g;
+    std::string rel = t.name == "x86_64"   ? "farm/workloads/stress/patch-stress"
+                      : t.name == "rv64gc" ? "../riscv64-gc/farm/workloads/stress/patch-stress"
+                      : t.name == "rv64g"  ? "../riscv64-g/farm/workloads/stress/patch-stress"
+                                           : "farm/workloads/baremetal/baremetal-" + t.isa + ".elf";
+    std::string bench = t.name == "x86_64" ? o.bench_host : t.name == "rv64gc" ? o.bench_rv64gc : o.bench_rv64g;
+    std::string bench_rel = t.name == "x86_64" ? "bench" : t.name == "rv64gc" ? "../riscv64-gc/bench" : "../riscv64-g/bench";
+    if (t.workload == "patch-stress") t.bench_dir = dflt(bench, bench_rel);
+    if (t.emulator == "qemu-riscv64") t.emulator = o.qemu_user;
+    if (t.emulator == "qemu-system-riscv64") t.emulator = o.qemu_system;
+    if (!local) {
+      // A real farm: selectors by arch/isa/kind, paths are on the agents.
+      t.binary = t.workload == "baremetal" ? dflt(ps, rel) : ps;
+      t.kind = t.workload == "baremetal" ? "qemu-system" : "";
+      for (const auto& tk : o.target_kinds) {
+        auto eq = tk.find('=');
+        if (eq != std::string::npos && tk.substr(0, eq) == t.name) t.kind = tk.substr(eq + 1);
+      }
+      t.emulator.clear();
+      out.push_back(std::move(t));
+      continue;
+    }
+    t.binary = dflt(ps, rel);
+    if (t.binary.empty()) {
+      t.available = false;
+      t.why = "no " + std::string(t.workload == "baremetal" ? "image" : "patch-stress binary") +
+              " (farmctl is not in a build tree; pass " +
+              (t.name == "x86_64" ? std::string("--patch-stress-host")
+                                  : t.workload == "baremetal" ? "--baremetal-" + t.isa : "--patch-stress-" + t.name) +
+              ")";
+    } else if (t.workload == "patch-stress" ? !executable(t.binary) : !readable(t.binary)) {
+      t.available = false;
+      t.why = "no " + t.binary + (t.workload == "baremetal" ? " (build the baremetal targets)" : " (build it: see docs/conformance.md)");
+    } else if (t.name == "x86_64" && farm::machine_arch() != "x86_64") {
+      t.available = false;
+      t.why = "this machine is " + farm::machine_arch();
+    } else if (!t.emulator.empty() && find_program(t.emulator).empty()) {
+      t.available = false;
+      t.why = t.emulator + " not found in PATH (" +
+              (t.kind == "qemu-user" ? std::string("Debian: qemu-user") : std::string("Debian: qemu-system-misc opensbi")) + ")";
+    }
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+struct LocalFarm {
+  std::string tmp;
+  std::unique_ptr<farmd::Server> server;
+  std::vector<std::unique_ptr<farm::agent::Agent>> agents;
+  farm::ChannelOptions client;
+  bool keep = false;
+
+  ~LocalFarm() {
+    for (auto& a : agents) a->stop();
+    for (auto& a : agents) a->wait();
+    agents.clear();
+    if (server) server->shutdown(1000);
+    server.reset();
+    std::error_code ec;
+    if (!tmp.empty() && !keep) fs::remove_all(tmp, ec);
+  }
+};
+
+// farmd in-process on 127.0.0.1:0 with random tokens, and one agent per
+// executor kind the available targets need (each carries a label
+// conformance-<target>=yes for every target it serves; jobs select it).
+void start_local_farm(LocalFarm& lf, std::vector<Target>& targets, const Command::Options& o) {
+  std::string tmpl = (fs::temp_directory_path() / "farmctl-conformance-XXXXXX").string();
+  if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+  lf.tmp = tmpl;
+  lf.keep = o.keep_temp;
+  farmd::Config cfg;
+  cfg.listen = "127.0.0.1:0";
+  cfg.db_path = o.db.empty() ? lf.tmp + "/farm.db" : o.db;
+  std::string client_tok = farm::random_hex(16), agent_tok = farm::random_hex(16);
+  cfg.tokens = {{farmd::Role::client, client_tok, "conformance"}, {farmd::Role::agent, agent_tok, "local-agents"}};
+  cfg.lease_ttl_ms = 30000;  // a loaded machine can stall a heartbeat for seconds
+  cfg.default_timeout_s = o.m.timeout_s;
+  lf.server = std::make_unique<farmd::Server>(cfg);
+  lf.server->start();
+  lf.client.address = lf.server->address();
+  lf.client.token = client_tok;
+
+  std::map<std::string, std::vector<Target*>> by_kind;
+  for (auto& t : targets)
+    if (t.available) by_kind[t.kind].push_back(&t);
+  for (auto& [kind, ts] : by_kind) {
+    farm::agent::AgentConfig ac;
+    ac.channel.address = lf.server->address();
+    ac.channel.token = agent_tok;
+    ac.name = "local-" + kind;
+    ac.work_dir = lf.tmp + "/agent-" + kind;
+    ac.exec.kind = kind;
+    ac.exec.arch = ts.front()->arch;
+    ac.exec.default_smp = o.m.smp;
+    ac.caps.set_arch(ts.front()->arch);
+    // The widest ISA served (a job's ISA must be a subset of the worker's).
+    std::string isa = ts.front()->isa;
+    for (auto* t : ts)
+      if (t->isa == "rv64gc") isa = "rv64gc";
+    ac.caps.set_isa(isa);
+    ac.caps.set_slots(std::max(1u, o.slots));
+    if (kind == "qemu-system") ac.caps.set_cores(o.m.smp);
+    for (auto* t : ts) {
+      (*ac.caps.mutable_labels())["conformance-" + t->name] = "yes";
+      if (t->workload == "patch-stress" && !ac.exec.binaries.count("patch-stress"))
+        ac.exec.binaries["patch-stress"] = t->binary;  // jobs name their own binary; this one is for health checks
+      if (!t->emulator.empty()) ac.exec.qemu = t->emulator;
+    }
+    lf.agents.push_back(std::make_unique<farm::agent::Agent>(ac));
+    lf.agents.back()->start();
+  }
+  auto end = std::chrono::steady_clock::now() + 20s;
+  for (auto& a : lf.agents)
+    while (!a->registered() && std::chrono::steady_clock::now() < end) std::this_thread::sleep_for(20ms);
+}
+
+void parse_kv(const std::vector<std::string>& in, std::map<std::string, std::string>* out, const char* what) {
+  for (const auto& kv : in) {
+    auto eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) throw CLI::ValidationError(what, "expected key=value, got '" + kv + "'");
+    (*out)[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- the command
+
+Command::Command(CLI::App& app) : o_(new Options) {
+  auto& o = *o_;
+  sub_ = app.add_subcommand("conformance", "run the conformance matrix (--local: embedded farm; --farm HOST:PORT)");
+  auto* s = sub_;
+  auto* g_local = s->add_flag("--local", o.local, "start farmd and agents in-process for every target this machine can run");
+  s->add_option("--farm", o.farm, "submit to this farm (HOST:PORT; --token/--ca/--tls as for other commands)")
+      ->excludes(g_local);
+  s->add_option("--db", o.db, "--local: keep the farm's SQLite store in FILE (history across runs)");
+  s->add_option("--report-dir", o.report_dir, "write index.html, conformance.json, junit.xml here")->capture_default_str();
+  s->add_flag("--no-report", o.no_report, "do not write the report files");
+  s->add_option("--targets", o.targets, "only these targets: x86_64 rv64gc rv64g bm-rv64gc bm-rv64g")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"x86_64", "rv64gc", "rv64g", "bm-rv64gc", "bm-rv64g"}));
+  s->add_flag("--require-all", o.require_all, "a target not available, an unsupported option or a missing benchmark is a failure");
+  s->add_flag("--no-bench", o.no_bench, "do not run probe-hit / commit-latency");
+  s->add_option("--patch-stress-host", o.ps_host, "x86-64 patch-stress (default: <build>/farm/workloads/stress/patch-stress)");
+  s->add_option("--patch-stress-rv64gc", o.ps_rv64gc, "rv64gc patch-stress (default: <build>/../riscv64-gc/...)");
+  s->add_option("--patch-stress-rv64g", o.ps_rv64g, "rv64g patch-stress (default: <build>/../riscv64-g/...)");
+  s->add_option("--baremetal-rv64gc", o.bm_rv64gc, "bare-metal image (default: <build>/farm/workloads/baremetal/baremetal-rv64gc.elf)");
+  s->add_option("--baremetal-rv64g", o.bm_rv64g, "bare-metal image (default: <build>/farm/workloads/baremetal/baremetal-rv64g.elf)");
+  s->add_option("--bench-dir-host", o.bench_host, "directory with probe-hit and commit-latency (default: <build>/bench)");
+  s->add_option("--bench-dir-rv64gc", o.bench_rv64gc, "riscv64 rv64gc benchmarks (default: <build>/../riscv64-gc/bench)");
+  s->add_option("--bench-dir-rv64g", o.bench_rv64g, "riscv64 rv64g benchmarks (default: <build>/../riscv64-g/bench)");
+  s->add_option("--bench-timeout", o.bench_timeout, "seconds per benchmark run; measurements printed before it are kept")
+      ->capture_default_str();
+  s->add_option("--qemu-user", o.qemu_user, "user-mode emulator for riscv64")->capture_default_str();
+  s->add_option("--qemu-system", o.qemu_system, "system emulator for the bare-metal images")->capture_default_str();
+  s->add_option("--threads", o.m.threads, "patch-stress threads")->capture_default_str();
+  s->add_option("--functions", o.m.functions, "patch-stress probed functions")->capture_default_str();
+  s->add_option("--batches", o.m.batches, "patch-stress batches (membarrier / flush_icache)")->capture_default_str();
+  s->add_option("--signal-batches", o.m.signal_batches, "patch-stress batches with signal sync")->capture_default_str();
+  s->add_option("--bm-toggles", o.m.bm_toggles, "bare-metal probe toggles per run")->capture_default_str();
+  s->add_option("--smp", o.m.smp, "bare-metal harts")->capture_default_str();
+  s->add_option("--seed", o.m.seed, "first seed (each job gets the next one)")->capture_default_str();
+  s->add_option("--job-timeout", o.m.timeout_s, "seconds per job")->capture_default_str();
+  s->add_option("--writers", o.m.writers, "patch-stress writers")->delimiter(',')->capture_default_str();
+  s->add_option("--kinds", o.m.kinds, "probe kinds")->delimiter(',')->capture_default_str();
+  s->add_option("--slots", o.slots, "--local: concurrent jobs per local agent (native, qemu-user, qemu-system)")
+      ->capture_default_str();
+  s->add_option("--label", o.labels, "--farm: board label key=value every job requires (repeatable)");
+  s->add_option("--target-kind", o.target_kinds, "--farm: executor kind for a target, e.g. rv64gc=board (repeatable)");
+  s->add_option("--priority", o.m.priority, "--farm: job priority");
+  s->add_flag("--keep-temp", o.keep_temp, "--local: keep the temporary directory (store, agent work dirs)");
+  s->add_flag("--verbose,-v", o.verbose, "farmd / agent logs on stderr");
+  s->add_flag("!--no-progress", o.progress, "no progress output while running");
+}
+
+Command::~Command() { delete o_; }
+
+bool Command::selected() const { return sub_ && sub_->parsed(); }
+
+int Command::run(const farm::ChannelOptions& global, bool as_json) {
+  auto& o = *o_;
+  if (!o.local && o.farm.empty()) {
+    std::cerr << "farmctl conformance: give --local or --farm HOST:PORT\n";
+    return 2;
+  }
+  const bool local = o.local;
+  const bool tty = ::isatty(1) && !as_json;
+  auto logger = spdlog::stderr_color_mt("conformance");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(o.verbose ? spdlog::level::info : spdlog::level::err);
+  spdlog::set_pattern("%H:%M:%S.%e %^%l%$ %v");
+  ::signal(SIGPIPE, SIG_IGN);
+
+  RunReport rep;
+  rep.run_id = make_run_id();
+  rep.mode = local ? "local" : "farm " + o.farm;
+  rep.host = farm::host_name();
+  rep.db = o.db;
+  rep.require_all = o.require_all;
+  rep.started_ms = farm::now_ms();
+  o.m.run_id = rep.run_id;
+  o.m.send_binary = true;
+  o.m.pin_target_label = local;
+  parse_kv(o.labels, &o.m.labels, "--label");
+  rep.options = o.m;
+  rep.targets = resolve_targets(o, local);
+  if (rep.targets.empty()) {
+    std::cerr << "farmctl conformance: no targets selected\n";
+    return 2;
+  }
+  std::ostream& info = as_json ? std::cerr : std::cout;
+
+  LocalFarm lf;
+  farm::ChannelOptions chan = global;
+  if (local) {
+    start_local_farm(lf, rep.targets, o);
+    chan = lf.client;
+    info << "conformance run " << rep.run_id << ": embedded farmd on " << chan.address << ", store "
+         << (o.db.empty() ? lf.tmp + "/farm.db (temporary)" : o.db) << ", " << lf.agents.size() << " local agent(s)"
+         << std::endl;
+  } else {
+    chan.address = o.farm;
+    info << "conformance run " << rep.run_id << " on the farm at " << chan.address << std::endl;
+  }
+  farm::ctl::Client client(chan);
+
+  // Farm mode: a target no registered worker can run is not available.
+  if (!local) {
+    auto workers = client.workers();
+    for (auto& t : rep.targets) {
+      MatrixOptions probe = o.m;
+      auto cells = build_matrix({t}, probe);
+      if (cells.empty()) continue;
+      bool any = false;
+      std::string whys;
+      for (const auto& w : workers) {
+        std::string why;
+        if (w.state() == v1::WORKER_STATE_OFFLINE) continue;
+        if (farm::selector_matches(cells.front().spec, w.capabilities(), w.id(), &why)) any = true;
+        else if (whys.size() < 300) whys += (whys.empty() ? "" : "; ") + w.id() + ": " + why;
+      }
+      if (!any) {
+        t.available = false;
+        t.why = "no worker of the farm matches " + farm::describe_selector(cells.front().spec.selector()) +
+                (whys.empty() ? "" : " (" + whys + ")");
+      }
+    }
+  }
+  for (const auto& t : rep.targets)
+    if (!t.available) info << "  " << t.name << ": not available: " << t.why << std::endl;
+
+  rep.cells = build_matrix(rep.targets, o.m);
+  std::map<std::string, size_t> by_id;
+  // Interleave the targets so that every agent has work from the start.
+  std::vector<size_t> order;
+  {
+    std::map<std::string, std::vector<size_t>> per;
+    std::vector<std::string> names;
+    for (size_t i = 0; i < rep.cells.size(); ++i) {
+      if (!per.count(rep.cells[i].target)) names.push_back(rep.cells[i].target);
+      per[rep.cells[i].target].push_back(i);
+    }
+    for (size_t k = 0;; ++k) {
+      bool any = false;
+      for (const auto& n : names)
+        if (k < per[n].size()) order.push_back(per[n][k]), any = true;
+      if (!any) break;
+    }
+  }
+  for (size_t i : order) {
+    auto& c = rep.cells[i];
+    if (c.status == Status::not_available) continue;
+    try {
+      auto job = client.submit(c.spec, local);
+      c.job_id = job.id();
+      by_id[job.id()] = i;
+    } catch (const farm::ctl::RpcError& e) {
+      c.status = Status::error;
+      c.message = std::string("submit refused: ") + e.what();
+    }
+  }
+  size_t submitted = by_id.size();
+  info << "submitted " << submitted << " job(s) for " << rep.targets.size() << " target(s)" << std::endl;
+
+  std::vector<std::string> torder;
+  for (const auto& t : rep.targets) torder.push_back(t.name);
+  Progress prog(tty, o.progress);
+  v1::ListJobsRequest lr;
+  (*lr.mutable_tags())["suite"] = "conformance";
+  (*lr.mutable_tags())["run"] = rep.run_id;
+  lr.set_limit(100000);
+  size_t failed_polls = 0;
+  for (;;) {
+    size_t pending = 0;
+    try {
+      for (const auto& j : client.list(lr)) {
+        auto it = by_id.find(j.id());
+        if (it != by_id.end()) apply_job(j, &rep.cells[it->second]);
+      }
+      failed_polls = 0;
+    } catch (const farm::ctl::RpcError& e) {
+      if (++failed_polls > 60) throw;
+      spdlog::warn("ListJobs: {}", e.what());
+    }
+    for (const auto& c : rep.cells) pending += c.status == Status::pending;
+    prog.update(rep.cells, torder);
+    if (!pending) break;
+    std::this_thread::sleep_for(tty ? 500ms : 1000ms);
+  }
+  // Full results (log tails of failures) for the report.
+  for (auto& [id, i] : by_id)
+    if (rep.cells[i].status != Status::pass) {
+      try {
+        apply_job(client.get(id, true), &rep.cells[i]);
+      } catch (const std::exception&) {
+      }
+    }
+
+  if (!o.no_bench) {
+    // After the matrix, so the measurements compete with fewer jobs.
+    if (!as_json) std::cout << std::endl;
+    rep.benches = run_benches(rep.targets, o, o.progress && !as_json);
+  }
+
+  try {
+    v1::ListJobsRequest hr;
+    (*hr.mutable_tags())["suite"] = "conformance";
+    hr.set_limit(100000);
+    rep.history = history_from_jobs(client.list(hr));
+  } catch (const std::exception& e) {
+    spdlog::warn("history: {}", e.what());
+  }
+  rep.finished_ms = farm::now_ms();
+
+  if (as_json) {
+    std::cout << report_json(rep).dump(2) << std::endl;
+  } else {
+    std::cout << "\n" << matrix_text(rep);
+  }
+  if (!o.no_report) {
+    write_reports(rep, o.report_dir);
+    info << "reports: " << o.report_dir << "/index.html, " << o.report_dir << "/junit.xml, " << o.report_dir
+         << "/conformance.json" << std::endl;
+  }
+  return rep.ok() ? 0 : 1;
+}
+
+}  // namespace farm::conformance

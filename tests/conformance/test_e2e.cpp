@@ -1,0 +1,112 @@
+// `farmctl conformance --local` end to end: the real farmctl binary starts its
+// embedded farmd and agents and runs a small matrix.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "conf_test_util.hpp"
+
+using conftest::run;
+using conftest::slurp;
+using json = nlohmann::json;
+
+namespace {
+
+const std::string kFake = std::string(CONFORMANCE_TEST_DIR) + "/fake";
+
+std::string farmctl(const std::string& args) { return std::string(FARMCTL_BIN) + " conformance --local " + args; }
+
+json load(const std::string& dir) { return json::parse(slurp(dir + "/conformance.json")); }
+
+int count_status(const json& rep, const std::string& st) {
+  int n = 0;
+  for (const auto& c : rep["cells"]) n += c["status"] == st;
+  return n;
+}
+
+}  // namespace
+
+#ifdef PATCH_STRESS_BIN
+// The real patch-stress, x86_64 only, a small matrix: passes.
+TEST(ConformanceE2E, LocalX86Passes) {
+  conftest::TempDir d;
+  auto r = run(farmctl("--targets x86_64 --batches 50 --signal-batches 5 --threads 2 --functions 16 "
+                       "--patch-stress-host " PATCH_STRESS_BIN " --bench-dir-host " + kFake +
+                       " --report-dir " + d / "rep"));
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("PASS: 8/8 passed"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("stress/procmem/signal/trap"), std::string::npos) << r.out;
+  auto rep = load(d / "rep");
+  EXPECT_EQ(rep["ok"], true);
+  EXPECT_EQ(count_status(rep, "pass"), 8);
+  for (const auto& c : rep["cells"]) {
+    EXPECT_GT(c["calls"].get<uint64_t>(), 0u) << c.dump();
+    EXPECT_EQ(c["result"]["verdict"], "pass");
+    EXPECT_EQ(c["result"]["seed"], c["seed"]);
+  }
+  auto chk = run(conftest::check_report_cmd(d / "rep"));
+  EXPECT_EQ(chk.status, 0) << chk.out;
+}
+#endif
+
+// A target whose workload fails: non-zero exit, the failure in every report.
+TEST(ConformanceE2E, FailingWorkloadFailsTheRun) {
+  conftest::TempDir d;
+  auto r = run("FAKE_STRESS_MODE=fail " +
+               farmctl("--targets x86_64 --writers mprotect --kinds jump --no-bench --patch-stress-host " + kFake +
+                       "/patch-stress --report-dir " + d / "rep"));
+  EXPECT_EQ(r.status, 1) << r.out;
+  EXPECT_NE(r.out.find("FAIL"), std::string::npos) << r.out;
+  auto rep = load(d / "rep");
+  EXPECT_EQ(rep["ok"], false);
+  EXPECT_EQ(count_status(rep, "fail"), 2);  // membarrier, signal
+  std::string junit = slurp(d / "rep/junit.xml");
+  EXPECT_EQ(conftest::count_of(junit, "<failure "), 2u);
+  EXPECT_NE(junit.find("wrong result in f3"), std::string::npos);  // the output tail
+  auto chk = run(conftest::check_report_cmd(d / "rep"));
+  EXPECT_EQ(chk.status, 0) << chk.out;
+}
+
+// LP_ENOTSUP is "unsupported" and a missing target "not available": reported,
+// not failures, unless --require-all.
+TEST(ConformanceE2E, UnsupportedAndNotAvailable) {
+  conftest::TempDir d;
+  std::string args = "--targets x86_64,rv64gc --kinds jump --patch-stress-host " + kFake +
+                     "/patch-stress --patch-stress-rv64gc " + d / "no-such-binary" + " --bench-dir-host " + kFake +
+                     " --report-dir " + d / "rep";
+  auto r = run("FAKE_STRESS_MODE=enotsup-procmem " + farmctl(args));
+  EXPECT_EQ(r.status, 0) << r.out;
+  auto rep = load(d / "rep");
+  EXPECT_EQ(count_status(rep, "pass"), 2);
+  EXPECT_EQ(count_status(rep, "unsupported"), 2);
+  EXPECT_EQ(count_status(rep, "not-available"), 1);
+  EXPECT_NE(r.out.find("rv64gc: not available: no " + d / "no-such-binary"), std::string::npos) << r.out;
+  EXPECT_EQ(rep["benches"].size(), 2u);
+  std::string html = slurp(d / "rep/index.html");
+  EXPECT_NE(html.find("<svg id=\"plot-probe-hit\""), std::string::npos);
+  EXPECT_NE(html.find("<polyline class=\"series\" data-target=\"x86_64\""), std::string::npos);
+
+  auto strict = run("FAKE_STRESS_MODE=enotsup-procmem " + farmctl(args + " --require-all --no-report"));
+  EXPECT_EQ(strict.status, 1) << strict.out;
+  EXPECT_NE(strict.out.find("(--require-all)"), std::string::npos) << strict.out;
+}
+
+// --db keeps the store: the second run's report shows both runs.
+TEST(ConformanceE2E, HistoryAcrossRuns) {
+  conftest::TempDir d;
+  std::string args = "--targets x86_64 --writers mprotect --kinds jump --no-bench --patch-stress-host " + kFake +
+                     "/patch-stress --db " + d / "farm.db" + " --report-dir " + d / "rep";
+  ASSERT_EQ(run(farmctl(args)).status, 0);
+  auto r = run("FAKE_STRESS_MODE=fail " + farmctl(args));
+  EXPECT_EQ(r.status, 1) << r.out;
+  auto rep = load(d / "rep");
+  ASSERT_EQ(rep["history"].size(), 2u) << rep["history"].dump();
+  EXPECT_EQ(rep["history"][0]["passed"], 2);
+  EXPECT_EQ(rep["history"][1]["failed"], 2);
+  EXPECT_EQ(rep["history"][1]["run_id"], rep["run_id"]);
+}
+
+TEST(ConformanceE2E, UsageErrors) {
+  EXPECT_EQ(run(std::string(FARMCTL_BIN) + " conformance").status, 2);
+  EXPECT_NE(run(std::string(FARMCTL_BIN) + " conformance --local --targets sparc").status, 0);
+}

@@ -1,0 +1,254 @@
+// The conformance matrix: construction, job classification, history.
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "conformance.hpp"
+
+namespace fc = farm::conformance;
+namespace v1 = farm::v1;
+
+namespace {
+
+std::vector<fc::Target> all_available() {
+  auto t = fc::default_targets();
+  for (auto& x : t) x.binary = "/bin/" + x.name;
+  return t;
+}
+
+const fc::Cell* find(const std::vector<fc::Cell>& cells, const std::string& target, const std::string& test) {
+  for (const auto& c : cells)
+    if (c.target == target && c.test == test) return &c;
+  return nullptr;
+}
+
+v1::Job job(v1::JobState st, const std::string& result_json = "", const std::string& msg = "") {
+  v1::Job j;
+  j.set_id("j-1");
+  j.set_state(st);
+  j.set_message(msg);
+  j.mutable_result()->set_result_json(result_json);
+  return j;
+}
+
+}  // namespace
+
+TEST(ConformanceMatrix, DefaultTargets) {
+  auto t = fc::default_targets();
+  ASSERT_EQ(t.size(), 5u);
+  EXPECT_EQ(t[0].name, "x86_64");
+  EXPECT_EQ(t[0].kind, "native");
+  EXPECT_EQ(t[1].name, "rv64gc");
+  EXPECT_EQ(t[1].kind, "qemu-user");
+  EXPECT_EQ(t[2].isa, "rv64g");
+  EXPECT_EQ(t[3].name, "bm-rv64gc");
+  EXPECT_EQ(t[3].kind, "qemu-system");
+  EXPECT_EQ(t[3].workload, "baremetal");
+  // flush_icache only on riscv64
+  EXPECT_EQ(t[0].syncs, (std::vector<std::string>{"membarrier", "signal"}));
+  EXPECT_EQ(t[1].syncs, (std::vector<std::string>{"membarrier", "flush_icache", "signal"}));
+  EXPECT_EQ(t[4].syncs, (std::vector<std::string>{"ipi", "rfence"}));
+}
+
+TEST(ConformanceMatrix, CellsPerTarget) {
+  fc::MatrixOptions o;
+  o.run_id = "r1";
+  o.batches = 1234;
+  o.signal_batches = 7;
+  o.bm_toggles = 999;
+  o.seed = 100;
+  auto cells = fc::build_matrix(all_available(), o);
+  std::map<std::string, int> per;
+  for (const auto& c : cells) per[c.target]++;
+  EXPECT_EQ(per["x86_64"], 2 * 2 * 2);  // writer x sync x kind
+  EXPECT_EQ(per["rv64gc"], 2 * 3 * 2);
+  EXPECT_EQ(per["rv64g"], 2 * 3 * 2);
+  EXPECT_EQ(per["bm-rv64gc"], 2);
+  EXPECT_EQ(per["bm-rv64g"], 2);
+  // seeds: consecutive from --seed, all different
+  std::set<uint64_t> seeds;
+  for (const auto& c : cells) {
+    seeds.insert(c.seed);
+    EXPECT_EQ(c.spec.seed(), c.seed);
+    EXPECT_EQ(c.spec.tags().at("suite"), "conformance");
+    EXPECT_EQ(c.spec.tags().at("run"), "r1");
+    EXPECT_EQ(c.spec.tags().at("target"), c.target);
+    EXPECT_EQ(c.spec.tags().at("test"), c.test);
+    EXPECT_EQ(c.status, fc::Status::pending);
+  }
+  EXPECT_EQ(seeds.size(), cells.size());
+  EXPECT_EQ(*seeds.begin(), 100u);
+
+  auto* c = find(cells, "rv64gc", "stress/procmem/flush_icache/trap");
+  ASSERT_TRUE(c);
+  const auto& p = c->spec.workload().patch_stress();
+  EXPECT_EQ(p.writer(), "procmem");
+  EXPECT_EQ(p.sync(), "flush_icache");
+  EXPECT_EQ(p.probe_kind(), "trap");
+  EXPECT_EQ(p.batches(), 1234u);
+  EXPECT_EQ(c->spec.selector().arch(), "riscv64");
+  EXPECT_EQ(c->spec.selector().isa(), "rv64gc");
+  EXPECT_EQ(c->spec.selector().kind(), "qemu-user");
+  auto* s = find(cells, "x86_64", "stress/mprotect/signal/jump");
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->spec.workload().patch_stress().batches(), 7u);  // --signal-batches
+  EXPECT_FALSE(find(cells, "x86_64", "stress/mprotect/flush_icache/jump"));
+
+  auto* b = find(cells, "bm-rv64g", "baremetal/rfence");
+  ASSERT_TRUE(b);
+  const auto& bm = b->spec.workload().baremetal();
+  EXPECT_EQ(bm.image(), "/bin/bm-rv64g");
+  EXPECT_EQ(bm.smp(), 4u);
+  ASSERT_EQ(bm.extra_args_size(), 2);
+  EXPECT_EQ(bm.extra_args(0), "-append");
+  EXPECT_NE(bm.extra_args(1).find("sync=rfence"), std::string::npos);
+  EXPECT_NE(bm.extra_args(1).find("toggles=999"), std::string::npos);
+  EXPECT_NE(bm.extra_args(1).find("seed=" + std::to_string(b->seed)), std::string::npos);
+}
+
+TEST(ConformanceMatrix, LocalPinsAndBinaries) {
+  fc::MatrixOptions o;
+  o.pin_target_label = true;
+  o.send_binary = true;
+  o.labels["rack"] = "3";
+  auto cells = fc::build_matrix(all_available(), o);
+  for (const auto& c : cells) {
+    EXPECT_EQ(c.spec.selector().labels().at("conformance-" + c.target), "yes");
+    EXPECT_EQ(c.spec.selector().labels().at("rack"), "3");
+    if (c.spec.workload().has_patch_stress()) EXPECT_EQ(c.spec.workload().patch_stress().binary(), "/bin/" + c.target);
+  }
+}
+
+TEST(ConformanceMatrix, NotAvailableTargetIsOneCell) {
+  auto t = all_available();
+  t[1].available = false;
+  t[1].why = "qemu-riscv64 not found";
+  fc::MatrixOptions o;
+  o.writers = {"mprotect"};
+  o.kinds = {"jump"};
+  auto cells = fc::build_matrix(t, o);
+  int n = 0;
+  for (const auto& c : cells)
+    if (c.target == "rv64gc") {
+      ++n;
+      EXPECT_EQ(c.status, fc::Status::not_available);
+      EXPECT_EQ(c.message, "qemu-riscv64 not found");
+    }
+  EXPECT_EQ(n, 1);
+  EXPECT_EQ(cells.size(), 2u /*x86*/ + 1 + 3 /*rv64g*/ + 2 + 2);
+}
+
+TEST(ConformanceClassify, States) {
+  std::string why;
+  EXPECT_EQ(fc::classify(job(v1::JOB_STATE_PASSED, R"({"verdict":"pass","calls":5})"), &why), fc::Status::pass);
+  EXPECT_EQ(fc::classify(job(v1::JOB_STATE_RUNNING)), fc::Status::pending);
+  EXPECT_EQ(fc::classify(job(v1::JOB_STATE_QUEUED)), fc::Status::pending);
+  EXPECT_EQ(fc::classify(job(v1::JOB_STATE_TIMED_OUT, "", "timed out after 600 s"), &why), fc::Status::timeout);
+  EXPECT_EQ(why, "timed out after 600 s");
+  EXPECT_EQ(fc::classify(job(v1::JOB_STATE_ERROR, "", "binary missing"), &why), fc::Status::error);
+  EXPECT_EQ(fc::classify(job(v1::JOB_STATE_CANCELLED)), fc::Status::cancelled);
+  EXPECT_EQ(fc::classify(job(v1::JOB_STATE_FAILED, R"({"calls":10,"wrong_results":1,"error":"","verdict":"fail"})",
+                             "verdict fail, exit code 1"),
+                         &why),
+            fc::Status::fail);
+  EXPECT_EQ(why, "verdict fail, exit code 1");
+}
+
+TEST(ConformanceClassify, EnotsupIsUnsupported) {
+  // What patch-stress --writer procmem prints under qemu-user (docs/riscv64.md).
+  std::string line =
+      R"({"workload":"patch-stress","arch":"riscv64","writer":"procmem","calls":0,"hits":0,"batches":0,)"
+      R"("unexpected_signals":0,"wrong_results":0,"error":"LP_ENOTSUP: not supported on this kernel or architecture",)"
+      R"("seconds":0.000,"verdict":"fail"})";
+  std::string why;
+  EXPECT_EQ(fc::classify(job(v1::JOB_STATE_FAILED, line), &why), fc::Status::unsupported);
+  EXPECT_EQ(why.rfind("LP_ENOTSUP", 0), 0u);
+  // Another error is a failure, and so is LP_ENOTSUP after calls were made.
+  EXPECT_EQ(fc::classify(job(v1::JOB_STATE_FAILED, R"({"calls":0,"error":"LP_ESYNC: x","verdict":"fail"})"), &why),
+            fc::Status::fail);
+  EXPECT_NE(why.find("LP_ESYNC"), std::string::npos);
+  EXPECT_EQ(fc::classify(job(v1::JOB_STATE_FAILED, R"({"calls":7,"error":"LP_ENOTSUP: x","verdict":"fail"})")),
+            fc::Status::fail);
+}
+
+TEST(ConformanceClassify, ApplyJobCopiesNumbers) {
+  auto j = job(v1::JOB_STATE_PASSED, R"({"workload":"baremetal","toggles":20000,"batches":1250,"calls":99})");
+  j.set_worker_id("w1");
+  j.set_attempts(1);
+  auto* r = j.mutable_result();
+  r->set_calls(99);
+  r->set_hits(42);
+  r->set_batches(1250);
+  r->set_duration_s(3.5);
+  fc::Cell c;
+  fc::apply_job(j, &c);
+  EXPECT_EQ(c.status, fc::Status::pass);
+  EXPECT_EQ(c.calls, 99u);
+  EXPECT_EQ(c.hits, 42u);
+  EXPECT_EQ(c.batches, 1250u);
+  EXPECT_EQ(c.toggles, 20000u);
+  EXPECT_EQ(c.worker, "w1");
+  EXPECT_DOUBLE_EQ(c.seconds, 3.5);
+}
+
+TEST(ConformanceBench, ParseLines) {
+  auto v = fc::parse_bench_lines(
+      "commit-latency (riscv64), 2 threads\r\n  sites batch\r\n"
+      "{\"bench\":\"commit-latency\",\"sites\":1,\"batch_ms\":0.5}\r\n"
+      "noise {\"not\":\"bench\"}\n"
+      "{\"bench\":\"commit-latency\",\"sites\":10,\"batch_ms\":0.7}\n"
+      "{\"bench\":\"commit-lat");  // cut mid-line
+  ASSERT_EQ(v.size(), 2u);
+  EXPECT_EQ(v[1]["sites"], 10);
+}
+
+TEST(ConformanceHistory, GroupsRuns) {
+  std::vector<v1::Job> jobs;
+  auto add = [&](const std::string& run, int64_t created, v1::JobState st, const std::string& rj = "") {
+    auto j = job(st, rj);
+    j.set_created_ms(created);
+    (*j.mutable_spec()->mutable_tags())["suite"] = "conformance";
+    (*j.mutable_spec()->mutable_tags())["run"] = run;
+    jobs.push_back(j);
+  };
+  add("b", 2000, v1::JOB_STATE_PASSED);
+  add("a", 1000, v1::JOB_STATE_PASSED);
+  add("a", 1001, v1::JOB_STATE_FAILED, R"({"calls":3,"verdict":"fail"})");
+  add("a", 1002, v1::JOB_STATE_FAILED, R"({"calls":0,"error":"LP_ENOTSUP: no","verdict":"fail"})");
+  add("b", 2001, v1::JOB_STATE_ERROR);
+  jobs.push_back(job(v1::JOB_STATE_PASSED));  // no tags: ignored
+  auto h = fc::history_from_jobs(jobs);
+  ASSERT_EQ(h.size(), 2u);
+  EXPECT_EQ(h[0].run_id, "a");
+  EXPECT_EQ(h[0].total, 3u);
+  EXPECT_EQ(h[0].passed, 1u);
+  EXPECT_EQ(h[0].failed, 1u);
+  EXPECT_EQ(h[0].unsupported, 1u);
+  EXPECT_EQ(h[1].run_id, "b");
+  EXPECT_EQ(h[1].other, 1u);
+}
+
+TEST(ConformanceReport, FailuresAndRequireAll) {
+  fc::RunReport r;
+  fc::Cell a, b, c;
+  a.status = fc::Status::pass;
+  b.status = fc::Status::unsupported;
+  c.status = fc::Status::not_available;
+  r.cells = {a, b, c};
+  EXPECT_TRUE(r.ok());
+  fc::BenchRun missing;
+  missing.available = false;
+  r.benches = {missing};
+  EXPECT_TRUE(r.ok());
+  r.require_all = true;
+  EXPECT_EQ(r.failures(), 3u);
+  r.require_all = false;
+  fc::Cell d;
+  d.status = fc::Status::timeout;
+  r.cells.push_back(d);
+  EXPECT_EQ(r.failures(), 1u);
+  fc::BenchRun crashed;
+  crashed.ok = false;
+  r.benches.push_back(crashed);
+  EXPECT_EQ(r.failures(), 2u);
+}

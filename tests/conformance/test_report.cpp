@@ -1,0 +1,148 @@
+// Conformance reports: JSON round trip, JUnit XML and HTML well formed.
+#include <gtest/gtest.h>
+
+#include "conf_test_util.hpp"
+#include "conformance.hpp"
+
+namespace fc = farm::conformance;
+using conftest::count_of;
+
+namespace {
+
+fc::RunReport canned() {
+  fc::RunReport r;
+  r.run_id = "c-20261125-080000-abcd";
+  r.mode = "local";
+  r.host = "testhost";
+  r.started_ms = 1795600000000;
+  r.finished_ms = r.started_ms + 93000;
+  auto targets = fc::default_targets();
+  for (auto& t : targets) t.binary = "/opt/" + t.name;
+  targets[2].available = false;
+  targets[2].why = "no /opt/rv64g <missing> & \"quoted\"";
+  r.targets = targets;
+  fc::MatrixOptions o;
+  o.run_id = r.run_id;
+  o.writers = {"mprotect", "procmem"};
+  r.options = o;
+  r.cells = fc::build_matrix(targets, o);
+  for (auto& c : r.cells) {
+    if (c.status == fc::Status::not_available) continue;
+    c.job_id = "j-" + std::to_string(c.seed);
+    c.worker = "local-" + c.spec.selector().kind();
+    c.attempts = 1;
+    c.status = fc::Status::pass;
+    c.calls = 1000 + c.seed;
+    c.hits = 10 * c.seed;
+    c.batches = 2000;
+    c.seconds = 1.5;
+    c.result_json = R"({"workload":"patch-stress","calls":1000,"verdict":"pass"})";
+    if (c.target == "rv64gc" && c.test.find("procmem") != std::string::npos) {
+      c.status = fc::Status::unsupported;
+      c.message = "LP_ENOTSUP: not supported on this kernel or architecture";
+      c.calls = c.hits = c.batches = 0;
+    }
+    if (c.target.rfind("bm-", 0) == 0) c.toggles = 20000;
+  }
+  // One real failure with markup in its output.
+  for (auto& c : r.cells)
+    if (c.target == "x86_64" && c.test == "stress/procmem/signal/trap") {
+      c.status = fc::Status::fail;
+      c.message = "verdict fail, exit code 1";
+      c.log_tail = "wrong result <f3> & \"x\" </script>\n";
+      c.result_json = R"({"workload":"patch-stress","wrong_results":1,"note":"</script><b>","verdict":"fail"})";
+    }
+  fc::BenchRun ph;
+  ph.target = "x86_64";
+  ph.bench = "probe-hit";
+  ph.ok = true;
+  ph.seconds = 3;
+  ph.lines = {fc::json::parse(R"({"bench":"probe-hit","plain_ns":1.5,"jump_ns":4,"trap_ns":1400,"jump_cost_ns":2.5,"trap_cost_ns":1398.5})")};
+  fc::BenchRun cl;
+  cl.target = "rv64gc";
+  cl.bench = "commit-latency";
+  cl.ok = true;
+  cl.partial = true;
+  cl.lines = {fc::json::parse(R"({"bench":"commit-latency","sites":1,"batch_ms":23.8})"),
+              fc::json::parse(R"({"bench":"commit-latency","sites":10,"batch_ms":19.9})"),
+              fc::json::parse(R"({"bench":"commit-latency","sites":100,"batch_ms":31.9})")};
+  fc::BenchRun cl2 = cl;
+  cl2.target = "x86_64";
+  cl2.partial = false;
+  cl2.lines = {fc::json::parse(R"({"bench":"commit-latency","sites":1,"batch_ms":0.05})"),
+               fc::json::parse(R"({"bench":"commit-latency","sites":10000,"batch_ms":3.1})")};
+  r.benches = {ph, cl, cl2};
+  r.history = {{"c-old", r.started_ms - 86400000, 40, 40, 0, 0, 0, 300.0},
+               {r.run_id, r.started_ms, static_cast<uint32_t>(r.cells.size()), 30, 1, 6, 1, 200.0}};
+  return r;
+}
+
+}  // namespace
+
+TEST(ConformanceReport, JsonRoundTrip) {
+  auto r = canned();
+  auto j = fc::report_json(r);
+  EXPECT_EQ(j["schema"], "libpatch-conformance/1");
+  EXPECT_EQ(j["ok"], false);
+  EXPECT_EQ(j["failures"], 1);
+  EXPECT_EQ(j["summary"]["unsupported"], 6);
+  EXPECT_EQ(j["summary"]["not-available"], 1);
+  auto back = fc::report_from_json(j);
+  EXPECT_EQ(fc::report_json(back).dump(), j.dump());
+  EXPECT_EQ(back.cells.size(), r.cells.size());
+  EXPECT_EQ(back.cells[0].spec.workload().patch_stress().writer(), "mprotect");
+}
+
+TEST(ConformanceReport, JunitCounts) {
+  auto r = canned();
+  auto x = fc::report_junit(r);
+  EXPECT_EQ(count_of(x, "<failure "), 1u);
+  EXPECT_EQ(count_of(x, "<skipped "), 7u);  // 6 unsupported + 1 not available
+  EXPECT_NE(x.find("<testsuite name=\"x86_64\""), std::string::npos);
+  EXPECT_NE(x.find("<testsuite name=\"bench\""), std::string::npos);
+  EXPECT_EQ(x.find("<f3>"), std::string::npos);  // escaped
+  EXPECT_NE(x.find("&lt;f3&gt;"), std::string::npos);
+  r.require_all = true;  // unsupported / not available become failures
+  x = fc::report_junit(r);
+  EXPECT_EQ(count_of(x, "<failure "), 8u);
+  EXPECT_EQ(count_of(x, "<skipped "), 0u);
+}
+
+TEST(ConformanceReport, HtmlIsSelfContained) {
+  auto r = canned();
+  auto h = fc::report_html(r);
+  EXPECT_NE(h.find("<table id=\"matrix\">"), std::string::npos);
+  EXPECT_EQ(count_of(h, "<tr class=\"target-row\""), 5u);
+  EXPECT_NE(h.find("<svg id=\"plot-probe-hit\""), std::string::npos);
+  EXPECT_NE(h.find("<svg id=\"plot-commit-latency\""), std::string::npos);
+  EXPECT_NE(h.find("<svg id=\"plot-history\""), std::string::npos);
+  EXPECT_EQ(count_of(h, "<polyline class=\"series\""), 2u);
+  EXPECT_EQ(count_of(h, "class=\"bar bar-"), 2u);
+  EXPECT_NE(h.find("not available: no /opt/rv64g &lt;missing&gt; &amp; &quot;quoted&quot;"), std::string::npos);
+  // The embedded data cannot end its <script> early.
+  auto data = h.find("id=\"report-data\">");
+  ASSERT_NE(data, std::string::npos);
+  auto end = h.find("</script>", data);
+  EXPECT_EQ(h.substr(data, end - data).find("</"), std::string::npos);
+  EXPECT_EQ(h.find("http://"), std::string::npos);
+  EXPECT_EQ(h.find("https://"), std::string::npos);
+}
+
+TEST(ConformanceReport, FilesAreWellFormed) {
+  conftest::TempDir d;
+  fc::write_reports(canned(), d / "report");
+  auto r = conftest::run(conftest::check_report_cmd(d / "report"));
+  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("\"junit_failures\": 1"), std::string::npos) << r.out;
+}
+
+TEST(ConformanceReport, MatrixText) {
+  auto r = canned();
+  auto t = fc::matrix_text(r);
+  EXPECT_NE(t.find("TARGET"), std::string::npos);
+  EXPECT_NE(t.find("stress/procmem/signal/trap  FAIL"), std::string::npos) << t;
+  EXPECT_NE(t.find("unsupported"), std::string::npos);
+  EXPECT_NE(t.find("not-available"), std::string::npos);
+  EXPECT_NE(t.find("FAIL: "), std::string::npos);
+  EXPECT_NE(t.find("jump probe 2.50 ns, trap probe 1398.50 ns"), std::string::npos) << t;
+}

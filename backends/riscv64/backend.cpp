@@ -29,6 +29,9 @@ public:
     const uint32_t max_len = avail < engine::kMaxSiteBytes ? uint32_t(avail) : engine::kMaxSiteBytes;
     Ilen ilen = Ilen::C16;
     uint32_t len = skip_len(p, max_len, &ilen); // a site normalised by an earlier probe
+    // `j .+4` alone (a 2 x c.nop sled, normalised) has no tail to tell the unit:
+    // at 2 mod 4 it can only be C code.
+    if (len != 0 && (addr & 3) != 0) ilen = Ilen::C16;
     if (len == 0) {
       const uint32_t n = sled_units(p, max_len, &ilen);
       if (n == 0) return LP_EBOUNDARY;

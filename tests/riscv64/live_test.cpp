@@ -32,6 +32,7 @@ uint64_t rv_sled_g8(uint64_t);
 uint64_t rv_sled_g4(uint64_t);
 uint64_t rv_sled_c8(uint64_t);
 uint64_t rv_sled_c2(uint64_t);
+uint64_t rv_sled_c4(uint64_t);
 uint64_t rv_sled_split_c(uint64_t);
 void rv_real_unimp(void);
 }
@@ -76,6 +77,23 @@ void count(lp_regs *r, void *u) {
   c->last_depth.store(lp_tramp_depth);
 }
 
+// The patcher a test has open: closed after the test if an ASSERT left early,
+// so one failure does not turn every later test into LP_EBUSY.
+lp_patcher *g_open = nullptr;
+void close_patcher(lp_patcher *p) {
+  lp_patcher_close(p);
+  if (g_open == p) g_open = nullptr;
+}
+struct CloseLeftovers : testing::EmptyTestEventListener {
+  void OnTestEnd(const testing::TestInfo &) override {
+    if (g_open) close_patcher(g_open);
+  }
+};
+const bool g_listener = [] {
+  testing::UnitTest::GetInstance()->listeners().Append(new CloseLeftovers);
+  return true;
+}();
+
 lp_patcher *open_patcher(int sync = LP_SYNC_DEFAULT, int writer = LP_WRITER_DEFAULT, int policy = LP_PROBE_JUMP_OR_TRAP) {
   lp_options o;
   lp_options_init(&o);
@@ -84,6 +102,7 @@ lp_patcher *open_patcher(int sync = LP_SYNC_DEFAULT, int writer = LP_WRITER_DEFA
   o.policy = policy;
   lp_patcher *p = nullptr;
   EXPECT_EQ(lp_patcher_open(&o, &p), 0);
+  g_open = p;
   return p;
 }
 
@@ -124,7 +143,7 @@ void exercise(Fn fn, uint64_t add, int policy, int expect_jump_) {
     EXPECT_EQ(fn(7), 7 + add);
     EXPECT_EQ(c.hits.load(), 11u);
   }
-  lp_patcher_close(p);
+  close_patcher(p);
   EXPECT_EQ(fn(8), 8 + add);
 }
 
@@ -158,7 +177,7 @@ TEST(Rv64Live, OwnSledJumpAndTrap) {
   int32_t off = 0;
   EXPECT_TRUE(lp::riscv64::decode_jal(w0, &rd, &off) ? rd == lp::riscv64::kT0
                                                         : lp::riscv64::is_auipc(w0, lp::riscv64::kT0));
-  lp_patcher_close(p);
+  close_patcher(p);
   // Disabled form after close: j .+8 then the rest of the sled.
   lp::riscv64::Ilen ilen;
   EXPECT_EQ(lp::riscv64::skip_len(b, 32, &ilen), 8u);
@@ -179,13 +198,19 @@ TEST(Rv64Live, SledC8) {
   exercise(rv_sled_c8, 17, LP_PROBE_JUMP, true);
   exercise(rv_sled_c8, 17, LP_PROBE_TRAP, false);
 }
+TEST(Rv64Live, SledC4At2Mod4) {
+  if (!hart_c()) GTEST_SKIP() << "hart without C cannot run c.nop sleds";
+  ASSERT_EQ(reinterpret_cast<uintptr_t>(&rv_sled_c4) % 4, 2u);
+  exercise(rv_sled_c4, 29, LP_PROBE_JUMP_OR_TRAP, -1); // round 2 re-probes the normalised `j .+4`
+  exercise(rv_sled_c4, 29, LP_PROBE_TRAP, false);
+}
 TEST(Rv64Live, SledC2TrapOnly) {
   if (!hart_c()) GTEST_SKIP() << "hart without C cannot run c.nop sleds";
   lp_patcher *p = open_patcher(LP_SYNC_DEFAULT, LP_WRITER_DEFAULT, LP_PROBE_JUMP);
   Counter c;
   lp_probe *pr = nullptr;
   EXPECT_EQ(lp_probe_at(p, reinterpret_cast<void *>(&rv_sled_c2), count, &c, &pr), LP_ETOOSHORT);
-  lp_patcher_close(p);
+  close_patcher(p);
   exercise(rv_sled_c2, 19, LP_PROBE_JUMP_OR_TRAP, false); // falls back to a trap probe
 }
 
@@ -196,7 +221,7 @@ TEST(Rv64Live, NotASite) {
   // The body of a function, not its sled.
   EXPECT_EQ(lp_probe_at(p, reinterpret_cast<char *>(&rv_sled_g8) + 8, count, &c, &pr), LP_EBOUNDARY);
   EXPECT_EQ(lp_probe_at(p, reinterpret_cast<char *>(&rv_sled_g8) + 1, count, &c, &pr), LP_EBOUNDARY);
-  lp_patcher_close(p);
+  close_patcher(p);
 }
 
 // ---- registers ----
@@ -264,7 +289,7 @@ void regs_case(int policy) {
   EXPECT_EQ(rv_round_mode(), FE_UPWARD);
   EXPECT_EQ(fegetround(), FE_UPWARD);
   fesetround(FE_TONEAREST);
-  lp_patcher_close(p);
+  close_patcher(p);
 }
 
 TEST(Rv64Live, RegsJump) { regs_case(LP_PROBE_JUMP); }
@@ -333,6 +358,7 @@ void sync_case(int sync) {
   o.sync = sync;
   lp_patcher *p = nullptr;
   const int rc = lp_patcher_open(&o, &p);
+  if (rc == 0) g_open = p;
   if (sync == LP_SYNC_MEMBARRIER && !membarrier_sync_core_available()) {
     EXPECT_EQ(rc, LP_ENOTSUP);
     return;
@@ -353,7 +379,7 @@ void sync_case(int sync) {
   ASSERT_EQ(lp_commit(p), 0);
   EXPECT_EQ(rv_own2(1), 7u);
   EXPECT_EQ(c.hits.load(), 1u);
-  lp_patcher_close(p);
+  close_patcher(p);
 }
 
 TEST(Rv64Live, SyncDefault) { sync_case(LP_SYNC_DEFAULT); }
@@ -398,7 +424,7 @@ TEST(Rv64Live, WriterMprotect) {
   ASSERT_EQ(lp_commit(p), 0);
   EXPECT_EQ(rv_own2(2), 12u);
   EXPECT_EQ(c.hits.load(), 1u);
-  lp_patcher_close(p);
+  close_patcher(p);
 }
 
 TEST(Rv64Live, WriterProcMem) {
@@ -409,9 +435,10 @@ TEST(Rv64Live, WriterProcMem) {
   o.writer = LP_WRITER_PROCMEM;
   lp_patcher *p = nullptr;
   const int rc = lp_patcher_open(&o, &p);
+  if (rc == 0) g_open = p;
   if (!coherent) {
     EXPECT_EQ(rc, LP_ENOTSUP); // refused at open, not silently ineffective
-    if (rc == 0) lp_patcher_close(p);
+    if (rc == 0) close_patcher(p);
     return;
   }
   ASSERT_EQ(rc, 0);
@@ -422,7 +449,7 @@ TEST(Rv64Live, WriterProcMem) {
   ASSERT_EQ(lp_commit(p), 0);
   EXPECT_EQ(rv_own2(2), 12u);
   EXPECT_EQ(c.hits.load(), 1u);
-  lp_patcher_close(p);
+  close_patcher(p);
 }
 
 // ---- a real illegal instruction is the program's business ----
@@ -455,7 +482,7 @@ TEST(Rv64Live, RealUnimpIsChained) {
   lp_patcher_stats(p, &st);
   EXPECT_GE(st.chained, 1u);
   EXPECT_EQ(c.hits.load(), 1u);
-  lp_patcher_close(p);
+  close_patcher(p);
   sigaction(SIGILL, &old, nullptr);
 }
 
@@ -521,7 +548,7 @@ void toggle_case(Fn fn, Fn ref, int sync) {
   lp_patcher_stats(p, &st);
   std::printf("commits %llu syncs %llu traps %llu evacuated %llu\n", (unsigned long long)st.commits,
               (unsigned long long)st.syncs, (unsigned long long)st.traps, (unsigned long long)st.evacuated);
-  lp_patcher_close(p);
+  close_patcher(p);
 }
 
 TEST(Rv64Live, ConcurrentToggleOwn) { toggle_case(reinterpret_cast<Fn>(&rv_own2), [](uint64_t x) -> uint64_t { return 5 * x + 2; }, LP_SYNC_DEFAULT); }
@@ -598,7 +625,7 @@ TEST(Rv64Live, EvacuationFromInsideARawSled) {
               (unsigned long long)calls.load(), (unsigned long long)c.hits.load(), (unsigned long long)evacuated);
   EXPECT_EQ(bad.load(), 0u);
   EXPECT_GT(evacuated, 0u) << "no thread was ever caught inside the sled";
-  lp_patcher_close(p);
+  close_patcher(p);
 }
 
 } // namespace

@@ -30,10 +30,10 @@ rv_sled_g4:                      // 1 x nop (4 bytes: jal only)
 
         .globl rv_sled_c8
         .type rv_sled_c8, @function
-        .p2align 2
         .option push
+        .option norelax          // before the alignment: no linker-relaxed padding
         .option rvc
-        .option norelax
+        .p2align 2
         .2byte 0                 // padding so the sled starts 2 mod 4
 rv_sled_c8:                      // 4 x c.nop (rv64gc style, 8 bytes), 2-byte aligned only
         c.nop
@@ -45,6 +45,22 @@ rv_sled_c8:                      // 4 x c.nop (rv64gc style, 8 bytes), 2-byte al
         ret
         .option pop
         .size rv_sled_c8, .-rv_sled_c8
+
+        .globl rv_sled_c4
+        .type rv_sled_c4, @function
+        .option push
+        .option norelax          // before the alignment: no linker-relaxed padding
+        .option rvc
+        .p2align 2
+        .2byte 0                 // padding so the sled starts 2 mod 4
+rv_sled_c4:                      // 2 x c.nop (4 bytes: jal only; disabled = `j .+4`)
+        c.nop
+        c.nop
+        .option norvc
+        addi a0, a0, 29
+        ret
+        .option pop
+        .size rv_sled_c4, .-rv_sled_c4
 
         .globl rv_sled_c2
         .type rv_sled_c2, @function

@@ -340,8 +340,10 @@ struct RawAgent {
     EXPECT_TRUE(s.ok()) << s.error_message();
     return resp.lease();
   }
-  grpc::Status complete(const v1::Lease& l, const v1::JobResult& r, v1::CompleteJobResponse* out) {
+  grpc::Status complete(const v1::Lease& l, const v1::JobResult& r, v1::CompleteJobResponse* out,
+                        bool acquire_next = false) {
     v1::CompleteJobRequest req;
+    req.set_acquire_next(acquire_next);
     req.set_worker_id(id);
     req.set_session(session);
     req.mutable_lease()->set_job_id(l.job_id());
@@ -359,6 +361,7 @@ TEST_F(FarmService, ExpiredLeaseRequeuesToAnotherWorker) {
   start();
   auto c = client();
   RawAgent ghost(chan(kAgentTok), "ghost");
+  EXPECT_TRUE(ghost.acquire(100).job_id().empty());  // nothing queued: no lease
   auto job = c.submit(stress("lease"));
   auto lease = ghost.acquire();
   ASSERT_EQ(lease.job_id(), job.id());
@@ -408,12 +411,27 @@ TEST_F(FarmService, CompletionIsIdempotentPerAttempt) {
   auto j = c.get(job.id());
   EXPECT_EQ(j.state(), v1::JOB_STATE_PASSED);
   EXPECT_EQ(j.result().calls(), 5u);
+  // completion can hand out the next job in the same round trip
+  auto j2 = c.submit(stress("idem2"));
+  auto j3 = c.submit(stress("idem3"));
+  auto l2 = ra.acquire();
+  ASSERT_EQ(l2.job_id(), j2.id());
+  v1::CompleteJobResponse r4, r5;
+  ASSERT_TRUE(ra.complete(l2, pass_result(), &r4, /*acquire_next=*/true).ok());
+  EXPECT_EQ(r4.next().job_id(), j3.id());
+  EXPECT_EQ(c.get(j3.id()).state(), v1::JOB_STATE_RUNNING);
+  ASSERT_TRUE(ra.complete(l2, pass_result(), &r5, true).ok());  // a retry gets no second lease
+  EXPECT_TRUE(r5.duplicate());
+  EXPECT_FALSE(r5.has_next());
+  ASSERT_TRUE(ra.complete(r4.next(), pass_result(), &r5, true).ok());
+  EXPECT_FALSE(r5.has_next());  // queue empty
+
   auto bogus = lease;
   bogus.set_attempt(7);
   EXPECT_EQ(ra.complete(bogus, pass_result(), &r3).error_code(), grpc::StatusCode::NOT_FOUND);
   auto ws = c.workers();
   ASSERT_EQ(ws.size(), 1u);
-  EXPECT_EQ(ws[0].jobs_done(), 1u);
+  EXPECT_EQ(ws[0].jobs_done(), 3u);
 }
 
 TEST_F(FarmService, InfraFailuresAreRetriedThenGiveUp) {

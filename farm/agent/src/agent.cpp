@@ -173,7 +173,21 @@ void Agent::slot_loop(int slot) {
     if (stopping_) break;
     if (s.ok()) {
       backoff = 200ms;
-      if (resp.has_lease()) run_job(resp.lease());
+      // A completion may come back with the next lease: keep going without a poll.
+      std::optional<v1::Lease> next;
+      if (resp.has_lease() && !resp.lease().job_id().empty()) next = run_job(resp.lease());
+      while (next && !stopping_) next = run_job(*next);
+      if (next) {
+        // stopping with a lease in hand: hand it back as an infrastructure error
+        v1::JobResult r;
+        r.set_outcome(v1::OUTCOME_INFRA_ERROR);
+        r.set_message("agent shut down before starting the job");
+        v1::LeaseRef ref;
+        ref.set_job_id(next->job_id());
+        ref.set_attempt(next->attempt());
+        auto a = std::make_shared<Active>();
+        complete(ref, r, a, nullptr);
+      }
       continue;
     }
     switch (s.error_code()) {
@@ -304,7 +318,7 @@ struct OutputSink {
 
 }  // namespace
 
-void Agent::run_job(const v1::Lease& lease) {
+std::optional<v1::Lease> Agent::run_job(const v1::Lease& lease) {
   auto active = std::make_shared<Active>();
   active->job_id = lease.job_id();
   active->attempt = lease.attempt();
@@ -379,6 +393,7 @@ void Agent::run_job(const v1::Lease& lease) {
     }
   });
 
+  std::optional<v1::Lease> next;
   v1::JobResult result;
   try {
     result = ctx.spec.workload().has_health_check() ? exec_->health_check(ctx) : exec_->run(ctx);
@@ -413,16 +428,18 @@ void Agent::run_job(const v1::Lease& lease) {
   } else {
     spdlog::info("farm-agent {}: job {} attempt {}: {} ({})", cfg_.name, ctx.job_id, ctx.attempt,
                  static_cast<int>(result.outcome()), result.message());
-    if (complete(ref, result, active)) ++completed_;
+    if (complete(ref, result, active, &next)) ++completed_;
   }
   {
     std::lock_guard lk(mu_);
     active_.erase(ctx.job_id);
   }
   if (!cfg_.keep_work_dirs) fs::remove_all(ctx.work_dir, ec);
+  return next;
 }
 
-bool Agent::complete(const v1::LeaseRef& ref, const v1::JobResult& result, const std::shared_ptr<Active>& active) {
+bool Agent::complete(const v1::LeaseRef& ref, const v1::JobResult& result, const std::shared_ptr<Active>& active,
+                     std::optional<v1::Lease>* next) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(cfg_.complete_retry_s);
   std::chrono::milliseconds backoff = 100ms;
   for (;;) {
@@ -434,11 +451,15 @@ bool Agent::complete(const v1::LeaseRef& ref, const v1::JobResult& result, const
     }
     *req.mutable_lease() = ref;
     *req.mutable_result() = result;
+    req.set_acquire_next(next != nullptr && !stopping_);
     v1::CompleteJobResponse resp;
     grpc::ClientContext ctx;
     farm::prepare_context(ctx, cfg_.channel.token, 10s);
     auto s = stub_->CompleteJob(&ctx, req, &resp);
-    if (s.ok()) return true;
+    if (s.ok()) {
+      if (next && resp.has_next() && !resp.next().job_id().empty()) *next = resp.next();
+      return true;
+    }
     switch (s.error_code()) {
       case StatusCode::ABORTED:
       case StatusCode::NOT_FOUND:

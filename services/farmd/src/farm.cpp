@@ -902,7 +902,11 @@ Status Farm::acquire(const v1::AcquireJobRequest& req, v1::AcquireJobResponse* o
     w->w.set_last_seen_ms(now_ms());
     if (w->running.size() < std::max<uint32_t>(1, w->w.capabilities().slots())) {
       try {
-        if (try_pick(*w, out->mutable_lease())) return Status::OK;
+        v1::Lease lease;
+        if (try_pick(*w, &lease)) {
+          *out->mutable_lease() = std::move(lease);
+          return Status::OK;
+        }
       } catch (const std::exception& e) {
         pending_notify_.clear();
         return Status(StatusCode::INTERNAL, e.what());
@@ -1014,6 +1018,14 @@ Status Farm::complete(const v1::CompleteJobRequest& req, v1::CompleteJobResponse
     Running r = it->second;
     try {
       out->set_job_state(finish_attempt(std::move(r), req.result()));
+      if (req.acquire_next() && !stopping_) {
+        WorkerRec* w = nullptr;
+        if (check_session(req.worker_id(), req.session(), &w).ok() &&
+            w->running.size() < std::max<uint32_t>(1, w->w.capabilities().slots())) {
+          v1::Lease next;
+          if (try_pick(*w, &next)) *out->mutable_next() = std::move(next);
+        }
+      }
     } catch (const std::exception& e) {
       pending_notify_.clear();
       return Status(StatusCode::INTERNAL, e.what());

@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -59,8 +60,10 @@ class Agent {
   bool ensure_registered(uint64_t seen_generation);
   void slot_loop(int slot);
   void heartbeat_loop();
-  void run_job(const v1::Lease& lease);
-  bool complete(const v1::LeaseRef& ref, const v1::JobResult& result, const std::shared_ptr<Active>& active);
+  // Runs one job; returns the next lease farmd handed out with the completion.
+  std::optional<v1::Lease> run_job(const v1::Lease& lease);
+  bool complete(const v1::LeaseRef& ref, const v1::JobResult& result, const std::shared_ptr<Active>& active,
+                std::optional<v1::Lease>* next);
   void sleep_for(std::chrono::milliseconds d);
 
   AgentConfig cfg_;

@@ -41,9 +41,13 @@ int emit_entry_trampoline(uint8_t *buf, uintptr_t at, const TrampolineSpec &spec
   const uint32_t tls = uint32_t(int32_t(spec.tls_depth));
   // [rsp] = site + len (return address pushed by the site's call).
   a.bytes({0x48, 0x81, 0xec}); a.u32(kXmmArea);                 // sub rsp, 128
-  for (uint8_t i = 0; i < 8; ++i) a.bytes({0x0f, 0x11, uint8_t(0x44 | i << 3), 0x24, uint8_t(16 * i)}); // movups [rsp+16i], xmmi
-  a.bytes({0x48, 0x83, 0xec, 0x10});                            // sub rsp, 16 (rip, rsp slots)
-  a.bytes({0x9c});                                              // pushfq
+  const uint8_t nvec = spec.save_vector ? 8 : 0; // xmm0-7: the vector argument registers
+  for (uint8_t i = 0; i < nvec; ++i) a.bytes({0x0f, 0x11, uint8_t(0x44 | i << 3), 0x24, uint8_t(16 * i)}); // movups [rsp+16i], xmmi
+  // rip, rsp and rflags slots. Flags are dead at a function's entry (the ABI
+  // preserves none across a call), so they are neither saved nor restored:
+  // lp_regs.rflags reads 0 for entry jump probes.
+  a.bytes({0x48, 0x83, 0xec, 0x18});                            // sub rsp, 24
+  a.bytes({0x48, 0xc7, 0x04, 0x24, 0, 0, 0, 0});                // mov qword [rsp], 0 (rflags)
   a.bytes({0x50, 0x51, 0x52, 0x53, 0x55, 0x56, 0x57});          // push rax rcx rdx rbx rbp rsi rdi
   a.bytes({0x41, 0x50, 0x41, 0x51, 0x41, 0x52, 0x41, 0x53,      // push r8..r15
            0x41, 0x54, 0x41, 0x55, 0x41, 0x56, 0x41, 0x57});
@@ -61,11 +65,12 @@ int emit_entry_trampoline(uint8_t *buf, uintptr_t at, const TrampolineSpec &spec
   a.bytes({0xff, 0x15}); a.rel32_to(spec.data);                 // call [rip+handler]
   a.bytes({0x48, 0x89, 0xdc});                                  // mov rsp, rbx
   a.bytes({0x64, 0x48, 0xff, 0x0c, 0x25}); a.u32(tls);          // dec qword fs:[depth]
-  a.bytes({0x41, 0x5f, 0x41, 0x5e, 0x41, 0x5d, 0x41, 0x5c,      // pop r15..r8
-           0x41, 0x5b, 0x41, 0x5a, 0x41, 0x59, 0x41, 0x58});
+  // r15..r12 are callee-saved: the handler kept them, nothing to reload.
+  a.bytes({0x48, 0x83, 0xc4, 0x20});                            // add rsp, 32 (skip r15..r12)
+  a.bytes({0x41, 0x5b, 0x41, 0x5a, 0x41, 0x59, 0x41, 0x58});    // pop r11..r8
   a.bytes({0x5f, 0x5e, 0x5d, 0x5b, 0x5a, 0x59, 0x58});          // pop rdi rsi rbp rbx rdx rcx rax
   a.bytes({0x48, 0x83, 0xc4, 0x18});                            // add rsp, 24 (rflags: flags are dead at entry)
-  for (uint8_t i = 0; i < 8; ++i) a.bytes({0x0f, 0x10, uint8_t(0x44 | i << 3), 0x24, uint8_t(16 * i)}); // movups xmmi, [rsp+16i]
+  for (uint8_t i = 0; i < nvec; ++i) a.bytes({0x0f, 0x10, uint8_t(0x44 | i << 3), 0x24, uint8_t(16 * i)}); // movups xmmi, [rsp+16i]
   a.bytes({0x48, 0x81, 0xc4}); a.u32(kXmmArea);                 // add rsp, 128
   a.bytes({0xc3});                                              // ret -> site + len
   return a.size() <= kDataOffset ? 0 : LP_EINVAL;

@@ -28,6 +28,7 @@ struct TrampolineSpec {
   uint32_t site_len = 0;
   uintptr_t data = 0;        // address of the slot's data words (handler, user)
   intptr_t tls_depth = 0;    // thread-pointer offset of the per-thread trampoline depth counter
+  bool save_vector = true;   // false: the handler promised not to touch vector/FP registers
 };
 
 // Slot data words a trampoline reads at run time (kept beside its code).

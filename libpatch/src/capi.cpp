@@ -45,7 +45,7 @@ int lp_patcher_stats(const lp_patcher *p, lp_stats *s) {
   s->writes = p->writes.load();
   s->sites = p->sites.load();
   s->traps = p->traps.load();
-  s->chained = lp::linux_platform::trap_signal_chained_count();
+  s->chained = lp::linux_platform::trap_signal_chained_count() - p->chained_at_open;
   s->evacuated = p->evacuated.load();
   return 0;
 }

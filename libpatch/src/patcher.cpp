@@ -126,6 +126,7 @@ int lp_patcher::open(const lp_options &o) {
   if (opt.writer < LP_WRITER_DEFAULT || opt.writer > LP_WRITER_PROCMEM) return LP_EINVAL;
   if (opt.sync < LP_SYNC_DEFAULT || opt.sync > LP_SYNC_SIGNAL) return LP_EINVAL;
   if (opt.policy < LP_PROBE_JUMP_OR_TRAP || opt.policy > LP_PROBE_TRAP) return LP_EINVAL;
+  if (opt.flags & ~unsigned(LP_FLAG_HANDLER_GPR_ONLY)) return LP_EINVAL;
 
   if (opt.writer == LP_WRITER_PROCMEM) {
     int err = 0;
@@ -158,6 +159,7 @@ int lp_patcher::open(const lp_options &o) {
   tls_depth_offset = intptr_t(reinterpret_cast<uintptr_t>(&lp_tramp_depth) - backend->thread_pointer());
   lp_patcher *expected = nullptr;
   if (!g_active.compare_exchange_strong(expected, this)) return LP_EBUSY;
+  chained_at_open = lpl::trap_signal_chained_count();
   if (int rc = lpl::trap_signal_install(backend->trap_signal(), dispatch_trap); rc != 0) {
     g_active.store(nullptr);
     return rc;
@@ -223,6 +225,7 @@ int lp_patcher::create_probe(void *addr_p, lp_handler h, void *user, lp_probe **
       spec.site_len = shape.len;
       spec.data = p->tramp.rx + doff;
       spec.tls_depth = tls_depth_offset;
+      spec.save_vector = !(opt.flags & LP_FLAG_HANDLER_GPR_ONLY);
       rc = backend->emit_trampoline(p->tramp.rw, p->tramp.rx, spec);
       if (rc == 0) {
         uint8_t probe_bytes[engine::kMaxSiteBytes];

@@ -58,6 +58,7 @@ struct lp_patcher {
   intptr_t tls_depth_offset = 0;
   std::shared_ptr<void> mc_decoder; // lp::mc::Decoder, created on the first instruction site
   uint64_t generation = 1; // grace-period generations started
+  unsigned long chained_at_open = 0; // the process-wide chained-trap count when opened
 
   // Counters (the trap handler updates some: atomics).
   std::atomic<uint64_t> commits{0}, syncs{0}, writes{0}, sites{0}, traps{0}, evacuated{0};

@@ -120,6 +120,9 @@ TEST(Api, BadOptions) {
   o.policy = 7;
   EXPECT_EQ(lp_patcher_open(&o, &p), LP_EINVAL);
   lp_options_init(&o);
+  o.flags = 0x80; // no such flag
+  EXPECT_EQ(lp_patcher_open(&o, &p), LP_EINVAL);
+  lp_options_init(&o);
   o.signal = SIGSEGV; // not a real-time signal
   EXPECT_EQ(lp_patcher_open(&o, &p), LP_EINVAL);
 #if !defined(__riscv)

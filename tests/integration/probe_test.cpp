@@ -144,3 +144,22 @@ INSTANTIATE_TEST_SUITE_P(
                        ::testing::Values(LP_WRITER_MPROTECT, LP_WRITER_PROCMEM),
                        ::testing::Values(LPT_SYNCS)),
     param_name);
+
+// The GPR-only fast path: integer arguments are still seen and preserved.
+TEST(GprOnlyHandlers, JumpProbeWithoutVectorSaves) {
+  lp_options o;
+  lp_options_init(&o);
+  o.policy = LP_PROBE_JUMP;
+  o.flags = LP_FLAG_HANDLER_GPR_ONLY;
+  lp_patcher *p = nullptr;
+  ASSERT_EQ(lp_patcher_open(&o, &p), 0);
+  Seen s;
+  lp_probe *pr = nullptr;
+  ASSERT_EQ(lp_probe_symbol(p, "lpt_six", record, &s, &pr), 0);
+  ASSERT_EQ(lp_probe_enable(pr), 0);
+  ASSERT_EQ(lp_commit(p), 0);
+  EXPECT_EQ(lpt_six(1, 2, 3, 4, 5, 6), 91);
+  EXPECT_EQ(s.hits.load(), 1);
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(s.args[i], i + 1);
+  lp_patcher_close(p);
+}

@@ -69,11 +69,21 @@ enum lp_probe_policy {
   LP_PROBE_TRAP = 2          /* trap probes only */
 };
 
+/* lp_options.flags */
+enum lp_option_flags {
+  /* The tracer promises its handlers never touch vector/FP registers (e.g.
+   * built with -mgeneral-regs-only): entry jump-probe trampolines then skip
+   * saving the vector argument registers, the fastest hit. A handler that
+   * breaks the promise corrupts the probed function's FP arguments. */
+  LP_FLAG_HANDLER_GPR_ONLY = 1u << 0
+};
+
 typedef struct lp_options {
   int writer; /* enum lp_writer_kind */
   int sync;   /* enum lp_sync_kind */
   int policy; /* enum lp_probe_policy */
   int signal; /* the real-time signal used by the signal sync; 0 = SIGRTMIN+5 */
+  unsigned flags; /* enum lp_option_flags */
 } lp_options;
 
 /* Counters of a patcher, for tests and benchmarks. */

@@ -124,8 +124,10 @@ TEST(ConformanceReport, HtmlIsSelfContained) {
   ASSERT_NE(data, std::string::npos);
   auto end = h.find("</script>", data);
   EXPECT_EQ(h.substr(data, end - data).find("</"), std::string::npos);
-  EXPECT_EQ(h.find("http://"), std::string::npos);
-  EXPECT_EQ(h.find("https://"), std::string::npos);
+  // No external assets (the SVG namespace URI is not one).
+  EXPECT_EQ(h.find("src=\""), std::string::npos);
+  EXPECT_EQ(h.find("<link"), std::string::npos);
+  EXPECT_EQ(h.find("href=\"http"), std::string::npos);
 }
 
 TEST(ConformanceReport, FilesAreWellFormed) {
@@ -140,7 +142,9 @@ TEST(ConformanceReport, MatrixText) {
   auto r = canned();
   auto t = fc::matrix_text(r);
   EXPECT_NE(t.find("TARGET"), std::string::npos);
-  EXPECT_NE(t.find("stress/procmem/signal/trap  FAIL"), std::string::npos) << t;
+  auto line = t.substr(t.find("x86_64     stress/procmem/signal/trap"));
+  line = line.substr(0, line.find('\n'));
+  EXPECT_NE(line.find(" FAIL "), std::string::npos) << t;
   EXPECT_NE(t.find("unsupported"), std::string::npos);
   EXPECT_NE(t.find("not-available"), std::string::npos);
   EXPECT_NE(t.find("FAIL: "), std::string::npos);

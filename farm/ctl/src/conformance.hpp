@@ -81,7 +81,7 @@ struct MatrixOptions {
   std::vector<std::string> writers = {"mprotect", "procmem"};
   std::vector<std::string> kinds = {"jump", "trap"};
   std::map<std::string, std::string> labels;  // extra selector labels (farm mode)
-  bool pin_target_label = false;           // local: label conformance-target=<name> on selector
+  bool pin_target_label = false;           // local: selector label conformance-<target>=yes
   bool send_binary = false;                // set PatchStress.binary / image from Target::binary
   int32_t priority = 0;
 };

@@ -68,7 +68,7 @@ std::vector<Cell> build_matrix(const std::vector<Target>& targets, const MatrixO
       if (!t.isa.empty()) sel->set_isa(t.isa);
       if (!t.kind.empty()) sel->set_kind(t.kind);
       for (const auto& [k, v] : o.labels) (*sel->mutable_labels())[k] = v;
-      if (o.pin_target_label) (*sel->mutable_labels())["conformance-target"] = t.name;
+      if (o.pin_target_label) (*sel->mutable_labels())["conformance-" + t.name] = "yes";
       s.set_timeout_s(o.timeout_s);
       s.set_priority(o.priority);
       auto& tags = *s.mutable_tags();

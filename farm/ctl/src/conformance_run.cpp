@@ -282,6 +282,7 @@ class Progress {
         std::cout << "... " << done << "/" << total << " done; running:";
         for (const auto& c : cells)
           if (c.status == Status::pending && c.seconds > 0) std::cout << " " << c.target << " " << c.test;
+        std::cout << " (" << total - done << " queued or running)";
         std::cout << std::endl;
       }
       last_note_ = now;
@@ -300,7 +301,8 @@ class Progress {
 std::vector<Target> resolve_targets(const Command::Options& o, bool local) {
   std::string b = own_build_dir();
   auto dflt = [&](const std::string& given, const std::string& rel) {
-    if (!given.empty()) return given;
+    // Local paths are made absolute: the agents run jobs in their work dirs.
+    if (!given.empty()) return local ? fs::absolute(given).lexically_normal().string() : given;
     return b.empty() ? std::string() : (fs::path(b) / rel).lexically_normal().string();
   };
   std::vector<Target> all = default_targets();
@@ -583,9 +585,10 @@ int Command::run(const farm::ChannelOptions& global, bool as_json) {
     auto& c = rep.cells[i];
     if (c.status == Status::not_available) continue;
     try {
-      auto job = client.submit(c.spec, local);
+      auto job = client.submit(c.spec, /*allow_unmatched=*/false);
       c.job_id = job.id();
       by_id[job.id()] = i;
+      if (!job.message().empty()) spdlog::info("submitted {} ({} {}): {}", job.id(), c.target, c.test, job.message());
     } catch (const farm::ctl::RpcError& e) {
       c.status = Status::error;
       c.message = std::string("submit refused: ") + e.what();

@@ -4,7 +4,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include <chrono>
+#include <thread>
+
 #include "conf_test_util.hpp"
+#include "farm/agent/agent.hpp"
+#include "farmd/server.hpp"
 
 using conftest::run;
 using conftest::slurp;
@@ -109,4 +114,45 @@ TEST(ConformanceE2E, HistoryAcrossRuns) {
 TEST(ConformanceE2E, UsageErrors) {
   EXPECT_EQ(run(std::string(FARMCTL_BIN) + " conformance").status, 2);
   EXPECT_NE(run(std::string(FARMCTL_BIN) + " conformance --local --targets sparc").status, 0);
+}
+
+// --farm: the same matrix on a running farm (here farmd and one native agent
+// in this process); targets no worker can run are reported as not available.
+TEST(ConformanceE2E, FarmMode) {
+  conftest::TempDir d;
+  farmd::Config cfg;
+  cfg.db_path = d / "farm.db";
+  cfg.tokens = {{farmd::Role::client, "client-tok", "ci"}, {farmd::Role::agent, "agent-tok", "lab"}};
+  farmd::Server srv(cfg);
+  srv.start();
+  farm::agent::AgentConfig ac;
+  ac.channel.address = srv.address();
+  ac.channel.token = "agent-tok";
+  ac.name = "x86-1";
+  ac.exec.kind = "native";
+  ac.exec.binaries["patch-stress"] = kFake + "/patch-stress";
+  ac.work_dir = d / "agent";
+  farm::agent::Agent agent(ac);
+  agent.start();
+  for (int i = 0; i < 500 && !agent.registered(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_TRUE(agent.registered());
+
+  auto r = run(std::string(FARMCTL_BIN) + " --token client-tok conformance --farm " + srv.address() +
+               " --targets x86_64,rv64gc --writers mprotect --kinds jump --no-bench --report-dir " + d / "rep");
+  EXPECT_EQ(r.status, 0) << r.out;
+  auto rep = load(d / "rep");
+  EXPECT_EQ(count_status(rep, "pass"), 2);
+  EXPECT_EQ(count_status(rep, "not-available"), 1);
+  EXPECT_NE(r.out.find("rv64gc: not available: no worker of the farm matches"), std::string::npos) << r.out;
+  for (const auto& c : rep["cells"])
+    if (c["status"] == "pass") EXPECT_EQ(c["worker"], "x86-1");
+
+  // Without the token: an RPC error, exit 2.
+  auto bad = run(std::string(FARMCTL_BIN) + " conformance --farm " + srv.address() +
+                 " --targets x86_64 --no-bench --no-report");
+  EXPECT_EQ(bad.status, 2) << bad.out;
+  EXPECT_NE(bad.out.find("UNAUTHENTICATED"), std::string::npos) << bad.out;
+  agent.stop();
+  agent.wait();
+  srv.shutdown();
 }

@@ -631,7 +631,9 @@ h1{font-size:1.5em;margin:0 0 .3em} h2{font-size:1.2em;margin:1.5em 0 .5em;borde
 .verdict.ok{background:#2e7d32}.verdict.bad{background:#c62828}
 table{border-collapse:collapse;margin:.5em 0} th,td{border:1px solid #ccc;padding:3px 8px;text-align:left}
 th{background:#f3f3f3} td.num{text-align:right;font-variant-numeric:tabular-nums}
-td.cell{text-align:center;font-weight:600;min-width:4.5em}
+td.cell{text-align:center;font-weight:600;min-width:4.5em} td.num{white-space:nowrap}
+td.group{text-align:center;white-space:nowrap} a.cell{display:inline-block;margin:1px 2px;padding:1px 6px;border-radius:3px;
+font-weight:600;text-decoration:none;color:#222;border:1px solid rgba(0,0,0,.15)}
 .pass{background:#c8e6c9}.fail,.timeout,.error,.cancelled{background:#ffcdd2}
 .unsupported{background:#fff3c4}.not-available{background:#e0e0e0;color:#555}.pending{background:#e3f2fd}
 td.none{background:#fafafa}
@@ -642,7 +644,7 @@ summary{cursor:pointer} .plot{max-width:100%;height:auto;border:1px solid #eee;m
 .bar-jump{fill:#1f77b4}.bar-trap{fill:#d62728}
 .h-pass{fill:#66bb6a}.h-fail{fill:#e53935}.h-unsup{fill:#fdd835}.h-other{fill:#9e9e9e}
 rect.current{stroke:#000;stroke-width:1}
-#controls{margin:.5em 0} button{margin-right:.5em}
+#controls{margin:.5em 0} .scroll{overflow-x:auto} #matrix th{white-space:nowrap} button{margin-right:.5em}
 )CSS";
 
 const char* kJs = R"JS(
@@ -669,7 +671,7 @@ const char* kJs = R"JS(
     var open = Array.prototype.some.call(all, function (d) { return !d.open; });
     all.forEach(function (d) { d.open = open; });
   });
-  document.querySelectorAll('#matrix td.cell a').forEach(function (a) {
+  document.querySelectorAll('#matrix a.cell').forEach(function (a) {
     a.addEventListener('click', function () {
       var d = document.getElementById(a.getAttribute('href').slice(1));
       if (d) { var det = d.querySelector('details'); if (det) det.open = true; }
@@ -714,16 +716,33 @@ std::string report_html(const RunReport& r) {
     << o.smp << "; seed " << o.seed << "; job timeout " << o.timeout_s << " s.</p>\n";
   h << "<p id=\"js-summary\" class=\"muted\"></p>\n";
 
-  // Matrix: targets x tests.
-  std::vector<std::string> tests;
+  // Matrix: targets x tests. A column is a test without its probe kind
+  // ("mprotect/membarrier"); the cell shows one badge per kind (jump, trap).
+  auto split = [](const std::string& test) -> std::pair<std::string, std::string> {
+    std::string t = short_test(test);
+    if (test.rfind("stress/", 0) != 0) return {t, ""};
+    auto slash = t.rfind('/');
+    return slash == std::string::npos ? std::pair{t, std::string()} : std::pair{t.substr(0, slash), t.substr(slash + 1)};
+  };
+  std::vector<std::string> cols;
   for (const auto& c : r.cells)
-    if (c.status != Status::not_available && std::find(tests.begin(), tests.end(), c.test) == tests.end())
-      tests.push_back(c.test);
-  h << "<h2>Matrix</h2>\n<table id=\"matrix\">\n<thead><tr><th>target</th>";
-  for (const auto& t : tests) h << "<th>" << esc(short_test(t)) << "</th>";
+    if (c.status != Status::not_available) {
+      auto col = split(c.test).first;
+      if (std::find(cols.begin(), cols.end(), col) == cols.end()) cols.push_back(col);
+    }
+  auto rank = [&](const std::string& col) {
+    static const std::vector<std::string> syncs{"membarrier", "flush_icache", "signal"};
+    auto slash = col.find('/');
+    std::string a = col.substr(0, slash), b = slash == std::string::npos ? "" : col.substr(slash + 1);
+    if (a == "baremetal") return std::tuple<int, long, long, std::string>{1, 0, 0, b};
+    auto w = std::find(r.options.writers.begin(), r.options.writers.end(), a) - r.options.writers.begin();
+    auto y = std::find(syncs.begin(), syncs.end(), b) - syncs.begin();
+    return std::tuple<int, long, long, std::string>{0, w, y, col};
+  };
+  std::stable_sort(cols.begin(), cols.end(), [&](const std::string& x, const std::string& y) { return rank(x) < rank(y); });
+  h << "<h2>Matrix</h2>\n<div class=\"scroll\"><table id=\"matrix\">\n<thead><tr><th>target</th>";
+  for (const auto& c : cols) h << "<th>" << esc(c) << "</th>";
   h << "<th>passed</th></tr></thead>\n<tbody>\n";
-  std::map<std::string, size_t> index;
-  for (size_t i = 0; i < r.cells.size(); ++i) index[r.cells[i].target + "\n" + r.cells[i].test] = i;
   for (const auto& t : target_order(r)) {
     auto cnt = count(r.cells, t);
     if (!cnt.total) continue;
@@ -732,25 +751,41 @@ std::string report_html(const RunReport& r) {
     for (const auto& c : r.cells)
       if (c.target == t && c.status == Status::not_available) na = &c;
     if (na) {
-      h << "<td class=\"cell not-available\" colspan=\"" << std::max<size_t>(1, tests.size()) << "\">not available: "
+      h << "<td class=\"group not-available\" colspan=\"" << std::max<size_t>(1, cols.size()) << "\">not available: "
         << esc(na->message) << "</td>";
     } else {
-      for (const auto& test : tests) {
-        auto it = index.find(t + "\n" + test);
-        if (it == index.end()) {
+      for (const auto& col : cols) {
+        std::vector<size_t> in;
+        for (size_t i = 0; i < r.cells.size(); ++i)
+          if (r.cells[i].target == t && split(r.cells[i].test).first == col) in.push_back(i);
+        if (in.empty()) {
           h << "<td class=\"none\"></td>";
           continue;
         }
-        const auto& c = r.cells[it->second];
-        std::string st(status_name(c.status));
-        h << "<td class=\"cell " << st << "\" data-status=\"" << st << "\" title=\"" << esc(c.test + ": " + st)
-          << (c.message.empty() ? "" : esc(" (" + c.message + ")")) << "\"><a href=\"#job-" << it->second << "\">"
-          << (c.status == Status::pass ? "pass" : st) << "</a></td>";
+        // The group's colour: the worst of its cells.
+        std::string gst = "pass";
+        for (size_t i : in) {
+          const auto& c = r.cells[i];
+          if (r.cell_failed(c)) gst = "fail";
+          else if (c.status != Status::pass && gst == "pass") gst = std::string(status_name(c.status));
+        }
+        h << "<td class=\"group " << gst << "\">";
+        for (size_t i : in) {
+          const auto& c = r.cells[i];
+          std::string st(status_name(c.status));
+          auto kind = split(c.test).second;
+          h << "<a class=\"cell " << st << "\" data-status=\"" << st << "\" href=\"#job-" << i << "\" title=\""
+            << esc(c.test + ": " + st) << (c.message.empty() ? "" : esc(" (" + c.message + ")")) << "\">"
+            << esc(kind.empty() ? st : kind + " " + (c.status == Status::pass ? std::string("\u2713")
+                                                    : c.status == Status::unsupported ? std::string("unsup.") : st))
+            << "</a>";
+        }
+        h << "</td>";
       }
     }
     h << "<td class=\"num\">" << cnt.by[Status::pass] << "/" << cnt.total << "</td></tr>\n";
   }
-  h << "</tbody>\n</table>\n";
+  h << "</tbody>\n</table></div>\n";
 
   // Per-job detail.
   h << "<h2>Jobs</h2>\n<div id=\"controls\"><button id=\"toggle-failures\" type=\"button\">Show only failures</button>"

@@ -55,6 +55,7 @@ struct Command::Options {
   bool keep_temp = false;
   bool verbose = false;
   bool progress = true;
+  std::string render;
   MatrixOptions m;
 };
 
@@ -485,6 +486,7 @@ Command::Command(CLI::App& app) : o_(new Options) {
   s->add_flag("--keep-temp", o.keep_temp, "--local: keep the temporary directory (store, agent work dirs)");
   s->add_flag("--verbose,-v", o.verbose, "farmd / agent logs on stderr");
   s->add_flag("!--no-progress", o.progress, "no progress output while running");
+  s->add_option("--render", o.render, "re-render the reports of an earlier run from its conformance.json (no run)");
 }
 
 Command::~Command() { delete o_; }
@@ -493,6 +495,16 @@ bool Command::selected() const { return sub_ && sub_->parsed(); }
 
 int Command::run(const farm::ChannelOptions& global, bool as_json) {
   auto& o = *o_;
+  if (!o.render.empty()) {
+    auto rep = report_from_json(json::parse(farm::read_file(o.render)));
+    std::cout << matrix_text(rep);
+    if (!o.no_report) {
+      write_reports(rep, o.report_dir);
+      std::cout << "reports: " << o.report_dir << "/index.html, " << o.report_dir << "/junit.xml, " << o.report_dir
+                << "/conformance.json" << std::endl;
+    }
+    return rep.ok() ? 0 : 1;
+  }
   if (!o.local && o.farm.empty()) {
     std::cerr << "farmctl conformance: give --local or --farm HOST:PORT\n";
     return 2;

@@ -61,6 +61,11 @@ struct Command::Options {
 
 namespace {
 
+// SIGINT / SIGTERM: stop waiting, cancel what is left, shut the local farm
+// down cleanly (its destructor), report what finished.
+std::atomic<int> g_interrupted{0};
+void on_interrupt(int sig) { g_interrupted.store(sig); }
+
 bool executable(const std::string& p) { return !p.empty() && ::access(p.c_str(), X_OK) == 0 && !fs::is_directory(p); }
 bool readable(const std::string& p) { return !p.empty() && ::access(p.c_str(), R_OK) == 0 && fs::is_regular_file(p); }
 
@@ -129,7 +134,7 @@ BenchRun run_bench(const std::string& target, const std::string& bench, const st
   bool cut = false;
   for (;;) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) {
+    if (left.count() <= 0 || g_interrupted.load()) {
       cut = true;
       break;
     }
@@ -175,6 +180,7 @@ std::vector<BenchRun> run_benches(const std::vector<Target>& targets, const Comm
   for (const auto& t : targets) {
     if (t.workload != "patch-stress" || !t.available || t.bench_dir.empty()) continue;
     for (const char* name : {"probe-hit", "commit-latency"}) {
+      if (g_interrupted.load()) break;
       std::string bin = t.bench_dir + "/" + name;
       std::vector<std::string> argv;
       if (!t.emulator.empty()) {
@@ -249,8 +255,11 @@ class Progress {
           if (uns) line += "  " + std::to_string(uns) + " unsupported";
           if (running) {
             char b[160];
-            std::snprintf(b, sizeof b, "  %s %.0fs calls=%llu", running->test.c_str(), running->seconds,
-                          static_cast<unsigned long long>(running->calls));
+            if (running->calls)
+              std::snprintf(b, sizeof b, "  %s %.0fs calls=%llu", running->test.c_str(), running->seconds,
+                            static_cast<unsigned long long>(running->calls));
+            else
+              std::snprintf(b, sizeof b, "  %s %.0fs", running->test.c_str(), running->seconds);
             line += b;
           } else if (d == n) {
             line += "  done";
@@ -516,6 +525,11 @@ int Command::run(const farm::ChannelOptions& global, bool as_json) {
   spdlog::set_level(o.verbose ? spdlog::level::info : spdlog::level::err);
   spdlog::set_pattern("%H:%M:%S.%e %^%l%$ %v");
   ::signal(SIGPIPE, SIG_IGN);
+  struct sigaction sa {};
+  sa.sa_handler = on_interrupt;
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGINT, &sa, nullptr);
+  ::sigaction(SIGTERM, &sa, nullptr);
 
   RunReport rep;
   rep.run_id = make_run_id();
@@ -632,6 +646,19 @@ int Command::run(const farm::ChannelOptions& global, bool as_json) {
     for (const auto& c : rep.cells) pending += c.status == Status::pending;
     prog.update(rep.cells, torder);
     if (!pending) break;
+    if (g_interrupted.load()) {
+      info << "\ninterrupted: cancelling " << pending << " job(s)" << std::endl;
+      for (auto& [id, i] : by_id)
+        if (rep.cells[i].status == Status::pending) {
+          try {
+            client.cancel(id, "farmctl conformance interrupted");
+          } catch (const std::exception&) {
+          }
+          rep.cells[i].status = Status::cancelled;
+          rep.cells[i].message = "interrupted";
+        }
+      break;
+    }
     std::this_thread::sleep_for(tty ? 500ms : 1000ms);
   }
   // Full results (log tails of failures) for the report.
@@ -643,7 +670,14 @@ int Command::run(const farm::ChannelOptions& global, bool as_json) {
       }
     }
 
-  if (!o.no_bench) {
+  if (g_interrupted.load())
+    for (auto& c : rep.cells)
+      if (c.status == Status::pending) {
+        c.status = Status::cancelled;
+        c.message = "interrupted";
+      }
+
+  if (!o.no_bench && !g_interrupted.load()) {
     // After the matrix, so the measurements compete with fewer jobs.
     if (!as_json) std::cout << std::endl;
     rep.benches = run_benches(rep.targets, o, o.progress && !as_json);
@@ -669,6 +703,7 @@ int Command::run(const farm::ChannelOptions& global, bool as_json) {
     info << "reports: " << o.report_dir << "/index.html, " << o.report_dir << "/junit.xml, " << o.report_dir
          << "/conformance.json" << std::endl;
   }
+  if (g_interrupted.load()) return 128 + g_interrupted.load();
   return rep.ok() ? 0 : 1;
 }
 

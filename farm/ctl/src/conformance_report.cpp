@@ -61,6 +61,16 @@ std::string iso_time(int64_t ms) {
   return b;
 }
 
+// JUnit's timestamp: ISO 8601 without a zone (UTC here).
+std::string junit_time(int64_t ms) {
+  std::time_t t = (ms > 0 ? ms : 0) / 1000;
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char b[32];
+  std::strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%S", &tm);
+  return b;
+}
+
 // Numbers shown for a cell: batches for patch-stress, toggles for bare metal.
 std::string toggles_of(const Cell& c) {
   if (c.toggles) return human(c.toggles) + " toggles";
@@ -303,7 +313,7 @@ std::string report_junit(const RunReport& r) {
     }
     x << "  <testsuite name=\"" << esc(t) << "\" tests=\"" << cs.size() << "\" failures=\"" << f << "\" errors=\""
       << e << "\" skipped=\"" << s << "\" time=\"" << fmt(tt, "%.3f") << "\" timestamp=\""
-      << esc(iso_time(r.started_ms)) << "\" hostname=\"" << esc(r.host) << "\">\n";
+      << esc(junit_time(r.started_ms)) << "\" hostname=\"" << esc(r.host) << "\">\n";
     for (auto* c : cs) {
       x << "    <testcase classname=\"conformance." << esc(t) << "\" name=\"" << esc(c->test) << "\" time=\""
         << fmt(c->seconds, "%.3f") << "\">\n";

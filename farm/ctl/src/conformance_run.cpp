@@ -489,8 +489,8 @@ Command::Command(CLI::App& app) : o_(new Options) {
   s->add_option("--kinds", o.m.kinds, "probe kinds")->delimiter(',')->capture_default_str();
   s->add_option("--slots", o.slots, "--local: concurrent jobs per local agent (native, qemu-user, qemu-system)")
       ->capture_default_str();
-  s->add_option("--label", o.labels, "--farm: board label key=value every job requires (repeatable)");
-  s->add_option("--target-kind", o.target_kinds, "--farm: executor kind for a target, e.g. rv64gc=board (repeatable)");
+  s->add_option("--label", o.labels, "--farm: board label key=value every job requires (repeatable)")->allow_extra_args(false);
+  s->add_option("--target-kind", o.target_kinds, "--farm: executor kind for a target, e.g. rv64gc=board (repeatable)")->allow_extra_args(false);
   s->add_option("--priority", o.m.priority, "--farm: job priority");
   s->add_flag("--keep-temp", o.keep_temp, "--local: keep the temporary directory (store, agent work dirs)");
   s->add_flag("--verbose,-v", o.verbose, "farmd / agent logs on stderr");

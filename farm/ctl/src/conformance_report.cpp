@@ -654,7 +654,8 @@ summary{cursor:pointer} .plot{max-width:100%;height:auto;border:1px solid #eee;m
 .bar-jump{fill:#1f77b4}.bar-trap{fill:#d62728}
 .h-pass{fill:#66bb6a}.h-fail{fill:#e53935}.h-unsup{fill:#fdd835}.h-other{fill:#9e9e9e}
 rect.current{stroke:#000;stroke-width:1}
-#controls{margin:.5em 0} .scroll{overflow-x:auto} #matrix th{white-space:nowrap} button{margin-right:.5em}
+#controls{margin:.5em 0} .scroll{overflow-x:auto} #matrix th{white-space:nowrap}
+#bench code{font-size:11px;word-break:break-all} button{margin-right:.5em}
 )CSS";
 
 const char* kJs = R"JS(

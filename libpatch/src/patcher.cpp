@@ -22,7 +22,9 @@ namespace lpl = lp::linux_platform;
 
 namespace {
 
-constexpr unsigned kSyncTimeoutMs = 5000;
+// Generous: on an oversubscribed machine (or under qemu-user) a runnable thread
+// may wait long for a CPU before it handles the round signal.
+constexpr unsigned kSyncTimeoutMs = 30000;
 
 // ---- signal-round visitors (async-signal-safe) ----
 

@@ -4,42 +4,23 @@
 #include <initializer_list>
 
 #include "libpatch/patch.h"
+#include "asm.hpp"
 #include "libpatch/regs.h"
 
 namespace lp::x86_64 {
 namespace {
 
-class Asm {
-public:
-  Asm(uint8_t *buf, uintptr_t at) : buf_(buf), at_(at) {}
-  void bytes(std::initializer_list<uint8_t> b) {
-    for (uint8_t x : b) buf_[n_++] = x;
-  }
-  void u32(uint32_t v) {
-    for (int i = 0; i < 4; ++i) buf_[n_++] = uint8_t(v >> (8 * i));
-  }
-  void u64(uint64_t v) {
-    for (int i = 0; i < 8; ++i) buf_[n_++] = uint8_t(v >> (8 * i));
-  }
-  void rel32_to(uintptr_t target) { u32(uint32_t(int32_t(int64_t(target) - int64_t(at_ + n_ + 4)))); }
-  // lea rsp, [rsp + d] (flags untouched, unlike add/sub)
-  void lea_rsp(int32_t d) {
-    bytes({0x48, 0x8d, 0xa4, 0x24});
-    u32(uint32_t(d));
-  }
-  // movups [rsp + 16*i], xmm_i   /  movups xmm_i, [rsp + 16*i]
-  void movups(bool store, uint8_t i) {
-    if (i >= 8) bytes({0x44});
-    bytes({0x0f, uint8_t(store ? 0x11 : 0x10), uint8_t(0x84 | (i & 7) << 3), 0x24});
-    u32(16u * i);
-  }
-  size_t size() const { return n_; }
-
-private:
-  uint8_t *buf_;
-  uintptr_t at_;
-  size_t n_ = 0;
-};
+// lea rsp, [rsp + d] (flags untouched, unlike add/sub)
+void lea_rsp(Asm &a, int32_t d) {
+  a.bytes({0x48, 0x8d, 0xa4, 0x24});
+  a.u32(uint32_t(d));
+}
+// movups [rsp + 16*i], xmm_i  /  movups xmm_i, [rsp + 16*i]
+void movups(Asm &a, bool store, uint8_t i) {
+  if (i >= 8) a.bytes({0x44});
+  a.bytes({0x0f, uint8_t(store ? 0x11 : 0x10), uint8_t(0x84 | (i & 7) << 3), 0x24});
+  a.u32(16u * i);
+}
 
 constexpr int32_t kRedZone = 128;
 constexpr int32_t kXmm = 16 * 16;
@@ -52,10 +33,10 @@ int emit_insn_trampoline(uint8_t *buf, uintptr_t at, const TrampolineSpec &spec,
   if (spec.tls_depth < INT32_MIN || spec.tls_depth > INT32_MAX) return LP_EINVAL;
   const uint32_t tls = uint32_t(int32_t(spec.tls_depth));
   Asm a(buf, at);
-  a.lea_rsp(-kRedZone);                                   // the interrupted code may use its red zone
-  a.lea_rsp(-kXmm);
-  for (uint8_t i = 0; i < 16; ++i) a.movups(true, i);
-  a.lea_rsp(-16);                                         // rip, rsp slots
+  lea_rsp(a, -kRedZone);                                   // the interrupted code may use its red zone
+  lea_rsp(a, -kXmm);
+  for (uint8_t i = 0; i < 16; ++i) movups(a, true, i);
+  lea_rsp(a, -16);                                         // rip, rsp slots
   a.bytes({0x9c});                                        // pushfq
   a.bytes({0x50, 0x51, 0x52, 0x53, 0x55, 0x56, 0x57});    // push rax rcx rdx rbx rbp rsi rdi
   a.bytes({0x41, 0x50, 0x41, 0x51, 0x41, 0x52, 0x41, 0x53, 0x41, 0x54, 0x41, 0x55, 0x41, 0x56, 0x41, 0x57});
@@ -75,9 +56,9 @@ int emit_insn_trampoline(uint8_t *buf, uintptr_t at, const TrampolineSpec &spec,
   a.bytes({0x41, 0x5f, 0x41, 0x5e, 0x41, 0x5d, 0x41, 0x5c, 0x41, 0x5b, 0x41, 0x5a, 0x41, 0x59, 0x41, 0x58});
   a.bytes({0x5f, 0x5e, 0x5d, 0x5b, 0x5a, 0x59, 0x58});    // pop rdi rsi rbp rbx rdx rcx rax
   a.bytes({0x9d});                                        // popfq
-  a.lea_rsp(16);
-  for (uint8_t i = 0; i < 16; ++i) a.movups(false, i);
-  a.lea_rsp(kXmm + kRedZone);
+  lea_rsp(a, 16);
+  for (uint8_t i = 0; i < 16; ++i) movups(a, false, i);
+  lea_rsp(a, kXmm + kRedZone);
   // Falls through into the out-of-line copy, placed right after this code.
   *code_size = a.size();
   return a.size() <= kInsnTrampolineMax ? 0 : LP_EINVAL;

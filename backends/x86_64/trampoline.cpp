@@ -5,29 +5,12 @@
 #include <initializer_list>
 
 #include "libpatch/patch.h"
+#include "asm.hpp"
 #include "libpatch/regs.h"
 
 namespace lp::x86_64 {
 namespace {
 
-class Asm {
-public:
-  Asm(uint8_t *buf, uintptr_t at) : buf_(buf), at_(at) {}
-  void bytes(std::initializer_list<uint8_t> b) {
-    for (uint8_t x : b) buf_[n_++] = x;
-  }
-  void u32(uint32_t v) {
-    for (int i = 0; i < 4; ++i) buf_[n_++] = uint8_t(v >> (8 * i));
-  }
-  // rel32 to `target` for an instruction that ends right after the displacement.
-  void rel32_to(uintptr_t target) { u32(uint32_t(int32_t(int64_t(target) - int64_t(at_ + n_ + 4)))); }
-  size_t size() const { return n_; }
-
-private:
-  uint8_t *buf_;
-  uintptr_t at_;
-  size_t n_ = 0;
-};
 
 constexpr uint32_t kXmmArea = 128;
 constexpr uint32_t kFrame = 15 * 8 + 8 + 16; // GPRs + rflags + rip/rsp slots = 144

@@ -37,22 +37,7 @@ void SiteTable::publish(std::vector<SiteEntry> entries) {
   auto *snap = new Snapshot;
   snap->n = entries.size();
   snap->entries = new SiteEntry[snap->n];
-  for (size_t i = 0; i < snap->n; ++i) {
-    SiteEntry &d = snap->entries[i];
-    const SiteEntry &s = entries[i];
-    d.addr = s.addr;
-    d.len = s.len;
-    d.mode = s.mode;
-    d.call_handler = s.call_handler;
-    d.evacuate = s.evacuate;
-    d.resume = s.resume;
-    d.handler = s.handler;
-    d.user = s.user;
-    d.hits = s.hits;
-    d.evac_base = s.evac_base;
-    d.evac_map = s.evac_map;
-    d.evac_n = s.evac_n;
-  }
+  for (size_t i = 0; i < snap->n; ++i) snap->entries[i] = entries[i];
   // seq_cst swap, then a seq_cst read of the reader count: a reader increments
   // the count before loading the pointer (both seq_cst), so a count seen at
   // zero after the swap means no reader holds any retired snapshot, and every

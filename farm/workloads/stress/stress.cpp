@@ -104,11 +104,13 @@ Result run(const Config &c) {
 
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> calls{0}, wrong{0};
+  std::atomic<unsigned> running{0}; // workers that made their first calls
   std::vector<std::thread> workers;
   for (unsigned t = 0; t < c.threads; ++t) {
     workers.emplace_back([&, t] {
       std::mt19937_64 rng(c.seed * 7919 + t);
       uint64_t n = 0, bad = 0;
+      bool counted = false;
       while (!stop.load(std::memory_order_relaxed)) {
         for (int j = 0; j < 64; ++j) {
           const unsigned i = unsigned(rng() % k);
@@ -116,11 +118,18 @@ Result run(const Config &c) {
           if (functions()[i](x) != expected(i, x)) ++bad;
           ++n;
         }
+        if (!counted) {
+          counted = true;
+          running.fetch_add(1);
+        }
       }
       calls.fetch_add(n);
       wrong.fetch_add(bad);
     });
   }
+
+  // Batches start once every worker is calling, so they race with real calls.
+  while (running.load() < c.threads) std::this_thread::yield();
 
   // The patcher: each batch flips a random subset of the probes.
   std::mt19937_64 rng(c.seed);

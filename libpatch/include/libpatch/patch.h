@@ -23,7 +23,9 @@ typedef struct lp_regs lp_regs; /* arch register file, see <libpatch/regs.h> */
 
 /* Called on every hit of an enabled probe, on the thread that hit it.
  * For jump probes it runs in the trampoline (ordinary context); for trap probes
- * it runs inside the trap signal handler, so it must be async-signal-safe. */
+ * it runs inside the trap signal handler. A hit that lands on a site while the
+ * commit enabling it is in flight is also delivered from the trap handler,
+ * for jump probes too: write handlers to be async-signal-safe. */
 typedef void (*lp_handler)(lp_regs *regs, void *user);
 
 enum lp_error {

@@ -1,6 +1,5 @@
 // farm-agent: runs patch farm jobs on this machine, an emulator or a board.
 #include <signal.h>
-#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -68,12 +67,7 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
-  spdlog::set_level(spdlog::level::from_str(log_level));
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
-  if (exit_with_parent) {
-    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (::getppid() == 1) return 1;
-  }
+  if (!farm::init_service_process(log_level, exit_with_parent)) return 1;
   try {
     if (!token_file.empty()) cfg.channel.token = farm::trim(farm::read_file(token_file));
     ex.arch = arch;

@@ -1,6 +1,10 @@
 #include "farm/common/util.hpp"
 
+#include <spdlog/spdlog.h>
+#include <sys/prctl.h>
 #include <sys/utsname.h>
+
+#include <csignal>
 #include <unistd.h>
 
 #include <chrono>
@@ -75,6 +79,16 @@ std::string host_name() {
   char buf[256] = {};
   if (::gethostname(buf, sizeof buf - 1) != 0) return "localhost";
   return buf;
+}
+
+bool init_service_process(const std::string& log_level, bool exit_with_parent) {
+  spdlog::set_level(spdlog::level::from_str(log_level));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+  if (exit_with_parent) {
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (::getppid() == 1) return false;
+  }
+  return true;
 }
 
 }  // namespace farm

@@ -1,6 +1,5 @@
 // farmd: the patch farm coordinator. See docs/farm.md.
 #include <signal.h>
-#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -50,12 +49,7 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
-  spdlog::set_level(spdlog::level::from_str(log_level));
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
-  if (exit_with_parent) {
-    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (::getppid() == 1) return 1;
-  }
+  if (!farm::init_service_process(log_level, exit_with_parent)) return 1;
   try {
     if (!tokens_file.empty()) cfg.tokens = farmd::load_tokens(tokens_file);
     for (auto& t : client_tokens) cfg.tokens.push_back({farmd::Role::client, t, "cli-client"});

@@ -13,5 +13,9 @@ std::string trim(std::string_view s);
 std::string kernel_release();           // uname -r
 std::string machine_arch();             // uname -m
 std::string host_name();
+// Start-up shared by farmd and farm-agent: log level and pattern, and with
+// `exit_with_parent` a SIGTERM when the parent dies. False if the parent is
+// already gone (the caller should exit).
+bool init_service_process(const std::string& log_level, bool exit_with_parent);
 
 }  // namespace farm

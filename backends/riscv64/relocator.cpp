@@ -250,19 +250,6 @@ RelocStatus classify(const mc::Displaced &d, const mc::RelocInput &in, std::vect
   return RelocStatus::Ok;
 }
 
-mc::Relocation base_result(const mc::Displaced &d, const mc::RelocInput &in) {
-  mc::Relocation r;
-  r.site = in.site;
-  r.displaced_len = d.len;
-  r.ends_in_control_transfer = d.ends_in_transfer;
-  uint32_t off = 0;
-  for (const Insn &i : d.insns) {
-    r.boundaries.push_back(off);
-    off += i.length;
-  }
-  return r;
-}
-
 constexpr uint32_t kMaxItemSize = 4 + 4 + 4 * 8 + 8; // mv + li(8 insns) + auipc/jalr
 constexpr uint32_t kMaxBack = 8;
 
@@ -277,7 +264,7 @@ mc::Relocation run(const mc::Decoder &dec, const mc::RelocInput &in, uintptr_t d
     return r;
   }
   mc::Displaced d = mc::select_displaced(dec, in);
-  r = base_result(d, in);
+  r = mc::base_relocation(d, in);
   r.dest = dest;
   r.status = d.status;
   r.reason = d.reason;

@@ -135,24 +135,11 @@ RelocStatus classify(const mc::Displaced &d, const mc::RelocInput &in, std::vect
   return RelocStatus::Ok;
 }
 
-mc::Relocation base_result(const mc::Displaced &d, const mc::RelocInput &in) {
-  mc::Relocation r;
-  r.site = in.site;
-  r.displaced_len = d.len;
-  r.ends_in_control_transfer = d.ends_in_transfer;
-  uint32_t off = 0;
-  for (const Insn &i : d.insns) {
-    r.boundaries.push_back(off);
-    off += i.length;
-  }
-  return r;
-}
-
 } // namespace
 
 mc::Relocation plan_relocation(const mc::Decoder &dec, const mc::RelocInput &in) {
   mc::Displaced d = mc::select_displaced(dec, in);
-  mc::Relocation r = base_result(d, in);
+  mc::Relocation r = mc::base_relocation(d, in);
   r.status = d.status;
   r.reason = d.reason;
   if (!r.ok()) return r;
@@ -170,7 +157,7 @@ mc::Relocation relocate(const mc::Decoder &dec, const mc::RelocInput &in, uintpt
     return r;
   }
   mc::Displaced d = mc::select_displaced(dec, in);
-  mc::Relocation r = base_result(d, in);
+  mc::Relocation r = mc::base_relocation(d, in);
   r.dest = dest;
   r.status = d.status;
   r.reason = d.reason;

@@ -84,4 +84,17 @@ Displaced select_displaced(const Decoder &dec, const RelocInput &in) {
   return d;
 }
 
+Relocation base_relocation(const Displaced &d, const RelocInput &in) {
+  Relocation r;
+  r.site = in.site;
+  r.displaced_len = d.len;
+  r.ends_in_control_transfer = d.ends_in_transfer;
+  uint32_t off = 0;
+  for (const Insn &i : d.insns) {
+    r.boundaries.push_back(off);
+    off += i.length;
+  }
+  return r;
+}
+
 } // namespace lp::mc

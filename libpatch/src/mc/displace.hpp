@@ -24,6 +24,10 @@ struct Displaced {
 // the range lands strictly inside it.
 Displaced select_displaced(const Decoder &dec, const RelocInput &in);
 
+// The arch-independent part of a Relocation for a displaced range: site,
+// length, instruction boundaries, whether it ends in a control transfer.
+Relocation base_relocation(const Displaced &d, const RelocInput &in);
+
 std::string hex_addr(uint64_t a);
 
 } // namespace lp::mc

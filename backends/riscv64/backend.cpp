@@ -9,6 +9,7 @@
 #include "backend.hpp"
 #include "encoding.hpp"
 #include "hwprobe.hpp"
+#include "insn_trampoline.hpp"
 #include "libpatch/patch.h"
 #include "libpatch/regs.h"
 #include "trampoline.hpp"
@@ -93,6 +94,15 @@ public:
   int emit_trampoline(uint8_t *buf, uintptr_t at, const TrampolineSpec &spec) const override {
     return emit_entry_trampoline(buf, at, spec);
   }
+
+  // Instruction sites: `jal x0` in, `jal x0` back (no register is free at an
+  // arbitrary boundary), so their trampolines and copies live within jal's reach.
+  int64_t insn_reach() const override { return kInsnReach; }
+  int emit_insn_trampoline(uint8_t *buf, uintptr_t at, const TrampolineSpec &spec, size_t *size) const override {
+    return riscv64::emit_insn_trampoline(buf, at, spec, size);
+  }
+  size_t insn_trampoline_max() const override { return kInsnTrampolineMax; }
+  const char *decoder_features() const override { return has_c_ ? "+c" : "-c"; }
 
   int trap_signal() const override { return SIGILL; }
 

@@ -23,12 +23,12 @@
 #include <cstdint>
 
 #include "backend.hpp"
+#include "frame.hpp"
 
 namespace lp::riscv64 {
 
 inline constexpr size_t kSlotSize = 1024;
 inline constexpr size_t kDataOffset = kSlotSize - sizeof(TrampolineData); // 1008
-inline constexpr uint32_t kFrame = 528; // sizeof(lp_regs), a multiple of 16
 
 // Emits the code into `buf` (which will execute at `at`). 0, LP_EINVAL (code
 // does not fit or the TLS offset is out of +-2 GiB) or LP_ERANGE (site or data

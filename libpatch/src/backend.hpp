@@ -78,6 +78,13 @@ public:
   }
   // Upper bound of emit_insn_trampoline's code size.
   virtual size_t insn_trampoline_max() const { return 0; }
+  // Max distance between an instruction site and its trampoline / out-of-line
+  // copy (the site jump and the copy's jump back may have a shorter reach than
+  // an entry site's call, which can clobber a register).
+  virtual int64_t insn_reach() const { return reach(); }
+  // lp::mc::Decoder feature string for the code this CPU runs ("" = the arch
+  // default; RISC-V without C: "-c", so compressed encodings never decode).
+  virtual const char *decoder_features() const { return ""; }
 
   // Trap handling (called from the signal handler: async-signal-safe).
   virtual int trap_signal() const = 0;

@@ -13,7 +13,7 @@ namespace {
 mc::Decoder *decoder(lp_patcher &p) {
   if (!p.mc_decoder) {
     std::string err;
-    p.mc_decoder = std::shared_ptr<void>(mc::Decoder::create(p.backend->arch(), "", &err).release(),
+    p.mc_decoder = std::shared_ptr<void>(mc::Decoder::create(p.backend->arch(), p.backend->decoder_features(), &err).release(),
                                          [](void *d) { delete static_cast<mc::Decoder *>(d); });
   }
   return static_cast<mc::Decoder *>(p.mc_decoder.get());
@@ -35,9 +35,7 @@ int prepare_jump(lp_patcher &p, lp_probe &pr, const mc::Decoder &dec, mc::RelocI
   const size_t data_off = (code_max + 15) & ~size_t(15);
   const size_t size = data_off + sizeof(TrampolineData);
   Slot slot;
-  if (int rc = p.pool->allocate(in.site, plan.displaced_len, &slot, size); rc != 0) {
-    return rc;
-  }
+  if (int rc = p.pool->allocate(in.site, plan.displaced_len, &slot, size, b.insn_reach()); rc != 0) return rc;
   TrampolineSpec spec;
   spec.site = in.site;
   spec.site_len = plan.displaced_len;
@@ -82,7 +80,9 @@ int prepare_trap(lp_patcher &p, lp_probe &pr, const mc::Decoder &dec, mc::RelocI
   mc::Relocation plan = mc::plan_relocation(dec, in);
   if (!plan.ok()) return plan.lp_error();
   Slot slot;
-  if (int rc = p.pool->allocate(in.site, plan.displaced_len, &slot, plan.max_code_size); rc != 0) return rc;
+  if (int rc = p.pool->allocate(in.site, plan.displaced_len, &slot, plan.max_code_size, p.backend->insn_reach());
+      rc != 0)
+    return rc;
   mc::Relocation r = mc::relocate(dec, in, slot.rx);
   if (!r.ok() || r.code.size() > slot.size) {
     p.pool->retire(slot, p.generation);

@@ -22,9 +22,9 @@ TrampolinePool::~TrampolinePool() {
   for (const Chunk &c : chunks_) linux_platform::unmap({c.rx, c.rw, c.size});
 }
 
-int TrampolinePool::allocate(uintptr_t site, uint32_t len, Slot *out, size_t size) {
+int TrampolinePool::allocate(uintptr_t site, uint32_t len, Slot *out, size_t size, int64_t reach_limit) {
   const size_t ss = ((size ? size : b_.trampoline_slot_size()) + 63) & ~size_t(63);
-  const int64_t reach = b_.reach();
+  const int64_t reach = reach_limit > 0 && reach_limit < b_.reach() ? reach_limit : b_.reach();
   if (ss > kChunkSize) return LP_ENOMEM;
   for (size_t i = 0; i < free_.size(); ++i) {
     if (free_[i].size == ss && reaches(free_[i].rx, ss, site, len, reach)) {

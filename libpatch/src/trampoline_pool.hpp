@@ -29,8 +29,8 @@ public:
   TrampolinePool &operator=(const TrampolinePool &) = delete;
 
   // A free slot of `size` bytes (0: the backend's entry-trampoline size) within
-  // reach of [site, site+len). 0, LP_ERANGE or LP_ENOMEM.
-  int allocate(uintptr_t site, uint32_t len, Slot *out, size_t size = 0);
+  // `reach` (0: the backend's reach()) of [site, site+len). 0, LP_ERANGE or LP_ENOMEM.
+  int allocate(uintptr_t site, uint32_t len, Slot *out, size_t size = 0, int64_t reach = 0);
   // Quarantines a slot no site jumps to any more (after the commit that
   // unlinked it). `generation` is the current grace-period generation.
   void retire(const Slot &s, uint64_t generation);

@@ -1,9 +1,11 @@
-// lp::mc — an arch-neutral instruction decoder on top of LLVM MC (hosted builds only).
+// lp::mc — an arch-neutral instruction decoder. Two engines (decoder_impl.hpp):
+// LLVM MC where the build has it (native hosted builds: x86-64 and riscv64), and
+// a built-in RV64GC decoder for the riscv64 cross builds, which have no LLVM.
 //
 // This header is LLVM-free on purpose (pimpl): the core and the relocators include
 // it without pulling in LLVM or any target header. One Decoder serves one
 // (arch, feature string) pair and is immutable after creation, so decode() may be
-// called from several threads at once. NOT async-signal-safe (LLVM allocates):
+// called from several threads at once. NOT async-signal-safe (it allocates):
 // decode at probe-creation time, never from a trap handler.
 #pragma once
 
@@ -35,7 +37,7 @@ struct Insn {
   bool valid = false;          // false: the bytes do not decode (illegal / truncated)
   uint32_t length = 0;         // bytes; 0 when !valid
   uint64_t address = 0;        // the address it was decoded at
-  unsigned opcode = 0;         // LLVM opcode number (opaque; compare names instead)
+  unsigned opcode = 0;         // engine's opcode number (opaque; compare names instead)
   std::string name;            // LLVM opcode name, e.g. "JCC_1", "C_BEQZ", "AUIPC"
   std::string text;            // assembly text, e.g. "jne 0x1010", "beqz a0, 0x1018"
   std::string mnemonic;        // its first word, e.g. "jne", "beqz" (prefixes included: "lock")
@@ -83,8 +85,16 @@ class Decoder {
   // arch: "x86_64" (also "x86-64", "amd64") or "riscv64". features: an LLVM
   // feature string, e.g. "+c" / "-c" for RISC-V ("" = the arch default: x86-64
   // baseline; riscv64 = rv64gc). Returns nullptr and sets *error on failure.
+  // LLVM MC when compiled in, else the built-in decoder (riscv64 only).
   static std::unique_ptr<Decoder> create(std::string_view arch, std::string_view features = "",
                                          std::string *error = nullptr);
+  // Always the built-in RV64 decoder (arch "riscv64"; features "", "+c", "-c" or
+  // a comma list of +x/-x for x in m,a,f,d,c,zicsr,zifencei). Its `name`s are
+  // LLVM's opcode names, its `text` is GNU-style assembly (no aliases).
+  static std::unique_ptr<Decoder> create_builtin(std::string_view arch, std::string_view features = "",
+                                                 std::string *error = nullptr);
+  // Whether create() uses LLVM MC in this build.
+  static bool uses_llvm();
   ~Decoder();
   Decoder(const Decoder &) = delete;
   Decoder &operator=(const Decoder &) = delete;
@@ -125,8 +135,10 @@ class Decoder {
   };
   void direct_edges(const uint8_t *code, size_t size, uint64_t start, std::vector<Edge> *out) const;
 
- private:
+  // The engine (opaque here; see decoder_impl.hpp).
   struct Impl;
+
+ private:
   explicit Decoder(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

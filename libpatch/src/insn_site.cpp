@@ -27,15 +27,18 @@ void take_map(const mc::Relocation &r, uintptr_t ool, InsnSite &s) {
 }
 
 // A jump probe: trampoline code, then the OOL copy, then the data words.
-int prepare_jump(lp_patcher &p, lp_probe &pr, const mc::Decoder &dec, mc::RelocInput in) {
+// `far`: the site jump uses in.scratch_reg and may reach as far as an entry
+// site's call; otherwise it must clobber nothing (Backend::insn_reach).
+int prepare_jump(lp_patcher &p, lp_probe &pr, const mc::Decoder &dec, mc::RelocInput in, bool far) {
   const Backend &b = *p.backend;
   mc::Relocation plan = mc::plan_relocation(dec, in);
   if (!plan.ok()) return plan.lp_error();
+  const int64_t reach = far ? b.reach() : b.insn_reach();
   const size_t code_max = b.insn_trampoline_max() + plan.max_code_size;
   const size_t data_off = (code_max + 15) & ~size_t(15);
   const size_t size = data_off + sizeof(TrampolineData);
   Slot slot;
-  if (int rc = p.pool->allocate(in.site, plan.displaced_len, &slot, size, b.insn_reach()); rc != 0) return rc;
+  if (int rc = p.pool->allocate(in.site, plan.displaced_len, &slot, size, reach); rc != 0) return rc;
   TrampolineSpec spec;
   spec.site = in.site;
   spec.site_len = plan.displaced_len;
@@ -51,7 +54,8 @@ int prepare_jump(lp_patcher &p, lp_probe &pr, const mc::Decoder &dec, mc::RelocI
   }
   auto insn = std::make_unique<InsnSite>();
   insn->jump_bytes.resize(r.ok() ? r.displaced_len : 0);
-  if (rc == 0 && !mc::encode_site_jump(dec.arch(), in.site, slot.rx, r.displaced_len, 0, insn->jump_bytes.data()))
+  if (rc == 0 && !mc::encode_site_jump(dec.arch(), in.site, slot.rx, r.displaced_len, far ? in.scratch_reg : 0,
+                                       insn->jump_bytes.data()))
     rc = LP_ERANGE;
   if (rc != 0) {
     p.pool->retire(slot, p.generation);
@@ -63,6 +67,12 @@ int prepare_jump(lp_patcher &p, lp_probe &pr, const mc::Decoder &dec, mc::RelocI
   d.user = pr.user;
   std::memcpy(slot.rw + data_off, &d, sizeof d);
   take_map(r, slot.rx + tcode, *insn);
+  if (far) {
+    // Between `auipc rX` and `jalr x0, lo(rX)`: the jalr would enter the trampoline.
+    insn->far = true;
+    insn->jump_evac_base = slot.rx;
+    insn->jump_map.push_back({mc::site_jump_len(dec.arch(), false), 0});
+  }
   pr.shape.addr = in.site;
   pr.shape.len = r.displaced_len;
   pr.shape.unit = 0;
@@ -122,7 +132,18 @@ int prepare_insn_probe(lp_patcher &p, lp_probe &pr, uintptr_t addr) {
     return LP_EBOUNDARY;
   int rc = LP_ENOTSUP;
   if (p.opt.policy != LP_PROBE_TRAP) {
-    rc = prepare_jump(p, pr, *dec, in);
+    rc = prepare_jump(p, pr, *dec, in, false);
+    // Out of the short jump's reach: the far form, if a register is free.
+    const uint32_t far_len = mc::site_jump_len(dec->arch(), true);
+    if (rc == LP_ERANGE && far_len > in.min_len) {
+      mc::RelocInput fin = in;
+      fin.min_len = far_len;
+      const mc::Relocation plan = mc::plan_relocation(*dec, fin);
+      if (plan.ok()) {
+        fin.scratch_reg = mc::find_scratch(*dec, fin, plan.displaced_len);
+        if (fin.scratch_reg != 0) rc = prepare_jump(p, pr, *dec, fin, true);
+      }
+    }
     // The displaced range must not reach into another probe's site.
     if (rc == 0 && p.overlaps(pr.shape.addr, pr.shape.len)) {
       p.pool->retire(pr.tramp, p.generation);

@@ -282,6 +282,12 @@ void lp_patcher::publish_table() {
       e.evac_base = p->insn->ool;
       e.evac_map = p->insn->map.data();
       e.evac_n = uint32_t(p->insn->map.size());
+      if (p->insn->far && std::memcmp(p->current, p->insn->jump_bytes.data(), p->shape.len) == 0) {
+        // Leaving the far jump form: the only inner pc is behind its auipc.
+        e.evac_base = p->insn->jump_evac_base;
+        e.evac_map = p->insn->jump_map.data();
+        e.evac_n = uint32_t(p->insn->jump_map.size());
+      }
     }
     if (p->in_batch) {
       e.mode = SiteMode::Transition;
@@ -371,6 +377,9 @@ int lp_patcher::commit() {
       // change (a trap probe changes the first instruction only).
       t.evacuate = p->insn->multi && std::memcmp(p->current, p->original, p->shape.len) == 0 &&
                    std::memcmp(nb.data() + t.trap_len, p->original + t.trap_len, p->shape.len - t.trap_len) != 0;
+      // The far jump form has a boundary of its own (between auipc and jalr).
+      if (p->insn->far && std::memcmp(p->current, p->insn->jump_bytes.data(), p->shape.len) == 0)
+        t.evacuate = true;
     }
     p->in_batch = true;
     p->batch_evacuate = t.evacuate;

@@ -70,6 +70,11 @@ struct Insn {
   // are the expanded registers (c.beqz a0 -> rs1 = 10).
   int rd = -1, rs1 = -1, rs2 = -1;
   int64_t imm = 0;
+  // RISC-V: integer registers (bit i = x_i; x0 never set) the instruction reads
+  // and writes, explicit and implicit operands alike (c.jalr writes ra, c.addi16sp
+  // reads and writes sp...). FP registers are not included. A liveness scan
+  // uses them to find a register that is dead at a site.
+  uint32_t gpr_read = 0, gpr_written = 0;
   bool compressed = false;     // RISC-V 16-bit encoding
 };
 

@@ -90,6 +90,7 @@ struct LlvmImpl final : Decoder::Impl {
 
   void fill_x86(const llvm::MCInst &mi, const uint8_t *bytes, Insn *out) const;
   void fill_riscv(const llvm::MCInst &mi, Insn *out) const;
+  int x_reg(unsigned reg) const;
   bool decode(const uint8_t *bytes, size_t size, uint64_t address, Insn *out, bool with_text) const override;
 };
 
@@ -148,8 +149,29 @@ void LlvmImpl::fill_x86(const llvm::MCInst &mi, const uint8_t *bytes, Insn *out)
   if (out->has_target) out->reads_pc = true;
 }
 
+// The integer register number of an LLVM RISC-V register ("X0".."X31"), or -1.
+int LlvmImpl::x_reg(unsigned reg) const {
+  if (reg == 0) return -1;
+  llvm::StringRef nm = mri->getName(reg);
+  if (nm.size() < 2 || nm[0] != 'X') return -1;
+  unsigned v = 0;
+  if (nm.drop_front().getAsInteger(10, v) || v > 31) return -1;
+  return int(v);
+}
+
 void LlvmImpl::fill_riscv(const llvm::MCInst &mi, Insn *out) const {
   const std::string &n = out->name;
+  {
+    const llvm::MCInstrDesc &d = mii->get(mi.getOpcode());
+    auto mark = [&](uint32_t *mask, unsigned reg) {
+      const int x = x_reg(reg);
+      if (x > 0) *mask |= 1u << x;
+    };
+    for (unsigned i = 0; i < mi.getNumOperands(); ++i)
+      if (mi.getOperand(i).isReg()) mark(i < d.getNumDefs() ? &out->gpr_written : &out->gpr_read, mi.getOperand(i).getReg());
+    for (llvm::MCPhysReg r : d.implicit_defs()) mark(&out->gpr_written, r);
+    for (llvm::MCPhysReg r : d.implicit_uses()) mark(&out->gpr_read, r);
+  }
   out->compressed = out->length == 2;
   auto opn = [&](unsigned i) -> const llvm::MCOperand * {
     return i < mi.getNumOperands() ? &mi.getOperand(i) : nullptr;

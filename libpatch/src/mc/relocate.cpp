@@ -1,5 +1,6 @@
 #include "mc/relocate.hpp"
 
+#include "riscv64/liveness.hpp"
 #include "riscv64/relocator.hpp"
 #include "x86_64/relocator.hpp"
 
@@ -22,6 +23,10 @@ bool encode_site_jump(Arch arch, uintptr_t site, uintptr_t target, uint32_t disp
                       uint8_t *out) {
   if (arch == Arch::X86_64) return x86_64::encode_site_jump(site, target, displaced_len, out);
   return riscv64::encode_site_jump(site, target, displaced_len, scratch_reg, out);
+}
+
+unsigned find_scratch(const Decoder &dec, const RelocInput &in, uint32_t displaced_len) {
+  return dec.arch() == Arch::RISCV64 ? riscv64::dead_register(dec, in, displaced_len) : 0;
 }
 
 } // namespace lp::mc

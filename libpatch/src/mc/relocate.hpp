@@ -22,5 +22,9 @@ Relocation relocate(const Decoder &dec, const RelocInput &in, uintptr_t dest);
 // never-executed fill. scratch_reg: riscv64 only (0 = jal only). false if out of reach.
 bool encode_site_jump(Arch arch, uintptr_t site, uintptr_t target, uint32_t displaced_len, unsigned scratch_reg,
                       uint8_t *out);
+// A register the far site jump and the copy may clobber: dead from in.site to
+// the end of the displaced range (riscv64::dead_register), or 0 (x86-64: none
+// needed, always 0).
+unsigned find_scratch(const Decoder &dec, const RelocInput &in, uint32_t displaced_len);
 
 } // namespace lp::mc

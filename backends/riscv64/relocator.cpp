@@ -89,6 +89,9 @@ struct Ctx {
   uintptr_t dest;
   unsigned scratch;
   uint64_t back;
+  // RelocInput::trap_exits: where far jumps became exit traps (pc, target), this
+  // layout iteration.
+  std::vector<mc::ExitTrap> *exits;
 };
 
 // Materialise `v` into rd at pc `p` (form 0: auipc+addi; 1: li).
@@ -104,12 +107,20 @@ void materialise(std::vector<uint32_t> &o, unsigned rd, uint64_t v, uint64_t p, 
   }
 }
 
-// Jump to t from pc p: form 0 jal x0; form 1/2 auipc scratch + jalr x0.
+// Jump to t from pc p: form 0 jal x0; form 1/2 auipc scratch + jalr x0; with
+// `exits` and neither in reach, an exit trap (four zero bytes: c.unimp twice on
+// a C hart, an illegal word without C) whose handler continues at t.
 // Returns false if unreachable.
-bool jump_to(std::vector<uint32_t> &o, uint64_t t, uint64_t p, unsigned scratch) {
+bool jump_to(std::vector<uint32_t> &o, uint64_t t, uint64_t p, unsigned scratch,
+             std::vector<mc::ExitTrap> *exits = nullptr) {
   const int64_t d = int64_t(t - p);
   if (in_jal(d)) {
     o.push_back(r_jal(0, int32_t(d)));
+    return true;
+  }
+  if (exits && (!scratch || !in_auipc(d))) {
+    exits->push_back({p, t});
+    o.push_back(0);
     return true;
   }
   if (!scratch || !in_auipc(d)) return false;
@@ -133,7 +144,7 @@ bool emit_item(Item &it, uint64_t p, uint64_t tgt, const Ctx &cx, std::vector<ui
   case Kind::Jal: {
     if (it.rd != 0) materialise(o, unsigned(it.rd), orig_next, p, 0);
     const uint64_t pj = p + 4 * o.size();
-    if (!jump_to(o, tgt, pj, cx.scratch && unsigned(it.rd) != cx.scratch ? cx.scratch : 0)) {
+    if (!jump_to(o, tgt, pj, cx.scratch && unsigned(it.rd) != cx.scratch ? cx.scratch : 0, cx.exits)) {
       why = "target " + mc::hex_addr(tgt) + " of '" + it.insn->text + "' is beyond jal's +-1 MiB from the copy" +
             (cx.scratch ? "" : " (no scratch register)");
       return false;
@@ -159,7 +170,7 @@ bool emit_item(Item &it, uint64_t p, uint64_t tgt, const Ctx &cx, std::vector<ui
     // Inverted branch over the long jump (sticky, see above).
     it.form = 1;
     std::vector<uint32_t> j;
-    if (!jump_to(j, tgt, p + 4, cx.scratch)) {
+    if (!jump_to(j, tgt, p + 4, cx.scratch, cx.exits)) {
       why = "target " + mc::hex_addr(tgt) + " of '" + it.insn->text + "' is beyond jal's +-1 MiB from the copy" +
             (cx.scratch ? "" : " (no scratch register)");
       return false;
@@ -259,8 +270,8 @@ mc::Relocation run(const mc::Decoder &dec, const mc::RelocInput &in, uintptr_t d
     r.reason = "decoder is not riscv64";
     return r;
   }
-  if (in.scratch_reg != 0 && (in.scratch_reg < 5 || in.scratch_reg > 31)) {
-    r.reason = "scratch register must be x5..x31";
+  if (in.scratch_reg != 0 && in.scratch_reg != 1 && (in.scratch_reg < 5 || in.scratch_reg > 31)) {
+    r.reason = "scratch register must be ra or x5..x31";
     return r;
   }
   mc::Displaced d = mc::select_displaced(dec, in);
@@ -280,7 +291,8 @@ mc::Relocation run(const mc::Decoder &dec, const mc::RelocInput &in, uintptr_t d
     return r;
   }
 
-  Ctx cx{in, dest, in.scratch_reg, in.site + d.len};
+  std::vector<mc::ExitTrap> exits;
+  Ctx cx{in, dest, in.scratch_reg, in.site + d.len, in.trap_exits ? &exits : nullptr};
   const bool need_back = !d.ends_in_transfer;
   // Layout to a fixed point. Sizes depend on pcs (auipc reach, branch reach),
   // forms only grow, so this terminates; internal targets use the previous
@@ -298,6 +310,7 @@ mc::Relocation run(const mc::Decoder &dec, const mc::RelocInput &in, uintptr_t d
     uint32_t o = 0;
     bool changed = false;
     std::vector<uint32_t> nool(items.size() + 1, 0);
+    exits.clear();
     for (size_t i = 0; i < items.size(); ++i) {
       Item &it = items[i];
       nool[i] = o;
@@ -328,7 +341,7 @@ mc::Relocation run(const mc::Decoder &dec, const mc::RelocInput &in, uintptr_t d
     back_bytes.clear();
     if (need_back) {
       std::vector<uint32_t> w;
-      if (!jump_to(w, cx.back, dest + o, cx.scratch)) {
+      if (!jump_to(w, cx.back, dest + o, cx.scratch, cx.exits)) {
         r.status = RelocStatus::Range;
         r.reason = "the jump back to " + mc::hex_addr(cx.back) + " is beyond jal's +-1 MiB from the copy at " +
                    mc::hex_addr(dest) + (cx.scratch ? "" : " (no scratch register)");
@@ -350,6 +363,7 @@ mc::Relocation run(const mc::Decoder &dec, const mc::RelocInput &in, uintptr_t d
   }
   r.jump_back_off = uint32_t(r.code.size());
   r.code.insert(r.code.end(), back_bytes.begin(), back_bytes.end());
+  for (const mc::ExitTrap &e : exits) r.exits.push_back({uint32_t(e.pc - dest), e.target});
   r.status = RelocStatus::Ok;
   return r;
 }

@@ -84,15 +84,21 @@ int prepare_jump(lp_patcher &p, lp_probe &pr, const mc::Decoder &dec, mc::RelocI
 }
 
 // A trap probe: the trap replaces the first instruction, which runs from a
-// one-instruction OOL copy when the handler returns.
+// one-instruction OOL copy when the handler returns. The copy's exits (the jump
+// back, a branch or jump target) must reach from it: where the backend's short
+// jump does not (RISC-V: jal, +-1 MiB, and no register is free), the copy may
+// live anywhere and leaves through exit traps instead (a second trap per hit).
 int prepare_trap(lp_patcher &p, lp_probe &pr, const mc::Decoder &dec, mc::RelocInput in) {
   in.min_len = 1;
   mc::Relocation plan = mc::plan_relocation(dec, in);
   if (!plan.ok()) return plan.lp_error();
   Slot slot;
-  if (int rc = p.pool->allocate(in.site, plan.displaced_len, &slot, plan.max_code_size, p.backend->insn_reach());
-      rc != 0)
-    return rc;
+  int rc = p.pool->allocate(in.site, plan.displaced_len, &slot, plan.max_code_size, p.backend->insn_reach());
+  if (rc == LP_ERANGE && p.backend->insn_reach() < p.backend->reach()) {
+    in.trap_exits = true;
+    rc = p.pool->allocate(in.site, plan.displaced_len, &slot, plan.max_code_size);
+  }
+  if (rc != 0) return rc;
   mc::Relocation r = mc::relocate(dec, in, slot.rx);
   if (!r.ok() || r.code.size() > slot.size) {
     p.pool->retire(slot, p.generation);
@@ -102,6 +108,7 @@ int prepare_trap(lp_patcher &p, lp_probe &pr, const mc::Decoder &dec, mc::RelocI
   auto insn = std::make_unique<InsnSite>();
   take_map(r, slot.rx, *insn);
   insn->ool_slot = slot;
+  for (const mc::ExitTrap &e : r.exits) insn->exits.push_back({slot.rx + e.pc, e.target});
   pr.shape.addr = in.site;
   pr.shape.len = r.displaced_len;
   pr.shape.unit = 0;
@@ -141,7 +148,8 @@ int prepare_insn_probe(lp_patcher &p, lp_probe &pr, uintptr_t addr) {
       const mc::Relocation plan = mc::plan_relocation(*dec, fin);
       if (plan.ok()) {
         fin.scratch_reg = mc::find_scratch(*dec, fin, plan.displaced_len);
-        if (fin.scratch_reg != 0) rc = prepare_jump(p, pr, *dec, fin, true);
+        // (If the far form fails too, the short jump's LP_ERANGE is the reason.)
+        if (fin.scratch_reg != 0 && prepare_jump(p, pr, *dec, fin, true) == 0) rc = 0;
       }
     }
     // The displaced range must not reach into another probe's site.
@@ -161,7 +169,11 @@ int prepare_insn_probe(lp_patcher &p, lp_probe &pr, uintptr_t addr) {
     pr.insn.reset();
     trc = LP_EEXIST;
   }
-  return trc == 0 ? 0 : (rc != LP_ENOTSUP ? rc : trc);
+  // Neither fits: another probe's site in the way is the reason that matters;
+  // otherwise why the jump did not fit (the trap's reason when none was tried).
+  if (trc == 0) return 0;
+  if (trc == LP_EEXIST || rc == LP_ENOTSUP) return trc;
+  return rc;
 }
 
 } // namespace lp

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "mc/reloc.hpp"
 #include "site_table.hpp"
 #include "trampoline_pool.hpp"
 
@@ -37,6 +38,10 @@ struct InsnSite {
   bool far = false;
   uintptr_t jump_evac_base = 0;
   std::vector<PcMapPair> jump_map;
+  // Exit traps of the OOL copy (absolute pc -> where the thread continues):
+  // published in the site table for as long as the probe object lives, which
+  // outlasts the grace period of its slot.
+  std::vector<mc::ExitTrap> exits;
 };
 
 // Fills probe.shape / probe.insn / probe.tramp / probe.jump for `addr`.

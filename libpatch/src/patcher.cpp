@@ -1,5 +1,7 @@
 #include "patcher.hpp"
 
+#include <algorithm>
+
 #include <array>
 #include <cstring>
 #include <map>
@@ -300,7 +302,26 @@ void lp_patcher::publish_table() {
     }
     entries.push_back(e);
   }
-  table.publish(std::move(entries)); // by_addr is ordered: already sorted
+  // Exit traps of out-of-line copies (RISC-V trap probes far from the site):
+  // a permanent trap that is never a hit and continues at its target. Every
+  // probe ever created keeps them, removed ones included, so a thread still
+  // running an old copy finds its exit until the slot's grace period is over.
+  bool exits = false;
+  for (const auto &pr : probes) {
+    if (!pr->insn) continue;
+    for (const auto &x : pr->insn->exits) {
+      SiteEntry e;
+      e.addr = uintptr_t(x.pc);
+      e.len = 4;
+      e.mode = SiteMode::Stable;
+      e.resume = uintptr_t(x.target);
+      entries.push_back(e);
+      exits = true;
+    }
+  }
+  if (exits)
+    std::sort(entries.begin(), entries.end(), [](const SiteEntry &a, const SiteEntry &b) { return a.addr < b.addr; });
+  table.publish(std::move(entries)); // by_addr is ordered: sorted unless exits were added
 }
 
 bool lp_patcher::overlaps(uintptr_t addr, uint32_t len) const {

@@ -6,6 +6,7 @@
 
 #include "encoding.hpp"
 #include "libpatch/patch.h"
+#include "insn_trampoline.hpp"
 #include "trampoline.hpp"
 
 namespace rv = lp::riscv64;
@@ -102,4 +103,35 @@ TEST(Rv64Trampoline, Reach) {
   EXPECT_EQ(rc, 0);
   emit(at, spec_for(at, at + (uintptr_t(3) << 31), 8, 16), &rc);
   EXPECT_EQ(rc, LP_ERANGE);
+}
+
+// The instruction-site trampoline: the site may be anywhere in a function, so
+// every register the site had comes back -- t0 included -- and the code ends by
+// falling through (no jump: the out-of-line copy follows it).
+TEST(Rv64InsnTrampoline, RestoresEveryRegisterAndFallsThrough) {
+  const uintptr_t at = 0x40000000, site = 0x10234;
+  std::vector<uint8_t> buf(rv::kInsnTrampolineMax, 0);
+  size_t size = 0;
+  lp::TrampolineSpec s = spec_for(at, site, 4, 16);
+  s.data = at + 4096;
+  ASSERT_EQ(rv::emit_insn_trampoline(buf.data(), at, s, &size), 0);
+  ASSERT_GT(size, 400u);
+  ASSERT_LE(size, rv::kInsnTrampolineMax);
+  ASSERT_EQ(size % 4, 0u);
+  std::vector<uint32_t> w;
+  for (size_t i = 0; i < size; i += 4) w.push_back(rv::get32(buf.data() + i));
+  EXPECT_EQ(w.front(), rv::enc_addi(rv::kSp, rv::kSp, -int32_t(rv::kFrame)));
+  for (unsigned r = 1; r < 32; ++r) {
+    if (r == rv::kSp) continue;
+    EXPECT_EQ(count(w, rv::enc_sd(r, rv::kSp, int32_t(8 * r))), 1u) << r;
+    const bool restored = r != rv::kGp && r != rv::kTp;
+    EXPECT_EQ(count(w, rv::enc_ld(r, rv::kSp, int32_t(8 * r))), restored ? 1u : 0u) << r;
+  }
+  EXPECT_EQ(w.back(), rv::enc_addi(rv::kSp, rv::kSp, int32_t(rv::kFrame)));
+  // No jump back of its own: only the handler call transfers control.
+  size_t jumps = 0;
+  for (uint32_t x : w) jumps += (x & 0x7f) == 0x67 || (x & 0x7f) == 0x6f;
+  EXPECT_EQ(jumps, 1u);
+  // Misaligned code or data words are refused.
+  EXPECT_EQ(rv::emit_insn_trampoline(buf.data(), at + 2, s, &size), LP_EINVAL);
 }

@@ -46,9 +46,20 @@ struct RelocInput {
   uintptr_t func_start = 0;     // containing function (optional: func_code == nullptr)
   const uint8_t *func_code = nullptr;
   size_t func_size = 0;
-  // RISC-V only: a register the OOL copy may clobber (x5..x31), 0 = none. Without
-  // one, far targets (beyond jal's +-1 MiB from the OOL copy) are LP_ERANGE.
+  // RISC-V only: a register the OOL copy may clobber (ra or x5..x31), 0 = none. Without
+  // one, far targets (beyond jal's +-1 MiB from the OOL copy) are LP_ERANGE...
   unsigned scratch_reg = 0;
+  // ...unless exits may trap (RISC-V, for trap probes: one more trap per hit):
+  // each unreachable jump becomes an exit trap listed in Relocation::exits, and
+  // the trap handler continues the thread at its target.
+  bool trap_exits = false;
+};
+
+// An exit trap in a copy: at `pc` (Relocation::exits: `pc` is the offset in
+// `code`), continue at `target`.
+struct ExitTrap {
+  uint64_t pc;
+  uint64_t target;
 };
 
 struct PcMapEntry {
@@ -69,6 +80,7 @@ struct Relocation {
   std::vector<uint32_t> literals;   // offsets of 8-byte data words inside `code` (x86 absolute
                                     // jump targets after `jmp [rip+0]`): not instructions
   bool ends_in_control_transfer = false; // last displaced insn never falls through (no jump back)
+  std::vector<ExitTrap> exits;      // RelocInput::trap_exits: offsets in `code` and their targets
   uint32_t max_code_size = 0;       // upper bound of code.size() for any dest (from plan())
 
   bool ok() const { return status == RelocStatus::Ok; }

@@ -218,9 +218,17 @@ TEST(Rv64Live, NotASite) {
   lp_patcher *p = open_patcher();
   Counter c;
   lp_probe *pr = nullptr;
-  // The body of a function, not its sled.
-  EXPECT_EQ(lp_probe_at(p, reinterpret_cast<char *>(&rv_sled_g8) + 8, count, &c, &pr), LP_EBOUNDARY);
-  EXPECT_EQ(lp_probe_at(p, reinterpret_cast<char *>(&rv_sled_g8) + 1, count, &c, &pr), LP_EBOUNDARY);
+  auto *f = reinterpret_cast<char *>(&rv_sled_g8);
+  // Inside an instruction (the second half of a 4-byte nop, an odd address).
+  EXPECT_EQ(lp_probe_at(p, f + 2, count, &c, &pr), LP_EBOUNDARY);
+  EXPECT_EQ(lp_probe_at(p, f + 1, count, &c, &pr), LP_EBOUNDARY);
+  // The body's `addi` is an instruction boundary: an instruction site.
+  ASSERT_EQ(lp_probe_at(p, f + 8, count, &c, &pr), 0);
+  ASSERT_EQ(lp_probe_enable(pr), 0);
+  ASSERT_EQ(lp_commit(p), 0);
+  EXPECT_EQ(rv_sled_g8(100), 111);
+  EXPECT_EQ(c.hits.load(), 1u);
+  EXPECT_EQ(c.last_pc.load(), uintptr_t(f + 8));
   close_patcher(p);
 }
 

@@ -113,6 +113,10 @@ int lp_probe_disable(lp_probe *); /* staged: takes effect at the next commit */
 int lp_probe_remove(lp_probe *);
 int lp_probe_is_jump(const lp_probe *); /* 1 jump, 0 trap, <0 error */
 void *lp_probe_address(const lp_probe *);
+/* Bytes of text the probe rewrites, from lp_probe_address (a sled, or the
+ * instructions an instruction site displaces); 0 for NULL. No other probe can
+ * be placed inside them. */
+size_t lp_probe_site_len(const lp_probe *);
 uint64_t lp_probe_hits(const lp_probe *); /* hits counted for trap probes and transitions */
 
 int lp_commit(lp_patcher *); /* applies everything staged as one batch: 3 syncs */

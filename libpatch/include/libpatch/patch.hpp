@@ -36,6 +36,7 @@ public:
   int remove() { return lp_probe_remove(p_); }
   bool is_jump() const { return lp_probe_is_jump(p_) == 1; }
   void *address() const { return lp_probe_address(p_); }
+  size_t site_len() const { return lp_probe_site_len(p_); }
   uint64_t hits() const { return lp_probe_hits(p_); }
   lp_probe *get() const { return p_; }
 

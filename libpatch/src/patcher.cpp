@@ -9,6 +9,7 @@
 
 #include "platform/linux/core_sync.hpp"
 #include "platform/linux/maps.hpp"
+#include "platform/linux/symbols.hpp"
 #include "platform/linux/text_writer.hpp"
 #include "libpatch/regs.h"
 #include "platform/linux/thread_round.hpp"
@@ -191,6 +192,21 @@ void lp_patcher::close() {
   if (!ok) (void)pool.release(); // leak rather than unmap memory a thread may still run
 }
 
+bool lp_patcher::function_entry(uintptr_t sled, uintptr_t map_end) {
+  // Entry trampolines use what is dead at a function's entry (x86: the stack
+  // below rsp, the flags; RISC-V: t0), so a nop sled is an entry site only at
+  // the entry of its function: the one probe_site finds at the symbol's start
+  // (after an endbr64, say). The same nops inside a body (loop alignment) are
+  // ordinary instructions and get an instruction site. Without a symbol
+  // (stripped code, a sled placed before the symbol by
+  // -fpatchable-function-entry=N,M) the sled is taken at its word.
+  lpl::Symbol sym;
+  if (lpl::symbol_containing(sled, &sym) != 0 || sym.size == 0 || sym.addr == sled) return true;
+  if (sym.addr > sled || sym.addr >= map_end) return true;
+  SiteShape at_entry;
+  return backend->probe_site(sym.addr, map_end - sym.addr, &at_entry) == 0 && at_entry.addr == sled;
+}
+
 int lp_patcher::create_probe(void *addr_p, lp_handler h, void *user, lp_probe **out) {
   if (!addr_p || !h || !out) return LP_EINVAL;
   std::lock_guard lk(mu);
@@ -199,7 +215,8 @@ int lp_patcher::create_probe(void *addr_p, lp_handler h, void *user, lp_probe **
   if (!executable(addr, &map_end)) return LP_ENOTEXEC;
   SiteShape shape;
   const int site_rc = backend->probe_site(addr, map_end - addr, &shape);
-  if (site_rc == LP_EBOUNDARY) return create_insn_probe(addr, h, user, out);
+  if (site_rc == LP_EBOUNDARY || (site_rc == 0 && !function_entry(shape.addr, map_end)))
+    return create_insn_probe(addr, h, user, out);
   if (site_rc != 0) return site_rc;
   if (auto it = by_addr.find(shape.addr); it != by_addr.end() && !it->second->dead())
     return it->second->staged == ProbeState::Removed ? LP_EBUSY : LP_EEXIST; // EBUSY: removal not committed yet

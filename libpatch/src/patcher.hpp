@@ -66,6 +66,7 @@ struct lp_patcher {
   int open(const lp_options &o);
   void close();
   int create_probe(void *addr, lp_handler h, void *user, lp_probe **out);
+  bool function_entry(uintptr_t sled, uintptr_t map_end);
   int create_insn_probe(uintptr_t addr, lp_handler h, void *user, lp_probe **out);
   int commit();
   int quiesce(unsigned timeout_ms, bool *ok);

@@ -16,6 +16,7 @@ int64_t lpd_pcrel(int64_t);
 int64_t lpd_branches(int64_t);
 int64_t lpd_fib(int64_t);
 int64_t lpd_calls(int64_t);
+int64_t lpd_body_nop(int64_t);
 }
 
 namespace {
@@ -209,4 +210,29 @@ TEST(DifferentialLive, OverlappingSitesAreRefused) {
   EXPECT_TRUE(inside);
 #endif
   lp_patcher_close(p);
+}
+
+// A nop sled shape inside a function body is not an entry site: an entry
+// trampoline would clobber the red zone (x86-64) or t0 (RISC-V), both live
+// there (body_nops.S). It must become an instruction site.
+TEST(DifferentialLive, NopInsideABodyIsAnInstructionSite) {
+  const auto bs = boundaries("lpd_body_nop");
+  ASSERT_GE(bs.size(), 3u);
+  for (int policy : {LP_PROBE_JUMP_OR_TRAP, LP_PROBE_TRAP}) {
+    lp_options o;
+    lp_options_init(&o);
+    o.policy = policy;
+    lp_patcher *p = nullptr;
+    ASSERT_EQ(lp_patcher_open(&o, &p), 0);
+    std::atomic<uint64_t> hits{0};
+    lp_probe *pr = nullptr;
+    ASSERT_EQ(lp_probe_at(p, reinterpret_cast<void *>(bs[1]), [](lp_regs *, void *u) {
+      static_cast<std::atomic<uint64_t> *>(u)->fetch_add(1);
+    }, &hits, &pr), 0);
+    ASSERT_EQ(lp_probe_enable(pr), 0);
+    ASSERT_EQ(lp_commit(p), 0);
+    for (int64_t x : {0, 41, -7, 1 << 20}) EXPECT_EQ(lpd_body_nop(x), x + 1) << "policy " << policy;
+    EXPECT_EQ(hits.load(), 4u);
+    lp_patcher_close(p);
+  }
 }

@@ -1,5 +1,6 @@
 #include "symbols.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <elf.h>
 #include <fcntl.h>
@@ -25,6 +26,7 @@ struct ObjSym {
 struct ObjectSymbols {
   bool loaded = false;
   std::vector<ObjSym> syms;
+  std::vector<uint32_t> by_value; // indices into syms, ascending value: address lookups are O(log n)
 };
 
 std::mutex g_mu;
@@ -68,6 +70,23 @@ void load_file(const std::string &path, ObjectSymbols &out) {
     }
   }
   munmap(map, size);
+  out.by_value.resize(out.syms.size());
+  for (uint32_t i = 0; i < out.by_value.size(); ++i) out.by_value[i] = i;
+  std::stable_sort(out.by_value.begin(), out.by_value.end(),
+                   [&](uint32_t a, uint32_t b) { return out.syms[a].value < out.syms[b].value; });
+}
+
+// The symbol of `obj` containing link-time address `rel`, or nullptr. Looks at
+// the symbols starting at or below it, nearest first (a few: nested symbols
+// are rare; .symtab and .dynsym repeat each other).
+const ObjSym *containing(const ObjectSymbols &obj, uint64_t rel) {
+  auto it = std::upper_bound(obj.by_value.begin(), obj.by_value.end(), rel,
+                             [&](uint64_t v, uint32_t i) { return v < obj.syms[i].value; });
+  for (int n = 0; it != obj.by_value.begin() && n < 64; ++n) {
+    const ObjSym &s = obj.syms[*--it];
+    if (rel < s.value + (s.size ? s.size : 1)) return &s;
+  }
+  return nullptr;
 }
 
 struct Visit {
@@ -83,17 +102,22 @@ int visit_object(dl_phdr_info *info, size_t, void *arg) {
   if (path.find("linux-vdso") != std::string::npos) return 0;
   ObjectSymbols &obj = g_cache[path];
   if (!obj.loaded) load_file(path, obj);
-  for (const ObjSym &s : obj.syms) {
-    const uintptr_t a = uintptr_t(info->dlpi_addr + s.value);
-    if (v->name ? s.name == v->name : (v->addr >= a && v->addr < a + (s.size ? s.size : 1))) {
-      v->out->addr = a;
-      v->out->size = size_t(s.size);
-      v->out->object = path;
-      v->found = true;
-      return 1;
-    }
+  const ObjSym *hit = nullptr;
+  if (v->name) {
+    for (const ObjSym &s : obj.syms)
+      if (s.name == v->name) {
+        hit = &s;
+        break;
+      }
+  } else if (v->addr >= info->dlpi_addr) {
+    hit = containing(obj, uint64_t(v->addr - info->dlpi_addr));
   }
-  return 0;
+  if (!hit) return 0;
+  v->out->addr = uintptr_t(info->dlpi_addr + hit->value);
+  v->out->size = size_t(hit->size);
+  v->out->object = path;
+  v->found = true;
+  return 1;
 }
 
 } // namespace

@@ -1,12 +1,12 @@
 #include "patcher.hpp"
 
 #include <algorithm>
-
 #include <array>
 #include <cstring>
 #include <map>
 #include <unistd.h>
 
+#include "insn_evacuate.hpp"
 #include "platform/linux/core_sync.hpp"
 #include "platform/linux/maps.hpp"
 #include "platform/linux/symbols.hpp"
@@ -410,14 +410,10 @@ int lp_patcher::commit() {
     engine::Transition t;
     backend->make_transition(p->shape, p->current, nb.data(), &t);
     if (p->insn) {
-      // Threads can be parked at a boundary inside the displaced range only
-      // while it holds the original instructions and the tail is about to
-      // change (a trap probe changes the first instruction only).
-      t.evacuate = p->insn->multi && std::memcmp(p->current, p->original, p->shape.len) == 0 &&
-                   std::memcmp(nb.data() + t.trap_len, p->original + t.trap_len, p->shape.len - t.trap_len) != 0;
-      // The far jump form has a boundary of its own (between auipc and jalr).
-      if (p->insn->far && std::memcmp(p->current, p->insn->jump_bytes.data(), p->shape.len) == 0)
-        t.evacuate = true;
+      // Instruction sites evacuate by their own rule (insn_evacuate.hpp).
+      t.evacuate = insn_transition_evacuates(p->insn->multi, p->insn->far, p->original,
+                                             p->insn->jump_bytes.empty() ? nullptr : p->insn->jump_bytes.data(),
+                                             p->current, nb.data(), p->shape.len, t.trap_len);
     }
     p->in_batch = true;
     p->batch_evacuate = t.evacuate;

@@ -9,6 +9,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "insn_evacuate.hpp"
 #include "mc/decoder.hpp"
 #include "riscv64/encoding.hpp"
 #include "riscv64/relocator.hpp"
@@ -471,7 +472,7 @@ void instruction_sites(std::vector<Case> &out, const Options &opt) {
                            x86 ? TrapRule::X86Int3 : (f.hart_c ? TrapRule::RiscvCHart : TrapRule::RiscvNoCHart));
         c.kind = "instruction";
         if (x86)
-          x86_64::make_transition(site, in.code, newb, r.displaced_len, r.boundaries.size() > 1, &c.t);
+          x86_64::make_transition(site, in.code, newb, r.displaced_len, false, &c.t);
         else
           riscv64::make_transition(site, r.displaced_len,
                                    std::string(f.blob) == "riscv64gc" ? riscv64::Ilen::C16 : riscv64::Ilen::G32,
@@ -480,7 +481,15 @@ void instruction_sites(std::vector<Case> &out, const Options &opt) {
         char nm[160];
         std::snprintf(nm, sizeof nm, "%s %s+%u (%u bytes) ", f.blob, fn.name, off - fn.offset, r.displaced_len);
         const std::string jump = x86 ? "jmp rel32" : far ? "auipc t6+jalr x0" : "jal x0";
-        add_pair(out, c, std::string(nm) + "-> " + jump, std::string(nm) + "<- " + jump);
+        // Evacuation by the core's rule for instruction sites, each direction.
+        const bool multi = r.boundaries.size() > 1;
+        c.t.evacuate = insn_transition_evacuates(multi, far, in.code, newb, in.code, newb, r.displaced_len, c.t.trap_len);
+        c.name = std::string(nm) + "-> " + jump;
+        out.push_back(c);
+        Case back = reversed(c, std::string(nm) + "<- " + jump);
+        back.t.evacuate =
+            insn_transition_evacuates(multi, far, in.code, newb, newb, in.code, r.displaced_len, c.t.trap_len);
+        out.push_back(back);
        }
       }
     }

@@ -3,15 +3,23 @@
 // (hosted only; decodes with lp::mc).
 //
 // At an arbitrary boundary every register may be live, so rX must be proven
-// dead: a forward scan of the straight-line code from the site, in which rX is
-// neither read nor written inside the displaced range and its first access
-// after it is a write (that does not also read it). The scan stops, with no
-// answer for the registers still undecided, at the first control transfer
-// (both paths would need proof: a branch, a jump, a return, a trap), at a call
-// (with -fipa-ra a caller may keep values in caller-saved registers across a
-// call to a callee it knows leaves them alone; only the call's own link
-// register counts as written), at an ecall (its operands are implicit), or at
-// the end of the function. Never sp, gp, tp.
+// dead at both places it is clobbered: at the site (by the site jump) and at
+// the end of the displaced range (by the copy's jump back; in between, the copy
+// recomputes whatever the displaced instructions write). "Dead at p" comes from
+// a forward scan of the straight-line code from p:
+//  * the first access to the register is a write that does not also read it; or
+//  * the scan reaches a `ret` first, the register is caller-saved and not a
+//    return-value register (t0-t6, a2-a7), and the function writes it
+//    somewhere: the caller cannot expect it preserved -- not even a caller
+//    compiled with -fipa-ra, which keeps values only in caller-saved registers
+//    the callee never clobbers.
+// The scan gives up (no answer for registers still undecided) at any other
+// control transfer (a branch, a jump, a trap: both paths would need proof), at
+// a call (-fipa-ra again: a caller may keep values in caller-saved registers
+// across a call to a callee it knows leaves them alone; only the call's own
+// link register counts as written), at an ecall (its operands are implicit),
+// or at the end of the function. A displaced range that contains a control
+// transfer gets no register. Never sp, gp, tp.
 #pragma once
 
 #include <stdint.h>
@@ -21,8 +29,12 @@
 
 namespace lp::riscv64 {
 
-// x1 or x5..x31 dead throughout [in.site, in.site + displaced_len) and at its
-// end, or 0. Reads in.code / in.avail (bounded by the function when known).
+// Registers (bit i = x_i) dead both at in.site and at in.site + displaced_len.
+// Reads in.code / in.avail, bounded by the function (in.func_*) when known;
+// the `ret` rule needs the function.
+uint32_t dead_registers(const mc::Decoder &dec, const mc::RelocInput &in, uint32_t displaced_len);
+
+// The lowest of dead_registers(), or 0 when there is none.
 unsigned dead_register(const mc::Decoder &dec, const mc::RelocInput &in, uint32_t displaced_len);
 
 } // namespace lp::riscv64

@@ -60,9 +60,9 @@ TEST(ConformanceMatrix, CellsPerTarget) {
   auto cells = fc::build_matrix(all_available(), o);
   std::map<std::string, int> per;
   for (const auto& c : cells) per[c.target]++;
-  EXPECT_EQ(per["x86_64"], 2 * 2 * 2);  // writer x sync x kind
-  EXPECT_EQ(per["rv64gc"], 2 * 3 * 2);
-  EXPECT_EQ(per["rv64g"], 2 * 3 * 2);
+  EXPECT_EQ(per["x86_64"], 2 * 2 * 2 + 1);  // writer x sync x kind, + one instruction-site cell
+  EXPECT_EQ(per["rv64gc"], 2 * 3 * 2 + 1);
+  EXPECT_EQ(per["rv64g"], 2 * 3 * 2 + 1);
   EXPECT_EQ(per["bm-rv64gc"], 2);
   EXPECT_EQ(per["bm-rv64g"], 2);
   // seeds: consecutive from --seed, all different
@@ -119,6 +119,26 @@ TEST(ConformanceMatrix, LocalPinsAndBinaries) {
   }
 }
 
+TEST(ConformanceMatrix, InstructionSiteCells) {
+  fc::MatrixOptions o;
+  o.writers = {"procmem", "mprotect"};
+  o.body_kinds = {"auto", "jump"};
+  auto cells = fc::build_matrix(all_available(), o);
+  int n = 0;
+  for (const auto& c : cells) {
+    if (!c.spec.workload().has_patch_stress() || c.spec.workload().patch_stress().sites() != "body") continue;
+    ++n;
+    const auto& p = c.spec.workload().patch_stress();
+    EXPECT_EQ(p.writer(), "procmem");  // the first writer, the target's first sync
+    EXPECT_EQ(p.sync(), "membarrier");
+    EXPECT_EQ(c.test, "body/procmem/membarrier/" + p.probe_kind());
+  }
+  EXPECT_EQ(n, 3 * 2);  // x86_64, rv64gc, rv64g; none on bare metal
+  o.body_kinds.clear();
+  for (const auto& c : fc::build_matrix(all_available(), o))
+    if (c.spec.workload().has_patch_stress()) EXPECT_EQ(c.spec.workload().patch_stress().sites(), "");
+}
+
 TEST(ConformanceMatrix, NotAvailableTargetIsOneCell) {
   auto t = all_available();
   t[1].available = false;
@@ -135,7 +155,7 @@ TEST(ConformanceMatrix, NotAvailableTargetIsOneCell) {
       EXPECT_EQ(c.message, "qemu-riscv64 not found");
     }
   EXPECT_EQ(n, 1);
-  EXPECT_EQ(cells.size(), 2u /*x86*/ + 1 + 3 /*rv64g*/ + 2 + 2);
+  EXPECT_EQ(cells.size(), 3u /*x86*/ + 1 + 4 /*rv64g*/ + 2 + 2);
 }
 
 TEST(ConformanceClassify, States) {

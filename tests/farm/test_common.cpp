@@ -118,10 +118,12 @@ TEST(FarmAgentExec, PatchStressArgv) {
   p.set_writer("procmem");
   p.set_sync("signal");
   p.set_probe_kind("trap");
+  p.set_sites("body");
   p.add_extra_args("--verbose");
   auto a = farm::agent::patch_stress_argv("/bin/ps", p, 7);
   std::vector<std::string> want{"/bin/ps", "--threads", "4", "--functions", "64", "--batches", "10000", "--seed", "7",
-                                "--writer", "procmem", "--sync", "signal", "--kind", "trap", "--verbose"};
+                                "--writer", "procmem", "--sync", "signal", "--kind", "trap", "--sites", "body",
+                                "--verbose"};
   EXPECT_EQ(a, want);
   v1::PatchStress d;
   d.set_duration_s(2.5);

@@ -222,6 +222,9 @@ TEST_F(FarmService, RejectsMalformedSpecs) {
   bad.mutable_workload()->mutable_patch_stress()->set_writer("bogus");
   EXPECT_EQ(code_of([&] { c.submit(bad); }), grpc::StatusCode::INVALID_ARGUMENT);
   bad = stress("x");
+  bad.mutable_workload()->mutable_patch_stress()->set_sites("middle");
+  EXPECT_EQ(code_of([&] { c.submit(bad); }), grpc::StatusCode::INVALID_ARGUMENT);
+  bad = stress("x");
   bad.mutable_workload()->mutable_patch_stress()->set_duration_s(1);
   bad.mutable_workload()->mutable_patch_stress()->set_batches(1);
   EXPECT_EQ(code_of([&] { c.submit(bad); }), grpc::StatusCode::INVALID_ARGUMENT);

@@ -31,6 +31,7 @@ std::vector<std::string> patch_stress_argv(const std::string& binary, const v1::
   if (!p.writer().empty()) a.insert(a.end(), {"--writer", p.writer()});
   if (!p.sync().empty()) a.insert(a.end(), {"--sync", p.sync()});
   if (!p.probe_kind().empty()) a.insert(a.end(), {"--kind", p.probe_kind()});
+  if (!p.sites().empty()) a.insert(a.end(), {"--sites", p.sites()});
   for (const auto& e : p.extra_args()) a.push_back(e);
   return a;
 }

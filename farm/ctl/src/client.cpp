@@ -124,6 +124,7 @@ std::string describe_workload(const v1::JobSpec& spec) {
     kv("writer", p.writer());
     kv("sync", p.sync());
     kv("kind", p.probe_kind());
+    kv("sites", p.sites());
   } else if (w.has_baremetal()) {
     kv("image", w.baremetal().image());
     kv("smp", std::to_string(w.baremetal().smp()));

@@ -80,6 +80,9 @@ struct MatrixOptions {
   uint32_t timeout_s = 600;                // per job
   std::vector<std::string> writers = {"mprotect", "procmem"};
   std::vector<std::string> kinds = {"jump", "trap"};
+  // Instruction sites (patch-stress --sites body): one cell per kind, with the
+  // first writer and sync; empty: none.
+  std::vector<std::string> body_kinds = {"auto"};
   std::map<std::string, std::string> labels;  // extra selector labels (farm mode)
   bool pin_target_label = false;           // local: selector label conformance-<target>=yes
   bool send_binary = false;                // set PatchStress.binary / image from Target::binary
@@ -89,7 +92,7 @@ struct MatrixOptions {
 // One cell: a (target, test) pair and its job.
 struct Cell {
   std::string target;
-  std::string test;  // "stress/mprotect/membarrier/jump", "baremetal/ipi"
+  std::string test;  // "stress/mprotect/membarrier/jump", "body/mprotect/membarrier/auto", "baremetal/ipi"
   v1::JobSpec spec;
   std::string job_id;
   Status status = Status::pending;

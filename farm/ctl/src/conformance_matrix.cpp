@@ -102,20 +102,29 @@ std::vector<Cell> build_matrix(const std::vector<Target>& targets, const MatrixO
       }
       continue;
     }
+    auto stress = [&](const std::string& test, const std::string& w, const std::string& sync, const std::string& k,
+                      const std::string& sites) {
+      Cell c = base(test);
+      auto* p = c.spec.mutable_workload()->mutable_patch_stress();
+      p->set_threads(o.threads);
+      p->set_functions(o.functions);
+      p->set_batches(sync == "signal" ? o.signal_batches : o.batches);
+      p->set_writer(w);
+      p->set_sync(sync);
+      p->set_probe_kind(k);
+      p->set_sites(sites);
+      if (o.send_binary) p->set_binary(t.binary);
+      cells.push_back(std::move(c));
+    };
     for (const auto& w : o.writers)
       for (const auto& sync : t.syncs)
-        for (const auto& k : o.kinds) {
-          Cell c = base("stress/" + w + "/" + sync + "/" + k);
-          auto* p = c.spec.mutable_workload()->mutable_patch_stress();
-          p->set_threads(o.threads);
-          p->set_functions(o.functions);
-          p->set_batches(sync == "signal" ? o.signal_batches : o.batches);
-          p->set_writer(w);
-          p->set_sync(sync);
-          p->set_probe_kind(k);
-          if (o.send_binary) p->set_binary(t.binary);
-          cells.push_back(std::move(c));
-        }
+        for (const auto& k : o.kinds) stress("stress/" + w + "/" + sync + "/" + k, w, sync, k, "");
+    if (o.writers.empty() || t.syncs.empty()) continue;
+    for (const auto& k : o.body_kinds) {
+      const std::string& w = o.writers.front();
+      const std::string& sync = t.syncs.front();
+      stress("body/" + w + "/" + sync + "/" + k, w, sync, k, "body");
+    }
   }
   return cells;
 }

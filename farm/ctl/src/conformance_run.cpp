@@ -487,6 +487,9 @@ Command::Command(CLI::App& app) : o_(new Options) {
   s->add_option("--job-timeout", o.m.timeout_s, "seconds per job")->capture_default_str();
   s->add_option("--writers", o.m.writers, "patch-stress writers")->delimiter(',')->capture_default_str();
   s->add_option("--kinds", o.m.kinds, "probe kinds")->delimiter(',')->capture_default_str();
+  s->add_option("--body-kinds", o.m.body_kinds,
+                "probe kinds of the instruction-site cells (patch-stress --sites body; \"\" for none)")
+      ->delimiter(',')->capture_default_str();
   s->add_option("--slots", o.slots, "--local: concurrent jobs per local agent (native, qemu-user, qemu-system)")
       ->capture_default_str();
   s->add_option("--label", o.labels, "--farm: board label key=value every job requires (repeatable)")->allow_extra_args(false);

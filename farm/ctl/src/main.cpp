@@ -220,7 +220,7 @@ int main(int argc, char** argv) {
   // submit
   auto* sub = app.add_subcommand("submit", "submit job(s); prints their ids");
   std::string workload, spec_file, name, arch, isa, executor, worker, binary, image, machine, memory;
-  std::string writer, sync, probe_kind;
+  std::string writer, sync, probe_kind, sites;
   uint32_t threads = 0, functions = 0, timeout = 0, max_attempts = 0, min_cores = 0, smp = 0, count = 1;
   uint64_t batches = 0, seed = 1;
   int32_t priority = 0;
@@ -237,6 +237,7 @@ int main(int argc, char** argv) {
   sub->add_option("--writer", writer, "patch-stress writer: mprotect | procmem | default");
   sub->add_option("--sync", sync, "patch-stress sync: membarrier | flush_icache | signal | default");
   sub->add_option("--kind", probe_kind, "patch-stress probe kind: jump | trap | auto");
+  sub->add_option("--sites", sites, "patch-stress sites: entry (sleds) | body (an instruction site per function)");
   sub->add_option("--binary", binary, "workload binary path on the agent (override)");
   sub->add_option("--arg", extra, "extra workload argument (repeatable, one value each)")->expected(1)->allow_extra_args(false)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   sub->add_option("--image", image, "bare-metal image path on the agent");
@@ -330,6 +331,7 @@ int main(int argc, char** argv) {
         if (!writer.empty()) p->set_writer(writer);
         if (!sync.empty()) p->set_sync(sync);
         if (!probe_kind.empty()) p->set_probe_kind(probe_kind);
+        if (!sites.empty()) p->set_sites(sites);
         if (!binary.empty()) p->set_binary(binary);
         for (auto& e : extra) p->add_extra_args(e);
       } else if (workload == "baremetal") {

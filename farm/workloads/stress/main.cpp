@@ -16,9 +16,10 @@ void usage(FILE *f) {
   std::fprintf(f,
                "usage: patch-stress [--threads T] [--functions K] [--batches B | --duration SECONDS]\n"
                "                    [--seed N] [--writer mprotect|procmem] [--sync default|membarrier|flush_icache|signal]\n"
-               "                    [--kind jump|trap|auto]\n"
+               "                    [--kind jump|trap|auto] [--sites entry|body]\n"
                "Threads call K probed functions and check every result while a patcher toggles\n"
-               "random subsets of the probes in batches. Prints one JSON object.\n");
+               "random subsets of the probes in batches. Prints one JSON object.\n"
+               "--sites body probes the first instruction after each entry sled (an instruction site).\n");
 }
 
 [[noreturn]] void bad(const char *what, const char *value) {
@@ -47,6 +48,7 @@ int main(int argc, char **argv) {
                                 {"writer", required_argument, nullptr, 'w'},
                                 {"sync", required_argument, nullptr, 'y'},
                                 {"kind", required_argument, nullptr, 'p'},
+                                {"sites", required_argument, nullptr, 'i'},
                                 {"help", no_argument, nullptr, 'h'},
                                 {nullptr, 0, nullptr, 0}};
   int o;
@@ -85,6 +87,12 @@ int main(int argc, char **argv) {
       else if (!std::strcmp(optarg, "trap")) c.policy = LP_PROBE_TRAP;
       else if (!std::strcmp(optarg, "auto")) c.policy = LP_PROBE_JUMP_OR_TRAP;
       else bad("--kind", optarg);
+      break;
+    case 'i':
+      c.sites_name = optarg;
+      if (!std::strcmp(optarg, "entry")) c.body_sites = false;
+      else if (!std::strcmp(optarg, "body")) c.body_sites = true;
+      else bad("--sites", optarg);
       break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;

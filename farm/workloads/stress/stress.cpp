@@ -57,12 +57,12 @@ std::string Result::json(const Config &c) const {
   char buf[1024];
   std::snprintf(buf, sizeof buf,
                 "{\"workload\":\"patch-stress\",\"arch\":\"%s\",\"threads\":%u,\"functions\":%u,\"seed\":%llu,"
-                "\"writer\":\"%s\",\"sync\":\"%s\",\"kind\":\"%s\",\"jump_probes\":%llu,\"trap_probes\":%llu,"
+                "\"writer\":\"%s\",\"sync\":\"%s\",\"kind\":\"%s\",\"sites\":\"%s\",\"jump_probes\":%llu,\"trap_probes\":%llu,"
                 "\"calls\":%llu,\"hits\":%llu,\"batches\":%llu,\"commits\":%llu,\"syncs\":%llu,\"traps\":%llu,"
                 "\"evacuated\":%llu,\"unexpected_signals\":%llu,\"wrong_results\":%llu,\"bad_regs\":%llu,"
                 "\"final_check_failures\":%llu,\"error\":\"%s\",\"seconds\":%.3f,\"verdict\":\"%s\"}",
                 lp_arch(), c.threads, c.functions, (unsigned long long)c.seed, c.writer_name.c_str(),
-                c.sync_name.c_str(), c.kind_name.c_str(), (unsigned long long)jump_probes,
+                c.sync_name.c_str(), c.kind_name.c_str(), c.sites_name.c_str(), (unsigned long long)jump_probes,
                 (unsigned long long)trap_probes, (unsigned long long)calls, (unsigned long long)hits,
                 (unsigned long long)batches, (unsigned long long)commits, (unsigned long long)syncs,
                 (unsigned long long)traps, (unsigned long long)evacuated, (unsigned long long)unexpected_signals,
@@ -70,6 +70,22 @@ std::string Result::json(const Config &c) const {
                 (unsigned long long)final_check_failures, error ? lp_strerror(error) : "", seconds,
                 pass() ? "pass" : "fail");
   return buf;
+}
+
+// Where function i's probe goes: its entry sled, or (body sites) the first
+// instruction after the sled -- an instruction site, whose instructions run
+// relocated out of line while the probe is on. The sled is found by a probe
+// that is removed before it was ever committed (no text touched).
+int site_of(lp_patcher *p, unsigned i, bool body, ProbeCtx *ctx, void **out) {
+  void *fn = reinterpret_cast<void *>(functions()[i]);
+  if (!body) {
+    *out = fn;
+    return 0;
+  }
+  lp_probe *entry = nullptr;
+  if (int rc = lp_probe_at(p, fn, on_probe, ctx, &entry); rc != 0) return rc;
+  *out = static_cast<char *>(lp_probe_address(entry)) + lp_probe_site_len(entry);
+  return lp_probe_remove(entry);
 }
 
 Result run(const Config &c) {
@@ -94,7 +110,10 @@ Result run(const Config &c) {
   for (unsigned i = 0; i < k; ++i) {
     ctx[i] = std::make_unique<ProbeCtx>();
     ctx[i]->bad_regs = &bad_regs;
-    if (int rc = lp_probe_at(p, reinterpret_cast<void *>(functions()[i]), on_probe, ctx[i].get(), &probes[i]); rc != 0) {
+    void *site = nullptr;
+    int rc = site_of(p, i, c.body_sites, ctx[i].get(), &site);
+    if (rc == 0) rc = lp_probe_at(p, site, on_probe, ctx[i].get(), &probes[i]);
+    if (rc != 0) {
       res.error = rc;
       lp_patcher_close(p);
       return res;

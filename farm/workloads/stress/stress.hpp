@@ -16,7 +16,8 @@ struct Config {
   int writer = 0;            // lp_writer_kind
   int sync = 0;              // lp_sync_kind
   int policy = 0;            // lp_probe_policy (jump / trap / jump-or-trap)
-  std::string writer_name = "default", sync_name = "default", kind_name = "jump";
+  bool body_sites = false;   // probe the first instruction after each entry sled (instruction sites)
+  std::string writer_name = "default", sync_name = "default", kind_name = "jump", sites_name = "entry";
 };
 
 struct Result {

@@ -331,6 +331,8 @@ Status Farm::validate(const v1::JobSpec& spec) const {
         return bad("patch_stress.sync must be membarrier, flush_icache, signal or default, not '" + p.sync() + "'");
       if (!one_of(p.probe_kind(), {"jump", "trap", "auto"}))
         return bad("patch_stress.probe_kind must be jump, trap or auto, not '" + p.probe_kind() + "'");
+      if (!one_of(p.sites(), {"entry", "body"}))
+        return bad("patch_stress.sites must be entry or body, not '" + p.sites() + "'");
       if (p.batches() && p.duration_s() > 0) return bad("patch_stress.batches and duration_s are exclusive");
       if (p.duration_s() < 0 || p.duration_s() > 86400) return bad("patch_stress.duration_s must be in (0, 86400]");
       break;

@@ -39,11 +39,12 @@ TEST(ConformanceE2E, LocalX86Passes) {
                        "--patch-stress-host " PATCH_STRESS_BIN " --bench-dir-host " + kFake +
                        " --report-dir " + d / "rep"));
   ASSERT_EQ(r.status, 0) << r.out;
-  EXPECT_NE(r.out.find("PASS: 8/8 passed"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("PASS: 9/9 passed"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("stress/procmem/signal/trap"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("body/mprotect/membarrier/auto"), std::string::npos) << r.out;  // instruction sites
   auto rep = load(d / "rep");
   EXPECT_EQ(rep["ok"], true);
-  EXPECT_EQ(count_status(rep, "pass"), 8);
+  EXPECT_EQ(count_status(rep, "pass"), 9);
   for (const auto& c : rep["cells"]) {
     EXPECT_GT(c["calls"].get<uint64_t>(), 0u) << c.dump();
     EXPECT_EQ(c["result"]["verdict"], "pass");
@@ -64,9 +65,9 @@ TEST(ConformanceE2E, FailingWorkloadFailsTheRun) {
   EXPECT_NE(r.out.find("FAIL"), std::string::npos) << r.out;
   auto rep = load(d / "rep");
   EXPECT_EQ(rep["ok"], false);
-  EXPECT_EQ(count_status(rep, "fail"), 2);  // membarrier, signal
+  EXPECT_EQ(count_status(rep, "fail"), 3);  // membarrier, signal, the instruction-site cell
   std::string junit = slurp(d / "rep/junit.xml");
-  EXPECT_EQ(conftest::count_of(junit, "<failure "), 2u);
+  EXPECT_EQ(conftest::count_of(junit, "<failure "), 3u);
   EXPECT_NE(junit.find("wrong result in f3"), std::string::npos);  // the output tail
   auto chk = run(conftest::check_report_cmd(d / "rep"));
   EXPECT_EQ(chk.status, 0) << chk.out;
@@ -82,7 +83,7 @@ TEST(ConformanceE2E, UnsupportedAndNotAvailable) {
   auto r = run("FAKE_STRESS_MODE=enotsup-procmem " + farmctl(args));
   EXPECT_EQ(r.status, 0) << r.out;
   auto rep = load(d / "rep");
-  EXPECT_EQ(count_status(rep, "pass"), 2);
+  EXPECT_EQ(count_status(rep, "pass"), 3);
   EXPECT_EQ(count_status(rep, "unsupported"), 2);
   EXPECT_EQ(count_status(rep, "not-available"), 1);
   EXPECT_NE(r.out.find("rv64gc: not available: no " + d / "no-such-binary"), std::string::npos) << r.out;
@@ -99,8 +100,8 @@ TEST(ConformanceE2E, UnsupportedAndNotAvailable) {
 // --db keeps the store: the second run's report shows both runs.
 TEST(ConformanceE2E, HistoryAcrossRuns) {
   conftest::TempDir d;
-  std::string args = "--targets x86_64 --writers mprotect --kinds jump --no-bench --patch-stress-host " + kFake +
-                     "/patch-stress --db " + d / "farm.db" + " --report-dir " + d / "rep";
+  std::string args = "--targets x86_64 --writers mprotect --kinds jump --body-kinds '' --no-bench "
+                     "--patch-stress-host " + kFake + "/patch-stress --db " + d / "farm.db" + " --report-dir " + d / "rep";
   ASSERT_EQ(run(farmctl(args)).status, 0);
   auto r = run("FAKE_STRESS_MODE=fail " + farmctl(args));
   EXPECT_EQ(r.status, 1) << r.out;
@@ -114,6 +115,9 @@ TEST(ConformanceE2E, HistoryAcrossRuns) {
 TEST(ConformanceE2E, UsageErrors) {
   EXPECT_EQ(run(std::string(FARMCTL_BIN) + " conformance").status, 2);
   EXPECT_NE(run(std::string(FARMCTL_BIN) + " conformance --local --targets sparc").status, 0);
+  const auto bad = run(std::string(FARMCTL_BIN) + " conformance --local --body-kinds auto,bogus");
+  EXPECT_EQ(bad.status, 2);
+  EXPECT_NE(bad.out.find("unknown probe kind 'bogus'"), std::string::npos) << bad.out;
 }
 
 // --farm: the same matrix on a running farm (here farmd and one native agent
@@ -141,11 +145,13 @@ TEST(ConformanceE2E, FarmMode) {
                " --targets x86_64,rv64gc --writers mprotect --kinds jump --no-bench --report-dir " + d / "rep");
   EXPECT_EQ(r.status, 0) << r.out;
   auto rep = load(d / "rep");
-  EXPECT_EQ(count_status(rep, "pass"), 2);
+  EXPECT_EQ(count_status(rep, "pass"), 3);
   EXPECT_EQ(count_status(rep, "not-available"), 1);
   EXPECT_NE(r.out.find("rv64gc: not available: no worker of the farm matches"), std::string::npos) << r.out;
   for (const auto& c : rep["cells"])
-    if (c["status"] == "pass") EXPECT_EQ(c["worker"], "x86-1");
+    if (c["status"] == "pass") {
+      EXPECT_EQ(c["worker"], "x86-1");
+    }
 
   // Without the token: an RPC error, exit 2.
   auto bad = run(std::string(FARMCTL_BIN) + " conformance --farm " + srv.address() +

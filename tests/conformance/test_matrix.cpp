@@ -115,7 +115,9 @@ TEST(ConformanceMatrix, LocalPinsAndBinaries) {
   for (const auto& c : cells) {
     EXPECT_EQ(c.spec.selector().labels().at("conformance-" + c.target), "yes");
     EXPECT_EQ(c.spec.selector().labels().at("rack"), "3");
-    if (c.spec.workload().has_patch_stress()) EXPECT_EQ(c.spec.workload().patch_stress().binary(), "/bin/" + c.target);
+    if (c.spec.workload().has_patch_stress()) {
+      EXPECT_EQ(c.spec.workload().patch_stress().binary(), "/bin/" + c.target);
+    }
   }
 }
 
@@ -136,7 +138,9 @@ TEST(ConformanceMatrix, InstructionSiteCells) {
   EXPECT_EQ(n, 3 * 2);  // x86_64, rv64gc, rv64g; none on bare metal
   o.body_kinds.clear();
   for (const auto& c : fc::build_matrix(all_available(), o))
-    if (c.spec.workload().has_patch_stress()) EXPECT_EQ(c.spec.workload().patch_stress().sites(), "");
+    if (c.spec.workload().has_patch_stress()) {
+      EXPECT_EQ(c.spec.workload().patch_stress().sites(), "");
+    }
 }
 
 TEST(ConformanceMatrix, NotAvailableTargetIsOneCell) {

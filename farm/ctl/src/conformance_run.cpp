@@ -521,6 +521,12 @@ int Command::run(const farm::ChannelOptions& global, bool as_json) {
     std::cerr << "farmctl conformance: give --local or --farm HOST:PORT\n";
     return 2;
   }
+  std::erase(o.m.body_kinds, std::string());  // --body-kinds "": no instruction-site cells
+  for (const auto& k : o.m.body_kinds)
+    if (k != "jump" && k != "trap" && k != "auto") {
+      std::cerr << "farmctl conformance: --body-kinds: unknown probe kind '" << k << "' (jump, trap or auto)\n";
+      return 2;
+    }
   const bool local = o.local;
   const bool tty = ::isatty(1) && !as_json;
   auto logger = spdlog::stderr_color_mt("conformance");

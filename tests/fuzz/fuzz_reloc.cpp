@@ -5,7 +5,10 @@
 //     corpus files, no coverage feedback), so a g++ configure still runs it.
 //
 // Input layout: [0] arch (x86_64 / rv64gc on a C hart / rv64g without C),
-// [1] min_len and scratch choice, [2..9] destination offset, [10..] the code.
+// [1] min_len, scratch, whole-function and exit-trap choices, [2..9] destination
+// offset, [10..] the code.
+// RISC-V inputs also cross-check the built-in RV64GC decoder against LLVM MC
+// at every offset, and the liveness scan's invariants.
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -16,6 +19,7 @@
 
 #include "fuzz_reloc.hpp"
 #include "mc/decoder.hpp"
+#include "riscv64/liveness.hpp"
 #include "riscv64/relocator.hpp"
 #include "x86_64/relocator.hpp"
 
@@ -42,6 +46,8 @@ struct Decoders {
   std::unique_ptr<lp::mc::Decoder> x86 = lp::mc::Decoder::create("x86_64");
   std::unique_ptr<lp::mc::Decoder> rvc = lp::mc::Decoder::create("riscv64", "+c");
   std::unique_ptr<lp::mc::Decoder> rvg = lp::mc::Decoder::create("riscv64", "-c");
+  std::unique_ptr<lp::mc::Decoder> rvc_builtin = lp::mc::Decoder::create_builtin("riscv64", "+c");
+  std::unique_ptr<lp::mc::Decoder> rvg_builtin = lp::mc::Decoder::create_builtin("riscv64", "-c");
 };
 const Decoders &decoders() {
   static Decoders d;
@@ -67,6 +73,22 @@ void check_decode_all(const lp::mc::Decoder &d, const uint8_t *code, size_t n, u
   for (uint64_t b : bs) CHECK(d.is_boundary(code, n, base, b));
 }
 
+// Both RISC-V engines see the same instruction at every 2-byte offset.
+void check_engines_agree(const lp::mc::Decoder &llvm, const lp::mc::Decoder &ours, const uint8_t *code, size_t n,
+                         uint64_t base) {
+  lp::mc::Insn a, b;
+  for (size_t off = 0; off < n; off += 2) {
+    const bool va = llvm.decode(code + off, n - off, base + off, &a, false);
+    const bool vb = ours.decode(code + off, n - off, base + off, &b, false);
+    CHECK(va == vb);
+    if (!va) continue;
+    CHECK(a.length == b.length && a.name == b.name && a.flow == b.flow && a.has_target == b.has_target &&
+          a.target == b.target && a.reads_pc == b.reads_pc && a.rd == b.rd && a.rs1 == b.rs1 && a.rs2 == b.rs2 &&
+          a.imm == b.imm && a.gpr_read == b.gpr_read && a.gpr_written == b.gpr_written &&
+          a.may_load == b.may_load && a.may_store == b.may_store && a.compressed == b.compressed);
+  }
+}
+
 void check_relocation(const lp::mc::Decoder &d, bool x86, const lp::mc::RelocInput &in, uintptr_t dest) {
   const lp::mc::Relocation plan = x86 ? lp::x86_64::plan_relocation(d, in) : lp::riscv64::plan_relocation(d, in);
   const lp::mc::Relocation r = x86 ? lp::x86_64::relocate(d, in, dest) : lp::riscv64::relocate(d, in, dest);
@@ -88,7 +110,8 @@ void check_relocation(const lp::mc::Decoder &d, bool x86, const lp::mc::RelocInp
   CHECK(r.jump_back_off <= r.code.size());
   CHECK(r.code.size() <= plan.max_code_size);
   CHECK(r.code.size() > 0);
-  // The copy decodes completely (x86 absolute jumps carry an 8-byte literal).
+  // The copy decodes completely (x86 absolute jumps carry an 8-byte literal;
+  // RISC-V exit traps are four zero bytes, illegal without C).
   size_t off = 0;
   lp::mc::Insn i;
   size_t lit = 0;
@@ -98,11 +121,24 @@ void check_relocation(const lp::mc::Decoder &d, bool x86, const lp::mc::RelocInp
       ++lit;
       continue;
     }
+    bool exit_trap = false;
+    for (const auto &e : r.exits) exit_trap |= e.pc == off;
+    if (exit_trap) {
+      off += 4;
+      continue;
+    }
     CHECK(d.decode(r.code.data() + off, r.code.size() - off, dest + off, &i, false));
     off += i.length;
   }
   CHECK(lit == r.literals.size());
   CHECK(off == r.code.size());
+  // Exit traps: only when asked for, four zero bytes each, inside the copy.
+  if (!in.trap_exits) CHECK(r.exits.empty());
+  for (const auto &e : r.exits) {
+    CHECK(e.pc + 4 <= r.code.size());
+    CHECK(r.code[e.pc] == 0 && r.code[e.pc + 1] == 0 && r.code[e.pc + 2] == 0 && r.code[e.pc + 3] == 0);
+  }
+  if (in.trap_exits) CHECK(r.status != lp::mc::RelocStatus::Range);
   // The site jump fits the displaced range.
   uint8_t jump[64];
   if (x86)
@@ -127,6 +163,7 @@ int lp_fuzz_one(const uint8_t *data, size_t size) {
   const size_t n = size - 10;
   const uintptr_t site = 0x7f0000100000ull;
   check_decode_all(d, code, n, site);
+  if (!x86) check_engines_agree(d, which == 1 ? *ds.rvc_builtin : *ds.rvg_builtin, code, n, site);
 
   lp::mc::RelocInput in;
   in.site = site;
@@ -142,6 +179,14 @@ int lp_fuzz_one(const uint8_t *data, size_t size) {
     in.func_start = site;
     in.func_code = code;
     in.func_size = n;
+  }
+  if (!x86) {
+    in.trap_exits = (data[1] & 0x80) != 0;
+    // A dead register is a candidate (never x0, sp, gp, tp) and the lowest one.
+    const uint32_t dead = lp::riscv64::dead_registers(d, in, in.min_len);
+    CHECK((dead & 0x1du) == 0);
+    const unsigned r0 = lp::riscv64::dead_register(d, in, in.min_len);
+    CHECK(dead ? r0 == unsigned(__builtin_ctz(dead)) : r0 == 0);
   }
   // Destination: near (within +-1 MiB), mid (+-2 GiB) or anywhere, by the top bits.
   int64_t off = int64_t(delta);

@@ -276,6 +276,15 @@ int lp_patcher::create_insn_probe(uintptr_t addr, lp_handler h, void *user, lp_p
   if (int rc = prepare_insn_probe(*this, *p, addr); rc != 0) return rc;
   std::memcpy(p->original, reinterpret_cast<const void *>(addr), p->shape.len);
   std::memcpy(p->current, p->original, p->shape.len);
+  // An exit trap is a permanent trap that is never a hit and continues at its target.
+  for (const auto &x : p->insn->exits) {
+    SiteEntry e;
+    e.addr = uintptr_t(x.pc);
+    e.len = 4;
+    e.mode = SiteMode::Stable;
+    e.resume = uintptr_t(x.target);
+    exit_traps.push_back(e);
+  }
   *out = p.get();
   by_addr[addr] = p.get();
   probes.push_back(std::move(p));
@@ -319,26 +328,13 @@ void lp_patcher::publish_table() {
     }
     entries.push_back(e);
   }
-  // Exit traps of out-of-line copies (RISC-V trap probes far from the site):
-  // a permanent trap that is never a hit and continues at its target. Every
-  // probe ever created keeps them, removed ones included, so a thread still
-  // running an old copy finds its exit until the slot's grace period is over.
-  bool exits = false;
-  for (const auto &pr : probes) {
-    if (!pr->insn) continue;
-    for (const auto &x : pr->insn->exits) {
-      SiteEntry e;
-      e.addr = uintptr_t(x.pc);
-      e.len = 4;
-      e.mode = SiteMode::Stable;
-      e.resume = uintptr_t(x.target);
-      entries.push_back(e);
-      exits = true;
-    }
-  }
-  if (exits)
+  // Exit traps of out-of-line copies (create_insn_probe) live in pool memory,
+  // apart from the sites: merged in, the table is sorted again.
+  if (!exit_traps.empty()) {
+    entries.insert(entries.end(), exit_traps.begin(), exit_traps.end());
     std::sort(entries.begin(), entries.end(), [](const SiteEntry &a, const SiteEntry &b) { return a.addr < b.addr; });
-  table.publish(std::move(entries)); // by_addr is ordered: sorted unless exits were added
+  }
+  table.publish(std::move(entries)); // by_addr is ordered: already sorted without exit traps
 }
 
 bool lp_patcher::overlaps(uintptr_t addr, uint32_t len) const {

@@ -48,6 +48,10 @@ struct lp_patcher {
   lp::SiteTable table;
   std::unique_ptr<lp::TrampolinePool> pool;
   std::vector<std::unique_ptr<lp_probe>> probes;
+  // Site-table entries of every exit trap of every out-of-line copy ever made
+  // (RISC-V trap probes far from their site): immutable once the probe exists,
+  // and kept after its removal so a thread still in an old copy finds its exit.
+  std::vector<lp::SiteEntry> exit_traps;
   // The probe that owns each site address (a live one wins over a removed one).
   std::map<uintptr_t, lp_probe *> by_addr;
   // Probes staged since the last commit (may hold duplicates / no-ops).

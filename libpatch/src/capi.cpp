@@ -3,6 +3,7 @@
 #include <new>
 
 #include "libpatch/patch.h"
+#include "mc/target.hpp"
 #include "libpatch/regs.h"
 #include "patcher.hpp"
 #include "platform/linux/text_writer.hpp"
@@ -99,11 +100,8 @@ int lp_lookup_symbol(const char *symbol, void **addr, size_t *size) {
 const char *lp_arch(void) { return LP_REGS_ARCH; }
 
 int lp_supports_instruction_sites(void) {
-#if LP_HAVE_MC
-  return 1;
-#else
-  return 0;
-#endif
+  lp::mc::initialize_host_target();
+  return lp::mc::Decoder::available(lp_arch()) ? 1 : 0;
 }
 
 } // extern "C"

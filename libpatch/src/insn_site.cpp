@@ -4,6 +4,7 @@
 
 #include "libpatch/patch.h"
 #include "mc/relocate.hpp"
+#include "mc/target.hpp"
 #include "patcher.hpp"
 #include "platform/linux/symbols.hpp"
 
@@ -12,6 +13,7 @@ namespace {
 
 mc::Decoder *decoder(lp_patcher &p) {
   if (!p.mc_decoder) {
+    mc::initialize_host_target();
     std::string err;
     p.mc_decoder = std::shared_ptr<void>(mc::Decoder::create(p.backend->arch(), p.backend->decoder_features(), &err).release(),
                                          [](void *d) { delete static_cast<mc::Decoder *>(d); });

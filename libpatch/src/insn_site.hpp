@@ -11,8 +11,8 @@
 // (riscv64/liveness.hpp). A thread can stop between the auipc and the jalr, so
 // leaving the far form evacuates that pc to the trampoline, where the jalr was
 // taking it.
-// Builds with neither decoder (LP_HAVE_MC unset) keep entry sleds only: there
-// lp_probe_at on a non-sled address is LP_EBOUNDARY.
+// A build with no decoder for its ISA (x86-64 without LLVM MC) keeps entry
+// sleds only: there lp_probe_at on a non-sled address is LP_ENOTSUP.
 #pragma once
 
 #include <cstdint>

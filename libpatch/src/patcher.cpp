@@ -17,7 +17,7 @@
 #include "tramp_depth.hpp"
 
 namespace lp {
-std::atomic<lp_patcher *> g_active{nullptr};
+constinit std::atomic<lp_patcher *> g_active{nullptr};
 }
 
 using namespace lp;

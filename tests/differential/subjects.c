@@ -4,7 +4,8 @@
  * invisible to the relocator's branch-target scan. */
 #include <stdint.h>
 
-/* LPD_SECTION: a section of their own (see tests/CMakeLists.txt). */
+/* LPD_SECTION: a section of their own, which the riscv64 near-layout binary
+ * links at 256 MiB (see tests/CMakeLists.txt). */
 #ifdef LPD_SECTION
 #define LPD_FN __attribute__((noinline, section(LPD_SECTION)))
 #else

@@ -19,6 +19,7 @@
 
 #include "fuzz_reloc.hpp"
 #include "mc/decoder.hpp"
+#include "mc/target.hpp"
 #include "riscv64/liveness.hpp"
 #include "riscv64/relocator.hpp"
 #include "x86_64/relocator.hpp"
@@ -43,6 +44,7 @@ size_t g_input_size = 0;
   } while (0)
 
 struct Decoders {
+  bool targets = (lp::mc::initialize_all_targets(), true); // first: before any create()
   std::unique_ptr<lp::mc::Decoder> x86 = lp::mc::Decoder::create("x86_64");
   std::unique_ptr<lp::mc::Decoder> rvc = lp::mc::Decoder::create("riscv64", "+c");
   std::unique_ptr<lp::mc::Decoder> rvg = lp::mc::Decoder::create("riscv64", "-c");

@@ -11,6 +11,7 @@
 
 #include "insn_evacuate.hpp"
 #include "mc/decoder.hpp"
+#include "mc/target.hpp"
 #include "riscv64/encoding.hpp"
 #include "riscv64/relocator.hpp"
 #include "samples.hpp"
@@ -426,6 +427,7 @@ void instruction_sites(std::vector<Case> &out, const Options &opt) {
     const samples::Blob *b = samples::blob(f.blob);
     const bool x86 = std::string(f.arch) == "x86_64";
     const char *features = x86 ? "" : (f.hart_c ? "+c" : "-c");
+    mc::initialize_all_targets();
     auto dec = mc::Decoder::create(f.arch, features);
     if (!dec) continue;
     const uintptr_t base = x86 ? 0x400000 : 0x20000;
@@ -510,6 +512,7 @@ CaseResult analyse(const Case &c, const Options &opt) {
   CaseResult res;
   res.c = c;
   std::string err;
+  mc::initialize_all_targets();
   auto dec = mc::Decoder::create(c.arch, c.features, &err);
   if (!dec) {
     res.error = err;

@@ -29,8 +29,14 @@ struct ObjectSymbols {
   std::vector<uint32_t> by_value; // indices into syms, ascending value: address lookups are O(log n)
 };
 
-std::mutex g_mu;
-std::unordered_map<std::string, ObjectSymbols> g_cache;
+// No dynamically initialised namespace-scope object (lp_probe_symbol may run
+// from a constructor before such an object is built): the cache is made on
+// first use and never destroyed (a late lookup from a destructor stays valid).
+constinit std::mutex g_mu;
+std::unordered_map<std::string, ObjectSymbols> &cache() {
+  static auto *c = new std::unordered_map<std::string, ObjectSymbols>();
+  return *c;
+}
 
 // Reads the function symbols of an ELF file's .symtab and .dynsym.
 void load_file(const std::string &path, ObjectSymbols &out) {
@@ -100,7 +106,7 @@ int visit_object(dl_phdr_info *info, size_t, void *arg) {
   auto *v = static_cast<Visit *>(arg);
   std::string path = info->dlpi_name && info->dlpi_name[0] ? info->dlpi_name : "/proc/self/exe";
   if (path.find("linux-vdso") != std::string::npos) return 0;
-  ObjectSymbols &obj = g_cache[path];
+  ObjectSymbols &obj = cache()[path];
   if (!obj.loaded) load_file(path, obj);
   const ObjSym *hit = nullptr;
   if (v->name) {

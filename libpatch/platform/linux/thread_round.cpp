@@ -20,14 +20,15 @@ namespace {
 
 constexpr size_t kMaxSlots = 1 << 14;
 
-int g_signo = 0;
-struct sigaction g_prev {};
-std::mutex g_mu;
-std::atomic<RoundVisitor> g_visit{nullptr};
-std::atomic<void *> g_arg{nullptr};
-std::atomic<uint32_t> g_round{0};
+// constinit: usable from a constructor that runs before ours (none exist).
+constinit int g_signo = 0;
+constinit struct sigaction g_prev {};
+constinit std::mutex g_mu;
+constinit std::atomic<RoundVisitor> g_visit{nullptr};
+constinit std::atomic<void *> g_arg{nullptr};
+constinit std::atomic<uint32_t> g_round{0};
 // Slot i acknowledges round r by storing r. Static storage: the handler can't allocate.
-std::atomic<uint32_t> g_ack[kMaxSlots];
+constinit std::atomic<uint32_t> g_ack[kMaxSlots] = {};
 
 void on_round_signal(int, siginfo_t *si, void *uc) {
   const int saved_errno = errno;

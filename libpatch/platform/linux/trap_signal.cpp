@@ -12,15 +12,17 @@
 namespace lp::linux_platform {
 namespace {
 
-std::mutex g_mu;
-int g_signo = 0;
-std::atomic<TrapDispatch> g_dispatch{nullptr};
+// Every namespace-scope object is constinit: libpatch may be used from a
+// constructor that runs before any dynamic initialiser of ours would.
+constinit std::mutex g_mu;
+constinit int g_signo = 0;
+constinit std::atomic<TrapDispatch> g_dispatch{nullptr};
 // The action the program had (or installed after us); read by the handler.
 // Updated only while our handler is not the one installed or with the signal
 // blocked in the updating thread... a torn read would need a trap exactly during
 // lp_commit's re-assert, where the previous action is being replaced anyway.
-struct sigaction g_prev {};
-std::atomic<unsigned long> g_chained{0};
+constinit struct sigaction g_prev {};
+constinit std::atomic<unsigned long> g_chained{0};
 
 void on_trap(int signo, siginfo_t *si, void *uc);
 

@@ -1,16 +1,54 @@
 // lp::mc::Decoder: the engine-independent part (see decoder_impl.hpp for the
-// two engines). create() picks LLVM MC when the build has it, else the built-in
-// RISC-V decoder.
+// two engines), and the target registry of mc/target.hpp. create() picks the
+// LLVM MC engine when one is registered for the arch, else the arch's
+// built-in decoder.
 #include "mc/decoder_impl.hpp"
 
+#include <atomic>
 #include <cstring>
 
-// Set (to 1) by the build for the targets that link LLVM.
-#ifndef LP_HAVE_LLVM_MC
-#define LP_HAVE_LLVM_MC 0
-#endif
+#include "mc/target.hpp"
 
 namespace lp::mc {
+
+namespace {
+
+constexpr unsigned kArchs = 2; // Arch::X86_64, Arch::RISCV64
+
+// Constant-initialised: usable from any constructor, before or after main.
+constinit std::atomic<const Target *> g_targets[kArchs] = {};
+constinit std::atomic<DecoderFactory> g_llvm[kArchs] = {};
+
+unsigned slot(Arch a) { return unsigned(a) < kArchs ? unsigned(a) : kArchs; }
+
+} // namespace
+
+void register_target(const Target &t) {
+  if (slot(t.arch) < kArchs) g_targets[slot(t.arch)].store(&t, std::memory_order_release);
+}
+
+void register_llvm_decoder(Arch arch, DecoderFactory make) {
+  if (slot(arch) < kArchs) g_llvm[slot(arch)].store(make, std::memory_order_release);
+}
+
+const Target *find_target(Arch arch) {
+  return slot(arch) < kArchs ? g_targets[slot(arch)].load(std::memory_order_acquire) : nullptr;
+}
+
+const Target *find_target(std::string_view name) {
+  for (unsigned i = 0; i < kArchs; ++i) {
+    const Target *t = g_targets[i].load(std::memory_order_acquire);
+    if (!t) continue;
+    if (name == t->name) return t;
+    for (const char *a : t->aliases)
+      if (a && name == a) return t;
+  }
+  return nullptr;
+}
+
+DecoderFactory find_llvm_decoder(Arch arch) {
+  return slot(arch) < kArchs ? g_llvm[slot(arch)].load(std::memory_order_acquire) : nullptr;
+}
 
 const char *flow_name(Flow f) {
   switch (f) {
@@ -29,24 +67,52 @@ const char *flow_name(Flow f) {
 Decoder::Decoder(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Decoder::~Decoder() = default;
 
+namespace {
+const Target *target_or_error(std::string_view arch, std::string *error) {
+  const Target *t = find_target(arch);
+  if (!t && error)
+    *error = "lp::mc: no target registered for arch '" + std::string(arch) +
+             "' (unsupported arch, or lp::mc::initialize_*_target() not called)";
+  return t;
+}
+} // namespace
+
 std::unique_ptr<Decoder> Decoder::create(std::string_view arch, std::string_view features, std::string *error) {
-#if LP_HAVE_LLVM_MC
-  std::unique_ptr<Impl> im = make_llvm_decoder(arch, features, error);
-#else
-  std::unique_ptr<Impl> im = make_builtin_decoder(arch, features, error);
-#endif
+  const Target *t = target_or_error(arch, error);
+  if (!t) return nullptr;
+  DecoderFactory make = find_llvm_decoder(t->arch);
+  if (!make) make = t->make_builtin_decoder;
+  if (!make) {
+    if (error) *error = "lp::mc: no decoder for " + std::string(t->name) + " in this build (LLVM MC not linked)";
+    return nullptr;
+  }
+  std::unique_ptr<Impl> im = make(features, error);
   if (!im) return nullptr;
   return std::unique_ptr<Decoder>(new Decoder(std::move(im)));
 }
 
 std::unique_ptr<Decoder> Decoder::create_builtin(std::string_view arch, std::string_view features,
                                                  std::string *error) {
-  std::unique_ptr<Impl> im = make_builtin_decoder(arch, features, error);
+  const Target *t = target_or_error(arch, error);
+  if (!t) return nullptr;
+  if (!t->make_builtin_decoder) {
+    if (error) *error = "lp::mc: no built-in decoder for " + std::string(t->name) + " (only LLVM MC)";
+    return nullptr;
+  }
+  std::unique_ptr<Impl> im = t->make_builtin_decoder(features, error);
   if (!im) return nullptr;
   return std::unique_ptr<Decoder>(new Decoder(std::move(im)));
 }
 
-bool Decoder::uses_llvm() { return LP_HAVE_LLVM_MC != 0; }
+bool Decoder::uses_llvm(std::string_view arch) {
+  const Target *t = find_target(arch);
+  return t && find_llvm_decoder(t->arch);
+}
+
+bool Decoder::available(std::string_view arch) {
+  const Target *t = find_target(arch);
+  return t && (find_llvm_decoder(t->arch) || t->make_builtin_decoder);
+}
 
 Arch Decoder::arch() const { return impl_->arch; }
 const std::string &Decoder::features() const { return impl_->features; }

@@ -1,6 +1,8 @@
 // lp::mc — an arch-neutral instruction decoder. Two engines (decoder_impl.hpp):
 // LLVM MC where the build has it (native hosted builds: x86-64 and riscv64), and
 // a built-in RV64GC decoder for the riscv64 cross builds, which have no LLVM.
+// Both are per-ISA code under backends/<arch>/, registered behind this
+// interface (mc/target.hpp): create() finds only what was registered.
 //
 // This header is LLVM-free on purpose (pimpl): the core and the relocators include
 // it without pulling in LLVM or any target header. One Decoder serves one
@@ -90,7 +92,7 @@ class Decoder {
   // arch: "x86_64" (also "x86-64", "amd64") or "riscv64". features: an LLVM
   // feature string, e.g. "+c" / "-c" for RISC-V ("" = the arch default: x86-64
   // baseline; riscv64 = rv64gc). Returns nullptr and sets *error on failure.
-  // LLVM MC when compiled in, else the built-in decoder (riscv64 only).
+  // LLVM MC when registered for the arch, else the arch's built-in decoder.
   static std::unique_ptr<Decoder> create(std::string_view arch, std::string_view features = "",
                                          std::string *error = nullptr);
   // Always the built-in RV64 decoder (arch "riscv64"; features "", "+c", "-c" or
@@ -98,8 +100,10 @@ class Decoder {
   // LLVM's opcode names, its `text` is GNU-style assembly (no aliases).
   static std::unique_ptr<Decoder> create_builtin(std::string_view arch, std::string_view features = "",
                                                  std::string *error = nullptr);
-  // Whether create() uses LLVM MC in this build.
-  static bool uses_llvm();
+  // Whether create(arch) uses LLVM MC in this process (registered for arch).
+  static bool uses_llvm(std::string_view arch);
+  // Whether create(arch) can succeed: a target with a decoder is registered.
+  static bool available(std::string_view arch);
   ~Decoder();
   Decoder(const Decoder &) = delete;
   Decoder &operator=(const Decoder &) = delete;

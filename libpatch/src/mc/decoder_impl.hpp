@@ -1,8 +1,10 @@
 // The two decoder engines behind lp::mc::Decoder (private to lp::mc).
 //
 //  * decoder_llvm.cpp    LLVM MC (x86-64, riscv64): hosted native builds, where
-//                        Debian ships LLVM for the host.
-//  * decoder_riscv.cpp   a table-driven RV64GC decoder of our own, no LLVM: the
+//                        Debian ships LLVM for the host; the per-ISA operand
+//                        rules are backends/<arch>/decoder_llvm.cpp.
+//  * backends/riscv64/decoder.cpp
+//                        a table-driven RV64GC decoder of our own, no LLVM: the
 //                        riscv64 cross builds (Debian has no riscv64 LLVM
 //                        libraries to link against a cross toolchain). It is
 //                        checked against LLVM MC instruction by instruction on
@@ -30,12 +32,5 @@ struct Decoder::Impl {
   virtual bool decode(const uint8_t *bytes, size_t size, uint64_t address, Insn *out, bool with_text) const = 0;
 };
 
-// LLVM MC; nullptr + *error when LLVM is not compiled in or the arch is unknown.
-std::unique_ptr<Decoder::Impl> make_llvm_decoder(std::string_view arch, std::string_view features,
-                                                 std::string *error);
-// The built-in RV64 decoder. features: "" (rv64gc) or a comma list of +x / -x
-// for x in m, a, f, d, c, zicsr, zifencei (e.g. "-c": rv64g).
-std::unique_ptr<Decoder::Impl> make_builtin_decoder(std::string_view arch, std::string_view features,
-                                                    std::string *error);
 
 } // namespace lp::mc

@@ -1,32 +1,46 @@
+// Arch-neutral relocation entry points: dispatch to the registered target
+// (mc/target.hpp). No backend header is included here.
 #include "mc/relocate.hpp"
 
-#include "riscv64/liveness.hpp"
-#include "riscv64/relocator.hpp"
-#include "x86_64/relocator.hpp"
+#include "mc/target.hpp"
 
 namespace lp::mc {
 
+namespace {
+Relocation no_target(const RelocInput &in) {
+  Relocation r;
+  r.status = RelocStatus::Invalid;
+  r.site = in.site;
+  r.reason = "no lp::mc target registered for this decoder's arch";
+  return r;
+}
+} // namespace
+
 uint32_t site_jump_len(Arch arch, bool far) {
-  if (arch == Arch::X86_64) return x86_64::kSiteJumpLen;
-  return far ? riscv64::kSiteFarLen : riscv64::kSiteJalLen;
+  const Target *t = find_target(arch);
+  if (!t) return 0;
+  return far ? t->site_far_len : t->site_jump_len;
 }
 
 Relocation plan_relocation(const Decoder &dec, const RelocInput &in) {
-  return dec.arch() == Arch::X86_64 ? x86_64::plan_relocation(dec, in) : riscv64::plan_relocation(dec, in);
+  const Target *t = find_target(dec.arch());
+  return t ? t->plan_relocation(dec, in) : no_target(in);
 }
 
 Relocation relocate(const Decoder &dec, const RelocInput &in, uintptr_t dest) {
-  return dec.arch() == Arch::X86_64 ? x86_64::relocate(dec, in, dest) : riscv64::relocate(dec, in, dest);
+  const Target *t = find_target(dec.arch());
+  return t ? t->relocate(dec, in, dest) : no_target(in);
 }
 
 bool encode_site_jump(Arch arch, uintptr_t site, uintptr_t target, uint32_t displaced_len, unsigned scratch_reg,
                       uint8_t *out) {
-  if (arch == Arch::X86_64) return x86_64::encode_site_jump(site, target, displaced_len, out);
-  return riscv64::encode_site_jump(site, target, displaced_len, scratch_reg, out);
+  const Target *t = find_target(arch);
+  return t && t->encode_site_jump(site, target, displaced_len, scratch_reg, out);
 }
 
 unsigned find_scratch(const Decoder &dec, const RelocInput &in, uint32_t displaced_len) {
-  return dec.arch() == Arch::RISCV64 ? riscv64::dead_register(dec, in, displaced_len) : 0;
+  const Target *t = find_target(dec.arch());
+  return t ? t->find_scratch(dec, in, displaced_len) : 0;
 }
 
 } // namespace lp::mc

@@ -1,6 +1,6 @@
-// Arch-neutral entry points to the relocators: dispatch on Decoder::arch(), so
-// the core can relocate without naming the ISA. Implemented in lp_relocators
-// (libpatch/src/mc/relocate.cpp). LLVM-free.
+// Arch-neutral entry points to the relocators: dispatch on Decoder::arch() to
+// the registered target (mc/target.hpp), so the core can relocate without
+// naming the ISA. Implemented in lp_mc (libpatch/src/mc/relocate.cpp). LLVM-free.
 #pragma once
 
 #include <stdint.h>
@@ -14,9 +14,9 @@ namespace lp::mc {
 // or, with `far`, 8 (auipc scratch; jalr x0, +-2 GiB).
 uint32_t site_jump_len(Arch arch, bool far = false);
 
-// x86_64::plan_relocation / riscv64::plan_relocation for dec.arch().
+// The target's plan_relocation for dec.arch() (Invalid when none is registered).
 Relocation plan_relocation(const Decoder &dec, const RelocInput &in);
-// x86_64::relocate / riscv64::relocate for dec.arch().
+// The target's relocate for dec.arch().
 Relocation relocate(const Decoder &dec, const RelocInput &in, uintptr_t dest);
 // The enabled site bytes (displaced_len of them): a jump to `target` and a
 // never-executed fill. scratch_reg: riscv64 only (0 = jal only). false if out of reach.

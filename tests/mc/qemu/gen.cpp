@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "mc/decoder.hpp"
+#include "mc/target.hpp"
 #include "riscv64/relocator.hpp"
 #include "samples.hpp"
 
@@ -26,6 +27,7 @@ int main(int argc, char **argv) {
   const samples::Blob *b = samples::blob(argv[1]);
   if (!b) return 2;
   const bool gc = std::string(argv[1]) == "riscv64gc";
+  mc::initialize_all_targets();
   auto dec = mc::Decoder::create("riscv64", gc ? "+c" : "-c");
   std::vector<uint8_t> out;
   put(out, 0x4c50514d); // "MQPL"

@@ -1,5 +1,6 @@
 // Built-in RV64GC decoder (no LLVM): the riscv64 cross builds, where Debian has
-// no riscv64 LLVM libraries. See decoder_impl.hpp.
+// no riscv64 LLVM libraries. See mc/decoder_impl.hpp; registered as the riscv64
+// target's built-in decoder (mc_target.cpp).
 //
 // It must agree with LLVM 16's riscv64 disassembler (features +m,+a,+f,+d,+c,
 // optionally -c) on every encoding: the relocators and the boundary checks see
@@ -12,6 +13,8 @@
 // The text is plain GNU-style assembly with ABI register names and absolute
 // branch targets; compressed instructions print as what they expand to, the
 // way objdump shows them (c.addi a0,1 -> "addi a0, a0, 1", c.j -> "j 0x1010").
+#include "decoder.hpp"
+
 #include "mc/decoder_impl.hpp"
 
 #include <array>
@@ -48,7 +51,7 @@ constexpr const char *kExtNames[kNumExt] = {"i", "m", "a", "f", "d", "c", "zicsr
 
 // --- instruction tables -----------------------------------------------------
 
-// What fill_riscv (decoder_llvm.cpp) reports beyond name/length: control flow
+// What the LLVM engine's riscv64 rules (decoder_llvm.cpp) report beyond name/length: control flow
 // and the pc-relative operand fields.
 enum class Ctl : uint8_t { None, Auipc, Jal, Jalr, Branch, CBranch, CJ, CJr, CJalr, Trap };
 
@@ -727,12 +730,13 @@ bool parse_features(std::string_view features, uint32_t *ext, std::string *error
 
 } // namespace
 
-std::unique_ptr<Decoder::Impl> make_builtin_decoder(std::string_view arch, std::string_view features,
-                                                    std::string *error) {
-  if (arch != "riscv64" && arch != "rv64") {
-    if (error) *error = "lp::mc: the built-in decoder supports riscv64 only, not '" + std::string(arch) + "'";
-    return nullptr;
-  }
+} // namespace lp::mc
+
+namespace lp::riscv64 {
+
+using namespace lp::mc;
+
+std::unique_ptr<Decoder::Impl> make_builtin_decoder(std::string_view features, std::string *error) {
   uint32_t ext = (1u << kNumExt) - 1; // rv64gc
   if (!parse_features(features, &ext, error)) return nullptr;
   auto im = std::make_unique<BuiltinImpl>();
@@ -743,4 +747,4 @@ std::unique_ptr<Decoder::Impl> make_builtin_decoder(std::string_view arch, std::
   return im;
 }
 
-} // namespace lp::mc
+} // namespace lp::riscv64

@@ -1,0 +1,22 @@
+// lp::mc::initialize_all_targets(): every ISA of this build (library lp_mc_all,
+// for tools and tests). LP_MC_LLVM_* are set by the build for the ISAs whose
+// LLVM MC engine is linked.
+#include "mc/target.hpp"
+
+#include "riscv64/mc_target.hpp"
+#include "x86_64/mc_target.hpp"
+
+namespace lp::mc {
+
+void initialize_all_targets() {
+  register_target(x86_64::mc_target());
+  register_target(riscv64::mc_target());
+#if LP_MC_LLVM_X86_64
+  register_llvm_decoder(Arch::X86_64, &x86_64::make_llvm_decoder);
+#endif
+#if LP_MC_LLVM_RISCV64
+  register_llvm_decoder(Arch::RISCV64, &riscv64::make_llvm_decoder);
+#endif
+}
+
+} // namespace lp::mc

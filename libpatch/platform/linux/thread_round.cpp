@@ -96,18 +96,36 @@ bool emulator_helper_thread(pid_t tid) {
   return helper;
 }
 
+// The threads of this process, read with the getdents64 system call rather
+// than libc's opendir/readdir: a round runs inside lp_commit, while probes are
+// being switched on, and a tracer probing opendir (a natural thing to trace)
+// would otherwise see libpatch's own calls among the program's.
 std::vector<pid_t> list_threads() {
   std::vector<pid_t> tids;
-  DIR *d = opendir("/proc/self/task");
-  if (!d) return tids;
+  const int fd = int(syscall(SYS_openat, AT_FDCWD, "/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (fd < 0) return tids;
   const bool qemu = under_qemu_user();
-  while (dirent *e = readdir(d)) {
-    if (e->d_name[0] == '.') continue;
-    const pid_t tid = pid_t(std::atol(e->d_name));
-    if (qemu && emulator_helper_thread(tid)) continue;
-    tids.push_back(tid);
+  struct linux_dirent64 {
+    uint64_t d_ino;
+    int64_t d_off;
+    unsigned short d_reclen;
+    unsigned char d_type;
+    char d_name[1];
+  };
+  alignas(8) char buf[4096];
+  for (;;) {
+    const long n = syscall(SYS_getdents64, fd, buf, sizeof buf);
+    if (n <= 0) break;
+    for (long off = 0; off < n;) {
+      const auto *e = reinterpret_cast<const linux_dirent64 *>(buf + off);
+      off += e->d_reclen;
+      if (e->d_name[0] == '.') continue;
+      const pid_t tid = pid_t(std::atol(e->d_name));
+      if (qemu && emulator_helper_thread(tid)) continue;
+      tids.push_back(tid);
+    }
   }
-  closedir(d);
+  syscall(SYS_close, fd);
   return tids;
 }
 

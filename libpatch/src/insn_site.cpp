@@ -123,12 +123,13 @@ int prepare_trap(lp_patcher &p, lp_probe &pr, const mc::Decoder &dec, mc::RelocI
 } // namespace
 
 int prepare_insn_probe(lp_patcher &p, lp_probe &pr, uintptr_t addr) {
+  // No decoder for this ISA in this build: no instruction sites at all.
+  const mc::Decoder *dec = decoder(p);
+  if (!dec) return LP_ENOTSUP;
   linux_platform::Symbol sym;
   // The boundary check decodes from the start of the containing function; an
   // address no symbol covers cannot be checked, so it is refused.
   if (linux_platform::symbol_containing(addr, &sym) != 0 || sym.size == 0) return LP_EBOUNDARY;
-  const mc::Decoder *dec = decoder(p);
-  if (!dec) return LP_ENOTSUP;
   mc::RelocInput in;
   in.site = addr;
   in.code = reinterpret_cast<const uint8_t *>(addr);

@@ -1,4 +1,4 @@
-// The built-in RV64GC decoder (decoder_riscv.cpp, used by the riscv64 cross
+// The built-in RV64GC decoder (backends/riscv64/decoder.cpp, used by the riscv64 cross
 // builds) against LLVM MC (Decoder::create on the host), encoding by encoding:
 // every 16-bit pattern, and every 32-bit pattern class (major opcode x funct3 x
 // funct7 x rs2, which covers fmt, rs3, rm and the fixed rs2 sub-opcodes) with

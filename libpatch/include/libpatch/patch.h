@@ -128,8 +128,9 @@ int lp_quiesce(lp_patcher *, unsigned timeout_ms);
 /* Symbol lookup in the main executable and loaded shared objects. */
 int lp_lookup_symbol(const char *symbol, void **addr, size_t *size);
 
-/* 1 when this build can probe any instruction boundary (LLVM MC decoding and
- * relocation: native hosted builds), 0 when only entry sleds are sites. */
+/* 1 when this build can probe any instruction boundary (a decoder for its
+ * ISA: LLVM MC in native builds, the built-in RV64GC decoder on riscv64), 0
+ * when only entry sleds are sites (lp_probe_at elsewhere is LP_ENOTSUP). */
 int lp_supports_instruction_sites(void);
 
 const char *lp_strerror(int err);

@@ -6,8 +6,8 @@
 // headers (decoder.hpp, reloc.hpp, target.hpp) and describe themselves in one
 // `Target` (backends/<arch>/mc_target.cpp); lp::mc never includes a backend.
 // Whoever links the target libraries registers them: libpatch registers the
-// ISA it runs on (host_target.cpp), tools and tests every ISA of the build
-// (all_targets.cpp).
+// ISA it runs on (backends/host_target.cpp), tools and tests every ISA of the
+// build (backends/all_targets.cpp).
 //
 // Constructor-safe by construction: the registry is constant-initialised
 // (atomic pointers, no dynamic initialiser), registration is an explicit call
@@ -59,7 +59,7 @@ DecoderFactory find_llvm_decoder(Arch arch);          // nullptr when not regist
 // Every ISA this build has (x86-64 and riscv64 relocators, the built-in RV64
 // decoder, LLVM MC where linked): tools and tests. Library lp_mc_all.
 void initialize_all_targets();
-// Only the ISA libpatch runs on. Part of libpatch itself.
+// Only the ISA libpatch runs on. Library lp_mc_host, part of libpatch itself.
 void initialize_host_target();
 
 } // namespace lp::mc

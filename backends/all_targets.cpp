@@ -1,6 +1,8 @@
 // lp::mc::initialize_all_targets(): every ISA of this build (library lp_mc_all,
-// for tools and tests). LP_MC_LLVM_* are set by the build for the ISAs whose
-// LLVM MC engine is linked.
+// for tools and tests). It lives here, beside the backends, because it is the
+// one place that names them all (as LLVM's InitializeAllTargets does): lp::mc
+// itself never includes a backend. LP_MC_LLVM_* are set by the build for the
+// ISAs whose LLVM MC engine is linked.
 #include "mc/target.hpp"
 
 #include "riscv64/mc_target.hpp"

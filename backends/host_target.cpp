@@ -1,6 +1,6 @@
 // lp::mc::initialize_host_target(): the one ISA libpatch runs on, so the shipped
-// library carries no other ISA's relocator or LLVM target. LP_ARCH_* and
-// LP_MC_LLVM are set by the build.
+// library carries no other ISA's relocator or LLVM target (library lp_mc_host,
+// part of libpatch). LP_ARCH_* and LP_MC_LLVM are set by the build.
 #include "mc/target.hpp"
 
 #if LP_ARCH_X86_64

@@ -2,8 +2,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cctype>
 #include <filesystem>
 
+#include "farm/agent/policy.hpp"
+#include "farm/common/names.hpp"
 #include "farm/common/result.hpp"
 #include "farm/common/util.hpp"
 
@@ -15,6 +18,22 @@ using grpc::StatusCode;
 
 static const char* kStopReason = "agent shutting down";
 static const char* kLostReason = "lease lost";
+
+// Registration retries start fast (farmd may just be starting) and stay
+// prompt: at most this long between attempts.
+static constexpr std::chrono::milliseconds kRegisterFirstRetry = 100ms;
+static constexpr std::chrono::milliseconds kRegisterMaxRetry = 1s;
+
+// "pass", "infra-error", "handed-back": names, never enum numbers, in logs.
+static std::string outcome_label(v1::Outcome o) {
+  std::string n(farm::outcome_name(o));
+  if (!n.empty()) return n;
+  n = v1::Outcome_Name(o);  // e.g. OUTCOME_HANDED_BACK for names farm/common does not know yet
+  if (n.empty()) return "outcome " + std::to_string(static_cast<int>(o));
+  if (n.rfind("OUTCOME_", 0) == 0) n.erase(0, 8);
+  for (auto& c : n) c = c == '_' ? '-' : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return n;
+}
 
 v1::Capabilities detect_capabilities(const ExecutorConfig& exec, const Executor& executor, v1::Capabilities c) {
   if (c.arch().empty()) c.set_arch(!exec.arch.empty() ? exec.arch : executor.kind() == "native" ? farm::machine_arch() : "riscv64");
@@ -66,6 +85,40 @@ bool Agent::registered() const {
   return !session_.empty();
 }
 
+std::shared_ptr<v1::FarmAgent::Stub> Agent::stub() const {
+  std::lock_guard lk(mu_);
+  return stub_;
+}
+
+std::shared_ptr<v1::FarmAgent::Stub> Agent::reconnect_if_failed() {
+  // A channel whose connection attempts failed (farmd not up yet, or
+  // restarting) keeps failing RPCs at once until gRPC's own reconnect
+  // back-off lets it try again; measured: ~7 s after farmd came up, even
+  // with ChannelResetConnectionBackoff. A fresh channel connects at once,
+  // so the agent's retry period (100 ms doubling to 1 s) bounds the delay.
+  // Only called while unregistered; calls in flight keep their own stub.
+  std::lock_guard lk(mu_);
+  if (channel_->GetState(false) == GRPC_CHANNEL_TRANSIENT_FAILURE) {
+    channel_ = farm::make_channel(cfg_.channel);
+    stub_ = v1::FarmAgent::NewStub(channel_);
+  }
+  return stub_;
+}
+
+std::optional<std::string> Agent::fatal_error() const {
+  std::lock_guard lk(mu_);
+  return fatal_;
+}
+
+void Agent::fail(std::string message) {
+  spdlog::error("farm-agent {}: {}", cfg_.name, message);
+  {
+    std::lock_guard lk(mu_);
+    if (!fatal_) fatal_ = std::move(message);
+  }
+  stop();
+}
+
 void Agent::start() {
   std::error_code ec;
   fs::create_directories(cfg_.work_dir, ec);
@@ -90,6 +143,39 @@ void Agent::wait() {
   for (auto& t : threads_)
     if (t.joinable()) t.join();
   threads_.clear();
+  if (stopping_) leave();
+}
+
+void Agent::leave() {
+  // Every slot has finished (its job handed back or completed): tell farmd
+  // the session is over. Without it a restarted agent with this name would
+  // be refused (ALREADY_EXISTS) until the session expires.
+  v1::HeartbeatRequest req;
+  {
+    std::lock_guard lk(mu_);
+    if (left_ || session_.empty() || fatal_) return;
+    left_ = true;
+    req.set_worker_id(worker_id_);
+    req.set_session(session_);
+    for (const auto& [_, a] : active_) {  // normally none left
+      auto* l = req.add_leases();
+      l->set_job_id(a->job_id);
+      l->set_attempt(a->attempt);
+    }
+  }
+  req.set_leaving(true);
+  v1::HeartbeatResponse resp;
+  grpc::ClientContext ctx;
+  farm::prepare_context(ctx, cfg_.channel.token, 3s);
+  auto s = stub()->Heartbeat(&ctx, req, &resp);
+  if (s.ok()) {
+    spdlog::info("farm-agent {}: left farmd (session ended)", cfg_.name);
+    std::lock_guard lk(mu_);
+    session_.clear();
+  } else {
+    spdlog::warn("farm-agent {}: could not end the session at farmd: {}: {}", cfg_.name,
+                 farm::status_code_name(s.error_code()), s.error_message());
+  }
 }
 
 void Agent::sleep_for(std::chrono::milliseconds d) {
@@ -109,15 +195,38 @@ bool Agent::ensure_registered(uint64_t seen) {
   *req.mutable_capabilities() = cfg_.caps;
   v1::RegisterResponse resp;
   grpc::ClientContext ctx;
-  farm::prepare_context(ctx, cfg_.channel.token, 10s);
-  auto s = stub_->Register(&ctx, req, &resp);
+  farm::prepare_context(ctx, cfg_.channel.token, 5s);
+  auto stub = reconnect_if_failed();
+  {
+    std::lock_guard lk(mu_);
+    if (stopping_) return false;
+    inflight_.push_back(&ctx);
+  }
+  auto s = stub->Register(&ctx, req, &resp);
+  {
+    std::lock_guard lk(mu_);
+    inflight_.erase(std::find(inflight_.begin(), inflight_.end(), &ctx));
+  }
   if (!s.ok()) {
     auto code = s.error_code();
-    if (code == StatusCode::UNAUTHENTICATED || code == StatusCode::PERMISSION_DENIED || code == StatusCode::INVALID_ARGUMENT)
-      spdlog::error("farm-agent {}: farmd refused the registration: {}: {}", cfg_.name, farm::status_code_name(code),
-                    s.error_message());
-    else
-      spdlog::warn("farm-agent {}: register failed: {}: {}", cfg_.name, farm::status_code_name(code), s.error_message());
+    std::string why = farm::status_code_name(code) + ": " + s.error_message();
+    switch (code) {
+      // Retrying cannot help with these: stop with a message that says what to fix.
+      case StatusCode::UNAUTHENTICATED:
+      case StatusCode::PERMISSION_DENIED:
+        fail("farmd refused the agent token (" + why + "); give an agent token with --token, --token-file or "
+             "FARM_AGENT_TOKEN");
+        break;
+      case StatusCode::ALREADY_EXISTS:
+        fail("another agent is registered as " + cfg_.name + " (" + why + "); stop it or give this one another --name");
+        break;
+      case StatusCode::INVALID_ARGUMENT:
+        fail("farmd refused the registration (" + why + ")");
+        break;
+      default:
+        if (!stopping_)
+          spdlog::warn("farm-agent {}: cannot register with {} yet: {}", cfg_.name, cfg_.channel.address, why);
+    }
     return false;
   }
   std::lock_guard lk(mu_);
@@ -136,6 +245,7 @@ bool Agent::ensure_registered(uint64_t seen) {
 }
 
 void Agent::slot_loop(int slot) {
+  std::chrono::milliseconds reg_backoff = kRegisterFirstRetry;
   std::chrono::milliseconds backoff = 200ms;
   while (!stopping_) {
     uint64_t gen;
@@ -147,9 +257,11 @@ void Agent::slot_loop(int slot) {
       session = session_;
     }
     if (session.empty()) {
-      if (!ensure_registered(gen)) {
-        sleep_for(backoff);
-        backoff = std::min<std::chrono::milliseconds>(backoff * 2, 3s);
+      if (ensure_registered(gen)) {
+        reg_backoff = kRegisterFirstRetry;
+      } else {
+        sleep_for(reg_backoff);
+        reg_backoff = std::min<std::chrono::milliseconds>(reg_backoff * 2, kRegisterMaxRetry);
       }
       continue;
     }
@@ -165,7 +277,7 @@ void Agent::slot_loop(int slot) {
       if (stopping_) break;
       inflight_.push_back(&ctx);
     }
-    auto s = stub_->AcquireJob(&ctx, req, &resp);
+    auto s = stub()->AcquireJob(&ctx, req, &resp);
     {
       std::lock_guard lk(mu_);
       inflight_.erase(std::find(inflight_.begin(), inflight_.end(), &ctx));
@@ -178,10 +290,10 @@ void Agent::slot_loop(int slot) {
       if (resp.has_lease() && !resp.lease().job_id().empty()) next = run_job(resp.lease());
       while (next && !stopping_) next = run_job(*next);
       if (next) {
-        // stopping with a lease in hand: hand it back as an infrastructure error
+        // stopping with a lease in hand: hand it back (requeued at once, no attempt used)
         v1::JobResult r;
-        r.set_outcome(v1::OUTCOME_INFRA_ERROR);
-        r.set_message("agent shut down before starting the job");
+        r.set_outcome(v1::OUTCOME_HANDED_BACK);
+        r.set_message("agent shut down before starting the job; handed back");
         v1::LeaseRef ref;
         ref.set_job_id(next->job_id());
         ref.set_attempt(next->attempt());
@@ -201,9 +313,8 @@ void Agent::slot_loop(int slot) {
         break;
       case StatusCode::UNAUTHENTICATED:
       case StatusCode::PERMISSION_DENIED:
-        spdlog::error("farm-agent {}: farmd refused the agent token: {}: {}", cfg_.name,
-                      farm::status_code_name(s.error_code()), s.error_message());
-        sleep_for(3s);
+        fail("farmd refused the agent token (" + farm::status_code_name(s.error_code()) + ": " + s.error_message() +
+             ")");
         break;
       default:
         spdlog::debug("farm-agent {} slot {}: acquire: {}", cfg_.name, slot, s.error_message());
@@ -241,7 +352,7 @@ void Agent::heartbeat_loop() {
     v1::HeartbeatResponse resp;
     grpc::ClientContext ctx;
     farm::prepare_context(ctx, cfg_.channel.token, std::chrono::milliseconds(std::max<uint32_t>(interval * 2, 2000)));
-    auto s = stub_->Heartbeat(&ctx, req, &resp);
+    auto s = stub()->Heartbeat(&ctx, req, &resp);
     if (s.ok()) {
       for (const auto& c : resp.cancel())
         if (auto it = active.find(c.job_id()); it != active.end() && it->second->attempt == c.attempt()) {
@@ -255,6 +366,8 @@ void Agent::heartbeat_loop() {
           it->second->lost = true;
           it->second->cancel->cancel(kLostReason);
         }
+    } else if (s.error_code() == StatusCode::UNAUTHENTICATED || s.error_code() == StatusCode::PERMISSION_DENIED) {
+      fail("farmd refused the agent token (" + farm::status_code_name(s.error_code()) + ": " + s.error_message() + ")");
     } else if (s.error_code() == StatusCode::NOT_FOUND || s.error_code() == StatusCode::FAILED_PRECONDITION) {
       spdlog::info("farm-agent {}: heartbeat: {}; registering again", cfg_.name, s.error_message());
       {
@@ -331,16 +444,22 @@ std::optional<v1::Lease> Agent::run_job(const v1::Lease& lease) {
     active_[active->job_id] = active;
     if (stopping_) active->cancel->cancel(kStopReason);
   }
-  spdlog::info("farm-agent {}: running job {} attempt {} ({})", cfg_.name, lease.job_id(), lease.attempt(),
-               lease.spec().name());
+  spdlog::info("farm-agent {}: running job {} attempt {} ({})", cfg_.name, printable(lease.job_id()), lease.attempt(),
+               printable(lease.spec().name()));
   JobContext ctx;
   ctx.job_id = lease.job_id();
+  ctx.worker = cfg_.name;
   ctx.attempt = lease.attempt();
   ctx.spec = lease.spec();
   ctx.cancel = active->cancel.get();
-  ctx.work_dir = cfg_.work_dir + "/" + ctx.job_id + "-" + std::to_string(ctx.attempt);
+  // The job id names the attempt's directory, created here and removed
+  // afterwards: it must be one path component (no "../", no "/").
+  const std::string bad_id = job_id_problem(ctx.job_id);
   std::error_code ec;
-  fs::create_directories(ctx.work_dir, ec);
+  if (bad_id.empty()) {
+    ctx.work_dir = cfg_.work_dir + "/" + ctx.job_id + "-" + std::to_string(ctx.attempt);
+    fs::create_directories(ctx.work_dir, ec);
+  }
   auto sink = std::make_shared<OutputSink>();
   ctx.output = [sink](std::string_view st, std::string_view d) { sink->add(st, d); };
   auto t0 = std::chrono::steady_clock::now();
@@ -368,7 +487,7 @@ std::optional<v1::Lease> Agent::run_job(const v1::Lease& lease) {
     v1::ReportProgressResponse resp;
     grpc::ClientContext c;
     farm::prepare_context(c, cfg_.channel.token, 5s);
-    auto s = stub_->ReportProgress(&c, req, &resp);
+    auto s = stub()->ReportProgress(&c, req, &resp);
     if (s.ok()) {
       if (resp.lost()) {
         active->lost = true;
@@ -396,7 +515,12 @@ std::optional<v1::Lease> Agent::run_job(const v1::Lease& lease) {
   std::optional<v1::Lease> next;
   v1::JobResult result;
   try {
-    result = ctx.spec.workload().has_health_check() ? exec_->health_check(ctx) : exec_->run(ctx);
+    if (!bad_id.empty()) {
+      spdlog::warn("farm-agent {}: {}", cfg_.name, bad_id);
+      result = refused_result(bad_id);
+    } else {
+      result = ctx.spec.workload().has_health_check() ? exec_->health_check(ctx) : exec_->run(ctx);
+    }
   } catch (const std::exception& e) {
     result.set_outcome(v1::OUTCOME_INFRA_ERROR);
     result.set_message(std::string("executor error: ") + e.what());
@@ -412,9 +536,15 @@ std::optional<v1::Lease> Agent::run_job(const v1::Lease& lease) {
 
   if (result.outcome() == v1::OUTCOME_CANCELLED || active->cancel->cancelled()) {
     std::string why = active->cancel->reason();
+    const auto o = result.outcome();
     if (why == kStopReason) {
-      result.set_outcome(v1::OUTCOME_INFRA_ERROR);
-      result.set_message("agent shut down during the job");
+      // Stopped (SIGTERM) before the workload ran to its end: not the job's
+      // fault nor this machine's; farmd requeues it without using an attempt.
+      // A workload that finished anyway (or a refusal) keeps its result.
+      if (o != v1::OUTCOME_PASS && o != v1::OUTCOME_FAIL && o != v1::OUTCOME_TIMEOUT) {
+        result.set_outcome(v1::OUTCOME_HANDED_BACK);
+        result.set_message("agent shut down during the job; handed back");
+      }
     } else if (why != kLostReason && result.outcome() == v1::OUTCOME_CANCELLED) {
       result.set_message(why);
     }
@@ -424,17 +554,18 @@ std::optional<v1::Lease> Agent::run_job(const v1::Lease& lease) {
     result.set_log_tail(farm::tail(sink->all, 40, 8192));
   }
   if (active->lost) {
-    spdlog::warn("farm-agent {}: job {} attempt {} lost its lease; result dropped", cfg_.name, ctx.job_id, ctx.attempt);
+    spdlog::warn("farm-agent {}: job {} attempt {} lost its lease; result dropped", cfg_.name, printable(ctx.job_id),
+                 ctx.attempt);
   } else {
-    spdlog::info("farm-agent {}: job {} attempt {}: {} ({})", cfg_.name, ctx.job_id, ctx.attempt,
-                 static_cast<int>(result.outcome()), result.message());
+    spdlog::info("farm-agent {}: job {} attempt {}: {} ({})", cfg_.name, printable(ctx.job_id), ctx.attempt,
+                 outcome_label(result.outcome()), printable(result.message(), 400));
     if (complete(ref, result, active, &next)) ++completed_;
   }
   {
     std::lock_guard lk(mu_);
     active_.erase(ctx.job_id);
   }
-  if (!cfg_.keep_work_dirs) fs::remove_all(ctx.work_dir, ec);
+  if (!cfg_.keep_work_dirs && !ctx.work_dir.empty()) fs::remove_all(ctx.work_dir, ec);
   return next;
 }
 
@@ -455,7 +586,7 @@ bool Agent::complete(const v1::LeaseRef& ref, const v1::JobResult& result, const
     v1::CompleteJobResponse resp;
     grpc::ClientContext ctx;
     farm::prepare_context(ctx, cfg_.channel.token, 10s);
-    auto s = stub_->CompleteJob(&ctx, req, &resp);
+    auto s = stub()->CompleteJob(&ctx, req, &resp);
     if (s.ok()) {
       if (next && resp.has_next() && !resp.next().job_id().empty()) *next = resp.next();
       return true;

@@ -4,12 +4,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdio>
 #include <cstring>
 #include <thread>
 
 #include <spdlog/spdlog.h>
 
+#include "farm/agent/policy.hpp"
 #include "farm/agent/serial.hpp"
 #include "farm/common/result.hpp"
 
@@ -54,6 +56,17 @@ v1::JobResult result_from_process(const ProcResult& p, bool require_json, std::s
     r.set_result_json(raw);
     farm::fill_result_numbers(*j, &r);
   }
+  // The verdict is the workload's own text: whatever it printed (control
+  // characters, megabytes), the completion farmd accepts must still be sent,
+  // or a hostile workload would turn every attempt into a lost lease and get
+  // this worker quarantined. Anything but a short printable word becomes
+  // "invalid", which fails the job below (its raw text is in result_json).
+  {
+    const std::string& v = r.verdict();
+    bool word = !v.empty() && v.size() <= 32;
+    for (unsigned char c : v) word = word && c > 0x20 && c < 0x7f;
+    if (!v.empty() && !word) r.set_verdict("invalid");
+  }
   if (p.cancelled) {
     r.set_outcome(v1::OUTCOME_CANCELLED);
     r.set_message("cancelled");
@@ -92,6 +105,18 @@ v1::JobResult result_from_process(const ProcResult& p, bool require_json, std::s
   return r;
 }
 
+v1::JobResult refused_result(const std::string& why) {
+  v1::JobResult r;
+  r.set_outcome(v1::OUTCOME_REFUSED);  // terminal, held against no one (see executor.hpp)
+  r.set_message(why.rfind("refused", 0) == 0 ? why : "refused: " + why);
+  r.set_exit_code(-1);
+  return r;
+}
+
+bool is_refused(const v1::JobResult& r) {
+  return r.outcome() == v1::OUTCOME_REFUSED && r.message().rfind("refused", 0) == 0;
+}
+
 namespace {
 
 bool executable(const std::string& path) { return ::access(path.c_str(), X_OK) == 0; }
@@ -103,14 +128,30 @@ v1::JobResult infra(const std::string& msg) {
   return r;
 }
 
+// A refused job: logged on the agent and in the job's own output.
+v1::JobResult refuse(JobContext& ctx, const std::string& why) {
+  spdlog::warn("farm-agent {}: job {} attempt {}: {}", ctx.worker, ctx.job_id, ctx.attempt, why);
+  ctx.note(why);
+  return refused_result(why);
+}
+
 std::chrono::milliseconds job_timeout(const JobContext& ctx) {
   return std::chrono::seconds(ctx.spec.timeout_s() ? ctx.spec.timeout_s() : 600);
+}
+
+// The emulator for a target arch: the operator's --qemu, else qemu-<arch> /
+// qemu-system-<arch> from PATH. The arch is the operator's --arch.
+std::string default_emulator(const ExecutorConfig& cfg, const char* prefix) {
+  if (!cfg.qemu.empty()) return cfg.qemu;
+  std::string arch = cfg.arch.empty() ? std::string("riscv64") : cfg.arch;
+  if (!is_safe_name(arch)) throw std::invalid_argument("--arch " + arch + ": not an architecture name");
+  return prefix + arch;
 }
 
 // Base for executors that run a local command line (native, qemu-user, qemu-system).
 class LocalExecutor : public Executor {
  public:
-  explicit LocalExecutor(ExecutorConfig cfg) : cfg_(std::move(cfg)) {}
+  explicit LocalExecutor(ExecutorConfig cfg) : cfg_(std::move(cfg)), policy_(cfg_, CommandHost::local) {}
 
  protected:
   v1::JobResult run_argv(JobContext& ctx, std::vector<std::string> argv, bool require_json,
@@ -133,41 +174,32 @@ class LocalExecutor : public Executor {
     return result_from_process(p, require_json);
   }
 
-  std::string binary_for(const std::string& workload, const std::string& override_path) const {
-    if (!override_path.empty()) return override_path;
-    auto it = cfg_.binaries.find(workload);
-    return it == cfg_.binaries.end() ? std::string() : it->second;
+  // Runs an admitted patch-stress or command workload, behind `prefix` (an emulator).
+  v1::JobResult run_admitted(JobContext& ctx, const Admitted& a, std::vector<std::string> prefix = {}) {
+    // The operator's file went away since start-up: this agent is broken (infrastructure).
+    if (!executable(a.program)) return infra(a.program + " is not executable on this agent");
+    prefix.insert(prefix.end(), a.program);
+    prefix.insert(prefix.end(), a.args.begin(), a.args.end());
+    return run_argv(ctx, std::move(prefix), a.require_json, a.env);
   }
 
   std::vector<std::string> supported_common() const {
     std::vector<std::string> w;
-    if (cfg_.binaries.count("patch-stress")) w.push_back("patch-stress");
-    if (cfg_.allow_command) w.push_back("command");
+    if (policy_.runs_patch_stress()) w.push_back("patch-stress");
+    if (policy_.runs_commands()) w.push_back("command");
     return w;
   }
 
-  // Workload -> argv (without any emulator prefix); empty + message on error.
-  bool workload_argv(const JobContext& ctx, std::vector<std::string>* argv, std::map<std::string, std::string>* env,
-                     std::string* err) const {
-    const auto& w = ctx.spec.workload();
-    if (w.has_patch_stress()) {
-      std::string bin = binary_for("patch-stress", w.patch_stress().binary());
-      if (bin.empty()) { *err = "no patch-stress binary configured on this agent"; return false; }
-      if (!executable(bin)) { *err = "patch-stress binary " + bin + " is not executable"; return false; }
-      *argv = patch_stress_argv(bin, w.patch_stress(), ctx.spec.seed());
-      return true;
-    }
-    if (w.has_command()) {
-      if (!cfg_.allow_command) { *err = "this agent does not accept command workloads (--allow-command)"; return false; }
-      argv->assign(w.command().argv().begin(), w.command().argv().end());
-      for (const auto& [k, v] : w.command().env()) (*env)[k] = v;
-      return true;
-    }
-    *err = "workload type not supported by a " + kind() + " executor";
-    return false;
+  v1::JobResult check_binaries() const {
+    for (const auto& [w, bin] : policy_.binaries())
+      if (!executable(bin)) return infra(w + " binary " + bin + " is not executable");
+    v1::JobResult r;
+    r.set_outcome(v1::OUTCOME_PASS);
+    return r;
   }
 
   ExecutorConfig cfg_;
+  Policy policy_;
 };
 
 class NativeExecutor final : public LocalExecutor {
@@ -177,16 +209,15 @@ class NativeExecutor final : public LocalExecutor {
   std::vector<std::string> workloads() const override { return supported_common(); }
 
   v1::JobResult run(JobContext& ctx) override {
-    std::vector<std::string> argv;
-    std::map<std::string, std::string> env;
-    std::string err;
-    if (!workload_argv(ctx, &argv, &env, &err)) return infra(err);
-    return run_argv(ctx, std::move(argv), ctx.spec.workload().has_patch_stress(), std::move(env));
+    auto adm = policy_.admit(ctx);
+    if (!adm) return refuse(ctx, adm.refusal);
+    if (adm.job->kind == Admitted::Kind::baremetal)
+      return refuse(ctx, "refused: a bare-metal image runs on qemu-system agents, not on a native one");
+    return run_admitted(ctx, *adm.job);
   }
 
   v1::JobResult health_check(JobContext& ctx) override {
-    for (const auto& [w, bin] : cfg_.binaries)
-      if (!executable(bin)) return infra(w + " binary " + bin + " is not executable");
+    if (auto r = check_binaries(); r.outcome() != v1::OUTCOME_PASS) return r;
     return run_argv(ctx, {"/bin/sh", "-c", "exit 0"}, false);
   }
 };
@@ -194,11 +225,12 @@ class NativeExecutor final : public LocalExecutor {
 class QemuUserExecutor final : public LocalExecutor {
  public:
   explicit QemuUserExecutor(ExecutorConfig cfg) : LocalExecutor(std::move(cfg)) {
-    if (cfg_.qemu.empty()) cfg_.qemu = "qemu-" + (cfg_.arch.empty() ? std::string("riscv64") : cfg_.arch);
+    cfg_.qemu = default_emulator(cfg_, "qemu-");
   }
   std::string kind() const override { return "qemu-user"; }
   std::vector<std::string> workloads() const override { return supported_common(); }
 
+  // Operator configuration only: emulator, sysroot, cpu, extra emulator arguments.
   std::vector<std::string> prefix() const {
     std::vector<std::string> p{cfg_.qemu};
     if (!cfg_.sysroot.empty()) p.insert(p.end(), {"-L", cfg_.sysroot});
@@ -208,18 +240,17 @@ class QemuUserExecutor final : public LocalExecutor {
   }
 
   v1::JobResult run(JobContext& ctx) override {
-    std::vector<std::string> argv;
-    std::map<std::string, std::string> env;
-    std::string err;
-    if (!workload_argv(ctx, &argv, &env, &err)) return infra(err);
-    auto full = prefix();
-    full.insert(full.end(), argv.begin(), argv.end());
-    return run_argv(ctx, std::move(full), ctx.spec.workload().has_patch_stress(), std::move(env));
+    auto adm = policy_.admit(ctx);
+    if (!adm) return refuse(ctx, adm.refusal);
+    if (adm.job->kind == Admitted::Kind::baremetal)
+      return refuse(ctx, "refused: a bare-metal image runs on qemu-system agents, not on a qemu-user one");
+    // The emulator stops parsing its own options at the program: the
+    // workload's arguments cannot reach qemu.
+    return run_admitted(ctx, *adm.job, prefix());
   }
 
   v1::JobResult health_check(JobContext& ctx) override {
-    for (const auto& [w, bin] : cfg_.binaries)
-      if (!executable(bin)) return infra(w + " binary " + bin + " is not executable");
+    if (auto r = check_binaries(); r.outcome() != v1::OUTCOME_PASS) return r;
     auto r = run_argv(ctx, {cfg_.qemu, "--version"}, false);
     if (r.outcome() != v1::OUTCOME_PASS && r.outcome() != v1::OUTCOME_INFRA_ERROR) r.set_outcome(v1::OUTCOME_FAIL);
     return r;
@@ -229,43 +260,48 @@ class QemuUserExecutor final : public LocalExecutor {
 class QemuSystemExecutor final : public LocalExecutor {
  public:
   explicit QemuSystemExecutor(ExecutorConfig cfg) : LocalExecutor(std::move(cfg)) {
-    if (cfg_.qemu.empty()) cfg_.qemu = "qemu-system-" + (cfg_.arch.empty() ? std::string("riscv64") : cfg_.arch);
+    cfg_.qemu = default_emulator(cfg_, "qemu-system-");
   }
   std::string kind() const override { return "qemu-system"; }
   std::vector<std::string> workloads() const override {
-    std::vector<std::string> w{"baremetal"};
-    if (cfg_.allow_command) w.push_back("command");
+    std::vector<std::string> w;
+    if (policy_.runs_baremetal()) w.push_back("baremetal");
+    if (policy_.runs_commands()) w.push_back("command");
     return w;
   }
 
-  std::vector<std::string> boot_argv(const v1::BaremetalImage& b) const {
+  // The emulator command line: operator configuration plus the admitted
+  // image path (from the operator's --image list), machine, smp, memory, the
+  // checked kernel command line and the extra arguments that matched the
+  // operator's allow-list.
+  std::vector<std::string> boot_argv(const Admitted& b) const {
     std::vector<std::string> a{cfg_.qemu,
-                               "-M", b.machine().empty() ? cfg_.machine : b.machine(),
-                               "-smp", std::to_string(b.smp() ? b.smp() : cfg_.default_smp),
-                               "-m", b.memory().empty() ? cfg_.memory : b.memory(),
+                               "-M", b.machine,
+                               "-smp", std::to_string(b.smp),
+                               "-m", b.memory,
                                "-nographic",
                                "-bios", cfg_.bios,
-                               "-kernel", b.image()};
+                               "-kernel", b.image_path};
     if (!cfg_.qemu_cpu.empty()) a.insert(a.end(), {"-cpu", cfg_.qemu_cpu});
+    if (!b.append.empty()) a.insert(a.end(), {"-append", b.append});
     a.insert(a.end(), cfg_.qemu_args.begin(), cfg_.qemu_args.end());
-    a.insert(a.end(), b.extra_args().begin(), b.extra_args().end());
+    a.insert(a.end(), b.emulator_args.begin(), b.emulator_args.end());
     return a;
   }
 
   v1::JobResult run(JobContext& ctx) override {
-    const auto& w = ctx.spec.workload();
-    if (w.has_baremetal()) {
-      const auto& b = w.baremetal();
-      if (::access(b.image().c_str(), R_OK) != 0) return infra("image " + b.image() + " is not readable on this agent");
+    auto adm = policy_.admit(ctx);
+    if (!adm) return refuse(ctx, adm.refusal);
+    const Admitted& a = *adm.job;
+    if (a.kind == Admitted::Kind::baremetal) {
+      if (::access(a.image_path.c_str(), R_OK) != 0)
+        return infra("image " + a.image_name + " (" + a.image_path + ") is not readable on this agent");
       // Console output is the result: the image prints its JSON line and
       // leaves through the test device (exit status 0 = pass); a hang is a timeout.
-      return run_argv(ctx, boot_argv(b), true, {}, "console");
+      return run_argv(ctx, boot_argv(a), true, {}, "console");
     }
-    std::vector<std::string> argv;
-    std::map<std::string, std::string> env;
-    std::string err;
-    if (!workload_argv(ctx, &argv, &env, &err)) return infra(err);
-    return run_argv(ctx, std::move(argv), false, std::move(env));
+    if (a.kind == Admitted::Kind::command) return run_admitted(ctx, a);
+    return refuse(ctx, "refused: a qemu-system agent runs bare-metal images, not patch-stress");
   }
 
   v1::JobResult health_check(JobContext& ctx) override {
@@ -275,30 +311,62 @@ class QemuSystemExecutor final : public LocalExecutor {
   }
 };
 
+// Operator settings of the ssh executor that end up on command lines: the
+// host is an ssh operand (never an option), the remote directory is part of
+// the board's shell commands (and of scp's remote path).
+void check_ssh_config(const ExecutorConfig& cfg) {
+  if (cfg.ssh_host.empty()) throw std::invalid_argument("the ssh executor needs --ssh-host");
+  for (char c : cfg.ssh_host)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || std::strchr("@._:-[]%", c)))
+      throw std::invalid_argument("--ssh-host " + printable(cfg.ssh_host) + ": not [user@]host");
+  if (cfg.ssh_host[0] == '-') throw std::invalid_argument("--ssh-host must not start with '-'");
+  const std::string& d = cfg.remote_dir;
+  if (d.empty() || d[0] != '/') throw std::invalid_argument("--remote-dir must be an absolute path");
+  for (char c : d)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || std::strchr("/._+-", c)))
+      throw std::invalid_argument("--remote-dir " + printable(d) + ": only [A-Za-z0-9/._+-] please");
+  if (d.find("/../") != std::string::npos || (d.size() >= 3 && d.compare(d.size() - 3, 3, "/..") == 0))
+    throw std::invalid_argument("--remote-dir must not contain '..'");
+}
+
+ExecutorConfig checked(ExecutorConfig cfg) {
+  check_ssh_config(cfg);
+  return cfg;
+}
+
 // A board reached over ssh. The workload binary is copied with scp, run with
 // ssh (its stdout, streamed back, carries the JSON result), and the scratch
 // directory removed. An optional serial console is logged for the whole
 // attempt; after a hang or a lost connection the board is power-cycled.
+//
+// Every remote command is one string for the board's shell: each word in it
+// is shell_quote()d, and the words are the operator's (remote dir), checked
+// names (job id, env names), numbers, or admitted arguments.
 class SshExecutor final : public Executor {
  public:
-  explicit SshExecutor(ExecutorConfig cfg) : cfg_(std::move(cfg)) {}
+  explicit SshExecutor(ExecutorConfig cfg) : cfg_(checked(std::move(cfg))), policy_(cfg_, CommandHost::remote) {}
   std::string kind() const override { return "board"; }
   std::vector<std::string> workloads() const override {
     std::vector<std::string> w;
-    if (cfg_.binaries.count("patch-stress")) w.push_back("patch-stress");
-    if (cfg_.allow_command) w.push_back("command");
+    if (policy_.runs_patch_stress()) w.push_back("patch-stress");
+    if (policy_.runs_commands()) w.push_back("command");
     return w;
   }
 
   v1::JobResult run(JobContext& ctx) override {
+    // Admission first: a refused job does not even touch the board.
+    auto adm = policy_.admit(ctx);
+    if (!adm) return refuse(ctx, adm.refusal);
+    if (adm.job->kind == Admitted::Kind::baremetal)
+      return refuse(ctx, "refused: this board agent does not boot bare-metal images");
     std::unique_ptr<SerialConsole> serial;
-    if (!cfg_.serial_device.empty()) {
+    if (!cfg_.serial_device.empty()) {  // the operator's device, never the job's
       serial = std::make_unique<SerialConsole>(cfg_.serial_device, cfg_.serial_baud,
                                                [&ctx](std::string_view d) { if (ctx.output) ctx.output("serial", d); });
       std::string err;
       if (!serial->start(&err)) ctx.note("serial console unavailable: " + err);
     }
-    auto r = run_on_board(ctx);
+    auto r = run_on_board(ctx, *adm.job);
     if (serial) serial->stop();
     return r;
   }
@@ -316,6 +384,7 @@ class SshExecutor final : public Executor {
   std::vector<std::string> ssh_argv(const std::string& remote_cmd) const {
     std::vector<std::string> a{cfg_.ssh};
     a.insert(a.end(), cfg_.ssh_opts.begin(), cfg_.ssh_opts.end());
+    a.push_back("--");  // the host is an operand, whatever it looks like
     a.push_back(cfg_.ssh_host);
     a.push_back(remote_cmd);
     return a;
@@ -349,12 +418,15 @@ class SshExecutor final : public Executor {
     return r;
   }
 
+  // The power switch is the operator's shell command (--power-cycle); a job
+  // cannot choose or change it. What it learns about the job comes in
+  // environment variables, never interpolated into the command.
   bool power_cycle_and_wait(JobContext& ctx, const std::string& reason) {
     if (cfg_.power_cycle.empty()) return false;
     ctx.note("power-cycling board: " + reason);
     ProcSpec ps;
     ps.argv = {"/bin/sh", "-c", cfg_.power_cycle};
-    ps.env = {{"FARM_BOARD", cfg_.ssh_host}, {"FARM_JOB_ID", ctx.job_id}, {"FARM_REASON", reason}};
+    ps.env = {{"FARM_BOARD", cfg_.ssh_host}, {"FARM_JOB_ID", ctx.job_id}, {"FARM_REASON", printable(reason, 400)}};
     ps.timeout = 120s;
     auto p = run_process(ps, [&](std::string_view, std::string_view d) { if (ctx.output) ctx.output("agent", d); },
                          nullptr);
@@ -375,29 +447,19 @@ class SshExecutor final : public Executor {
     return false;
   }
 
-  v1::JobResult run_on_board(JobContext& ctx) {
-    const auto& w = ctx.spec.workload();
+  v1::JobResult run_on_board(JobContext& ctx, const Admitted& a) {
+    // The job id was checked by the agent (one path component): the
+    // directory stays under the operator's --remote-dir.
     std::string dir = cfg_.remote_dir + "/" + ctx.job_id + "-" + std::to_string(ctx.attempt);
     std::vector<std::string> remote_argv;
-    bool require_json = false;
     std::string local_bin;
-    std::map<std::string, std::string> env;
-    if (w.has_patch_stress()) {
-      local_bin = w.patch_stress().binary();
-      if (local_bin.empty()) {
-        auto it = cfg_.binaries.find("patch-stress");
-        if (it != cfg_.binaries.end()) local_bin = it->second;
-      }
-      if (local_bin.empty()) return infra("no patch-stress binary configured on this agent");
+    if (a.kind == Admitted::Kind::patch_stress) {
+      local_bin = a.program;  // the operator's binary, copied to the board
       if (::access(local_bin.c_str(), R_OK) != 0) return infra("patch-stress binary " + local_bin + " not readable");
-      remote_argv = patch_stress_argv("./patch-stress", w.patch_stress(), ctx.spec.seed());
-      require_json = true;
-    } else if (w.has_command()) {
-      if (!cfg_.allow_command) return infra("this agent does not accept command workloads (--allow-command)");
-      remote_argv.assign(w.command().argv().begin(), w.command().argv().end());
-      for (const auto& [k, v] : w.command().env()) env[k] = v;
+      remote_argv = {"./patch-stress"};
+      remote_argv.insert(remote_argv.end(), a.args.begin(), a.args.end());
     } else {
-      return infra("workload type not supported by the ssh executor");
+      remote_argv = a.argv();  // argv[0] is on the operator's list of board programs
     }
 
     // 1. scratch dir on the board, 2. copy the workload
@@ -406,12 +468,13 @@ class SshExecutor final : public Executor {
       return r;
     }
     if (!local_bin.empty()) {
-      auto p = local(ctx, {cfg_.scp, "-q", local_bin, cfg_.ssh_host + ":" + dir + "/patch-stress"}, 300s);
+      // local_bin is absolute (no "host:" reading), the remote path is the checked dir.
+      auto p = local(ctx, {cfg_.scp, "-q", "--", local_bin, cfg_.ssh_host + ":" + dir + "/patch-stress"}, 300s);
       if (!p.ok()) return infra("scp of the workload failed: exit " + std::to_string(p.exit_code) + " " + p.error);
     }
     // 3. run it; stdout streams back and carries the JSON result
     std::string cmd = "cd " + shell_quote(dir) + " && ";
-    for (const auto& [k, v] : env) cmd += k + "=" + shell_quote(v) + " ";
+    for (const auto& [k, v] : a.env) cmd += k + "=" + shell_quote(v) + " ";  // names checked: [A-Za-z_][A-Za-z0-9_]*
     cmd += "FARM_JOB_ID=" + shell_quote(ctx.job_id) + " FARM_SEED=" + std::to_string(ctx.spec.seed()) + " ";
     cmd += "exec " + shell_join(remote_argv);
     ProcSpec ps;
@@ -422,7 +485,7 @@ class SshExecutor final : public Executor {
     ctx.note("$ " + shell_join(ps.argv));
     auto p = run_process(ps, [&](std::string_view st, std::string_view d) { if (ctx.output) ctx.output(st, d); },
                          ctx.cancel);
-    auto r = result_from_process(p, require_json);
+    auto r = result_from_process(p, a.require_json);
     if (p.started && !p.timed_out && !p.cancelled && p.exit_code == 255 && r.result_json().empty()) {
       // ssh itself failed (connection lost / board died): infrastructure
       r.set_outcome(v1::OUTCOME_INFRA_ERROR);
@@ -444,6 +507,7 @@ class SshExecutor final : public Executor {
   }
 
   ExecutorConfig cfg_;
+  Policy policy_;
 };
 
 }  // namespace
@@ -452,10 +516,7 @@ std::unique_ptr<Executor> make_executor(const ExecutorConfig& cfg) {
   if (cfg.kind == "native") return std::make_unique<NativeExecutor>(cfg);
   if (cfg.kind == "qemu-user") return std::make_unique<QemuUserExecutor>(cfg);
   if (cfg.kind == "qemu-system") return std::make_unique<QemuSystemExecutor>(cfg);
-  if (cfg.kind == "ssh" || cfg.kind == "board") {
-    if (cfg.ssh_host.empty()) throw std::invalid_argument("the ssh executor needs --ssh-host");
-    return std::make_unique<SshExecutor>(cfg);
-  }
+  if (cfg.kind == "ssh" || cfg.kind == "board") return std::make_unique<SshExecutor>(cfg);
   throw std::invalid_argument("unknown executor kind '" + cfg.kind + "' (native, qemu-user, qemu-system, ssh)");
 }
 

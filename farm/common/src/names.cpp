@@ -38,6 +38,8 @@ std::string_view outcome_name(v1::Outcome o) {
     case v1::OUTCOME_INFRA_ERROR: return "infra-error";
     case v1::OUTCOME_CANCELLED: return "cancelled";
     case v1::OUTCOME_LOST: return "lost";
+    case v1::OUTCOME_HANDED_BACK: return "handed-back";
+    case v1::OUTCOME_REFUSED: return "refused";
     default: return "";
   }
 }

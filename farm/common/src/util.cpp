@@ -4,7 +4,12 @@
 #include <sys/prctl.h>
 #include <sys/utsname.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <unistd.h>
 
 #include <chrono>
@@ -40,22 +45,61 @@ std::string random_hex(size_t bytes) {
 }
 
 std::string read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw std::runtime_error("cannot read " + path);
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
+  // POSIX calls rather than a stream: the message names the reason (errno),
+  // and a directory is refused instead of reading as an empty file.
+  auto fail = [&](int err) { return std::runtime_error("cannot read " + path + ": " + std::strerror(err)); };
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw fail(errno);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    int e = errno;
+    ::close(fd);
+    throw fail(e);
+  }
+  if (S_ISDIR(st.st_mode)) {
+    ::close(fd);
+    throw fail(EISDIR);
+  }
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int e = errno;
+      ::close(fd);
+      throw fail(e);
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return out;
 }
 
 void write_file_atomic(const std::string& path, std::string_view data) {
+  // tmp + rename: a reader sees the old file or the whole new one, never a part.
   std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) throw std::runtime_error("cannot write " + tmp);
-    f.write(data.data(), static_cast<std::streamsize>(data.size()));
-    if (!f) throw std::runtime_error("cannot write " + tmp);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw std::runtime_error("cannot write " + tmp + ": " + std::strerror(errno));
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int e = errno;
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      throw std::runtime_error("cannot write " + tmp + ": " + std::strerror(e));
+    }
+    off += static_cast<size_t>(n);
   }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) throw std::runtime_error("cannot rename to " + path);
+  ::close(fd);
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    int e = errno;
+    ::unlink(tmp.c_str());
+    throw std::runtime_error("cannot rename " + tmp + " to " + path + ": " + std::strerror(e));
+  }
 }
 
 std::string trim(std::string_view s) {
@@ -81,8 +125,42 @@ std::string host_name() {
   return buf;
 }
 
+std::string clip(std::string_view s, size_t max) {
+  // Counts characters (UTF-8 sequences), so a cut never splits one.
+  std::string out;
+  size_t n = 0;
+  for (unsigned char c : s) {
+    const bool starts_char = (c & 0xC0) != 0x80;
+    if (starts_char && n++ >= max) {
+      out += "\u2026";  // an ellipsis: the input was longer
+      break;
+    }
+    if (c < 0x20 || c == 0x7f) {
+      static const char* hex = "0123456789abcdef";
+      out += "\\x";
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
+bool valid_log_level(std::string_view level) {
+  for (auto l : {"trace", "debug", "info", "warn", "warning", "error", "err", "critical", "off"})
+    if (level == l) return true;
+  return false;
+}
+
 bool init_service_process(const std::string& log_level, bool exit_with_parent) {
-  spdlog::set_level(spdlog::level::from_str(log_level));
+  if (!valid_log_level(log_level)) {
+    // spdlog maps an unknown name to "off": a typo would silence every log line.
+    std::fprintf(stderr, "unknown --log-level '%s' (trace, debug, info, warn, error, critical, off)\n",
+                 clip(log_level).c_str());
+    return false;
+  }
+  spdlog::set_level(spdlog::level::from_str(log_level == "warning" ? "warn" : log_level));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
   if (exit_with_parent) {
     ::prctl(PR_SET_PDEATHSIG, SIGTERM);

@@ -61,6 +61,17 @@ std::vector<v1::Worker> Client::workers() {
   return {resp.workers().begin(), resp.workers().end()};
 }
 
+std::vector<v1::Worker> Client::workers(std::chrono::milliseconds deadline) {
+  v1::ListWorkersRequest req;
+  v1::ListWorkersResponse resp;
+  grpc::ClientContext ctx;
+  farm::prepare_context(ctx, opt_.token, deadline);
+  ctx.set_wait_for_ready(false);
+  auto s = stub_->ListWorkers(&ctx, req, &resp);
+  if (!s.ok()) throw RpcError(s);
+  return {resp.workers().begin(), resp.workers().end()};
+}
+
 void Client::remove_worker(const std::string& id, bool force) {
   v1::RemoveWorkerRequest req;
   req.set_worker_id(id);

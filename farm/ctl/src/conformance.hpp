@@ -56,7 +56,8 @@ struct Target {
   std::string kind;      // executor kind: native | qemu-user | qemu-system (farm mode: "" = any)
   std::string workload;  // patch-stress | baremetal
   std::vector<std::string> syncs;  // patch-stress --sync methods, or bare-metal sync= modes
-  std::string binary;    // patch-stress binary / bare-metal image (local path, or path on the agent)
+  std::string binary;    // --local: the patch-stress binary / bare-metal image file its agent is given
+  std::string image;     // bare-metal: the image NAME jobs give (agents map names to files: farm-agent --image NAME=PATH)
   std::string emulator;  // qemu-riscv64 / qemu-system-riscv64 ("" for native)
   std::string emulator_cpu;        // qemu -cpu (rv64g: a hart without C)
   std::string bench_dir;           // directory with probe-hit and commit-latency ("" = none)
@@ -85,7 +86,6 @@ struct MatrixOptions {
   std::vector<std::string> body_kinds = {"auto"};
   std::map<std::string, std::string> labels;  // extra selector labels (farm mode)
   bool pin_target_label = false;           // local: selector label conformance-<target>=yes
-  bool send_binary = false;                // set PatchStress.binary / image from Target::binary
   int32_t priority = 0;
 };
 

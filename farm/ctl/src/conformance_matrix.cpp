@@ -91,13 +91,13 @@ std::vector<Cell> build_matrix(const std::vector<Target>& targets, const MatrixO
       for (const auto& sync : t.syncs) {
         Cell c = base("baremetal/" + sync);
         auto* b = c.spec.mutable_workload()->mutable_baremetal();
-        if (o.send_binary || !t.binary.empty()) b->set_image(t.binary);
+        b->set_image(t.image.empty() ? "baremetal-" + t.isa : t.image);  // a name; the agent has the file
         b->set_smp(o.smp);
-        // batch=all toggles all 16 probes per batch; burst=2 lets the worker
-        // vCPUs nap so 4 harts share a small host (farm/workloads/baremetal).
-        b->add_extra_args("-append");
-        b->add_extra_args("sync=" + sync + " batch=all burst=2 toggles=" + std::to_string(o.bm_toggles) +
-                          " seed=" + std::to_string(c.seed));
+        // The image's kernel command line. batch=all toggles all 16 probes per
+        // batch; burst=2 lets the worker vCPUs nap so 4 harts share a small
+        // host (farm/workloads/baremetal).
+        b->set_append("sync=" + sync + " batch=all burst=2 toggles=" + std::to_string(o.bm_toggles) +
+                      " seed=" + std::to_string(c.seed));
         cells.push_back(std::move(c));
       }
       continue;
@@ -113,7 +113,6 @@ std::vector<Cell> build_matrix(const std::vector<Target>& targets, const MatrixO
       p->set_sync(sync);
       p->set_probe_kind(k);
       p->set_sites(sites);
-      if (o.send_binary) p->set_binary(t.binary);
       cells.push_back(std::move(c));
     };
     for (const auto& w : o.writers)

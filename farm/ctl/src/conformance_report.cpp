@@ -12,6 +12,7 @@
 #include "conformance.hpp"
 #include "farm/common/result.hpp"
 #include "farm/common/util.hpp"
+#include "farm/ctl/text.hpp"
 
 namespace farm::conformance {
 
@@ -44,12 +45,7 @@ std::string fmt(double d, const char* f = "%.2f") {
   return b;
 }
 
-std::string human(uint64_t n) {
-  if (n >= 10'000'000'000ULL) return std::to_string(n / 1'000'000'000ULL) + "G";
-  if (n >= 10'000'000ULL) return std::to_string(n / 1'000'000ULL) + "M";
-  if (n >= 100'000ULL) return std::to_string(n / 1000ULL) + "k";
-  return std::to_string(n);
-}
+using farm::ctl::human;  // one rule for farmctl's numbers (farm/ctl/text.hpp)
 
 std::string iso_time(int64_t ms) {
   if (ms <= 0) return "-";
@@ -84,7 +80,7 @@ double jnum(const json& j, const char* k) {
 
 json target_json(const Target& t) {
   return {{"name", t.name}, {"arch", t.arch}, {"isa", t.isa}, {"kind", t.kind}, {"workload", t.workload},
-          {"syncs", t.syncs}, {"binary", t.binary}, {"emulator", t.emulator}, {"emulator_cpu", t.emulator_cpu},
+          {"syncs", t.syncs}, {"binary", t.binary}, {"image", t.image}, {"emulator", t.emulator}, {"emulator_cpu", t.emulator_cpu},
           {"bench_dir", t.bench_dir}, {"available", t.available}, {"why", t.why}};
 }
 
@@ -208,6 +204,7 @@ RunReport report_from_json(const json& j) {
     x.workload = get<std::string>(t, "workload", "");
     x.syncs = get<std::vector<std::string>>(t, "syncs", {});
     x.binary = get<std::string>(t, "binary", "");
+    x.image = get<std::string>(t, "image", "");
     x.emulator = get<std::string>(t, "emulator", "");
     x.emulator_cpu = get<std::string>(t, "emulator_cpu", "");
     x.bench_dir = get<std::string>(t, "bench_dir", "");
@@ -384,8 +381,8 @@ std::string matrix_text(const RunReport& r) {
     if (r.cell_failed(c)) {
       for (auto& ch : res) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
     }
-    std::string note = c.message;
-    if (note.size() > 70) note = note.substr(0, 67) + "...";
+    // The message is the farm's (job messages, workload output): made printable.
+    std::string note = farm::ctl::ellipsize(farm::ctl::term_safe(c.message), 70);
     bool ran = c.status != Status::not_available;
     rows.push_back({c.target, c.test, res, ran && c.calls ? human(c.calls) : "-", ran && c.hits ? human(c.hits) : "-",
                     toggles_of(c), ran && c.seconds > 0 ? fmt(c.seconds, "%.1f") + "s" : "-", note});
@@ -394,14 +391,14 @@ std::string matrix_text(const RunReport& r) {
   for (const auto& row : rows)
     for (size_t i = 0; i < row.size(); ++i) {
       if (w.size() <= i) w.push_back(0);
-      w[i] = std::max(w[i], row[i].size());
+      w[i] = std::max(w[i], farm::ctl::display_width(row[i]));
     }
   std::ostringstream o;
   for (const auto& row : rows) {
     std::string line;
     for (size_t i = 0; i < row.size(); ++i) {
       bool right = i >= 3 && i <= 6;
-      std::string pad(w[i] - row[i].size(), ' ');
+      std::string pad(w[i] - farm::ctl::display_width(row[i]), ' ');
       line += right ? pad + row[i] : row[i] + (i + 1 < row.size() ? pad : "");
       if (i + 1 < row.size()) line += "  ";
     }

@@ -29,6 +29,8 @@
 #include "farm/common/select.hpp"
 #include "farm/common/util.hpp"
 #include "farm/ctl/client.hpp"
+#include "farm/ctl/args.hpp"
+#include "farm/ctl/text.hpp"
 #include "farmd/server.hpp"
 
 namespace farm::conformance {
@@ -283,7 +285,7 @@ class Progress {
       std::snprintf(b, sizeof b, "[%3zu/%zu] ", shown_, total);
       std::cout << b << c.target << " " << c.test << ": " << status_name(c.status);
       if (c.seconds > 0) std::cout << " (" << static_cast<int>(c.seconds + 0.5) << " s)";
-      if (!c.message.empty() && c.status != Status::pass) std::cout << " " << c.message.substr(0, 100);
+      if (!c.message.empty() && c.status != Status::pass) std::cout << " " << farm::ctl::ellipsize(farm::ctl::term_safe(c.message), 100);
       std::cout << std::endl;
     }
     auto now = std::chrono::steady_clock::now();
@@ -330,9 +332,12 @@ std::vector<Target> resolve_targets(const Command::Options& o, bool local) {
     if (t.workload == "patch-stress") t.bench_dir = dflt(bench, bench_rel);
     if (t.emulator == "qemu-riscv64") t.emulator = o.qemu_user;
     if (t.emulator == "qemu-system-riscv64") t.emulator = o.qemu_system;
+    if (t.workload == "baremetal") t.image = "baremetal-" + t.isa;
     if (!local) {
-      // A real farm: selectors by arch/isa/kind, paths are on the agents.
-      t.binary = t.workload == "baremetal" ? dflt(ps, rel) : ps;
+      // A real farm: selectors by arch/isa/kind; each agent runs its own
+      // binary, and a bare-metal image is named (--baremetal-* give the name).
+      t.binary.clear();
+      if (t.workload == "baremetal" && !ps.empty()) t.image = ps;
       t.kind = t.workload == "baremetal" ? "qemu-system" : "";
       for (const auto& tk : o.target_kinds) {
         auto eq = tk.find('=');
@@ -424,10 +429,16 @@ void start_local_farm(LocalFarm& lf, std::vector<Target>& targets, const Command
     ac.caps.set_isa(isa);
     ac.caps.set_slots(std::max(1u, o.slots));
     if (kind == "qemu-system") ac.caps.set_cores(o.m.smp);
+    // What the agent runs is its configuration, as on a real farm: the
+    // binary per ISA (a job's selector ISA picks it) and the images by name.
     for (auto* t : ts) {
       (*ac.caps.mutable_labels())["conformance-" + t->name] = "yes";
-      if (t->workload == "patch-stress" && !ac.exec.binaries.count("patch-stress"))
-        ac.exec.binaries["patch-stress"] = t->binary;  // jobs name their own binary; this one is for health checks
+      if (t->workload == "patch-stress") {
+        if (!t->isa.empty()) ac.exec.binaries["patch-stress@" + t->isa] = t->binary;
+        if (!ac.exec.binaries.count("patch-stress")) ac.exec.binaries["patch-stress"] = t->binary;
+      } else {
+        ac.exec.images[t->image] = t->binary;
+      }
       if (!t->emulator.empty()) ac.exec.qemu = t->emulator;
     }
     lf.agents.push_back(std::make_unique<farm::agent::Agent>(ac));
@@ -444,6 +455,22 @@ void parse_kv(const std::vector<std::string>& in, std::map<std::string, std::str
     if (eq == std::string::npos || eq == 0) throw CLI::ValidationError(what, "expected key=value, got '" + kv + "'");
     (*out)[kv.substr(0, eq)] = kv.substr(eq + 1);
   }
+}
+
+// A plain decimal integer in lo..hi, checked on the text (CLI11 would read
+// "-1" into an unsigned option as its largest value, and accept 0x10).
+CLI::Validator decimal(uint64_t lo, uint64_t hi) {
+  return CLI::Validator(
+      [lo, hi](std::string& s) -> std::string {
+        try {
+          farm::ctl::parse_uint("value", s, lo, hi);
+          return "";
+        } catch (const farm::ctl::UsageError&) {
+          return "must be an integer in " + std::to_string(lo) + ".." + std::to_string(hi) + ", got '" +
+                 farm::ctl::term_safe(s) + "'";
+        }
+      },
+      "INT in " + std::to_string(lo) + ".." + std::to_string(hi));
 }
 
 }  // namespace
@@ -465,36 +492,40 @@ Command::Command(CLI::App& app) : o_(new Options) {
       ->check(CLI::IsMember({"x86_64", "rv64gc", "rv64g", "bm-rv64gc", "bm-rv64g"}));
   s->add_flag("--require-all", o.require_all, "a target not available, an unsupported option or a missing benchmark is a failure");
   s->add_flag("--no-bench", o.no_bench, "do not run probe-hit / commit-latency");
-  s->add_option("--patch-stress-host", o.ps_host, "x86-64 patch-stress (default: <build>/farm/workloads/stress/patch-stress)");
-  s->add_option("--patch-stress-rv64gc", o.ps_rv64gc, "rv64gc patch-stress (default: <build>/../riscv64-gc/...)");
-  s->add_option("--patch-stress-rv64g", o.ps_rv64g, "rv64g patch-stress (default: <build>/../riscv64-g/...)");
-  s->add_option("--baremetal-rv64gc", o.bm_rv64gc, "bare-metal image (default: <build>/farm/workloads/baremetal/baremetal-rv64gc.elf)");
-  s->add_option("--baremetal-rv64g", o.bm_rv64g, "bare-metal image (default: <build>/farm/workloads/baremetal/baremetal-rv64g.elf)");
+  s->add_option("--patch-stress-host", o.ps_host, "--local: x86-64 patch-stress (default: <build>/farm/workloads/stress/patch-stress)");
+  s->add_option("--patch-stress-rv64gc", o.ps_rv64gc, "--local: rv64gc patch-stress (default: <build>/../riscv64-gc/...)");
+  s->add_option("--patch-stress-rv64g", o.ps_rv64g, "--local: rv64g patch-stress (default: <build>/../riscv64-g/...)");
+  s->add_option("--baremetal-rv64gc", o.bm_rv64gc,
+                "bare-metal image: --local the file (default: <build>/farm/workloads/baremetal/baremetal-rv64gc.elf), "
+                "--farm the NAME the agents have (default: baremetal-rv64gc)");
+  s->add_option("--baremetal-rv64g", o.bm_rv64g,
+                "bare-metal image: --local the file (default: <build>/farm/workloads/baremetal/baremetal-rv64g.elf), "
+                "--farm the NAME the agents have (default: baremetal-rv64g)");
   s->add_option("--bench-dir-host", o.bench_host, "directory with probe-hit and commit-latency (default: <build>/bench)");
   s->add_option("--bench-dir-rv64gc", o.bench_rv64gc, "riscv64 rv64gc benchmarks (default: <build>/../riscv64-gc/bench)");
   s->add_option("--bench-dir-rv64g", o.bench_rv64g, "riscv64 rv64g benchmarks (default: <build>/../riscv64-g/bench)");
   s->add_option("--bench-timeout", o.bench_timeout, "seconds per benchmark run; measurements printed before it are kept")
-      ->capture_default_str();
+      ->capture_default_str()->check(decimal(1, 86400));
   s->add_option("--qemu-user", o.qemu_user, "user-mode emulator for riscv64")->capture_default_str();
   s->add_option("--qemu-system", o.qemu_system, "system emulator for the bare-metal images")->capture_default_str();
-  s->add_option("--threads", o.m.threads, "patch-stress threads")->capture_default_str();
-  s->add_option("--functions", o.m.functions, "patch-stress probed functions")->capture_default_str();
-  s->add_option("--batches", o.m.batches, "patch-stress batches (membarrier / flush_icache)")->capture_default_str();
-  s->add_option("--signal-batches", o.m.signal_batches, "patch-stress batches with signal sync")->capture_default_str();
-  s->add_option("--bm-toggles", o.m.bm_toggles, "bare-metal probe toggles per run")->capture_default_str();
-  s->add_option("--smp", o.m.smp, "bare-metal harts")->capture_default_str();
-  s->add_option("--seed", o.m.seed, "first seed (each job gets the next one)")->capture_default_str();
-  s->add_option("--job-timeout", o.m.timeout_s, "seconds per job")->capture_default_str();
+  s->add_option("--threads", o.m.threads, "patch-stress threads")->capture_default_str()->check(decimal(1, farm::ctl::limits::kMaxThreads));
+  s->add_option("--functions", o.m.functions, "patch-stress probed functions")->capture_default_str()->check(decimal(1, farm::ctl::limits::kMaxFunctions));
+  s->add_option("--batches", o.m.batches, "patch-stress batches (membarrier / flush_icache)")->capture_default_str()->check(decimal(1, farm::ctl::limits::kMaxBatches));
+  s->add_option("--signal-batches", o.m.signal_batches, "patch-stress batches with signal sync")->capture_default_str()->check(decimal(1, farm::ctl::limits::kMaxBatches));
+  s->add_option("--bm-toggles", o.m.bm_toggles, "bare-metal probe toggles per run")->capture_default_str()->check(decimal(1, 1'000'000'000));
+  s->add_option("--smp", o.m.smp, "bare-metal harts")->capture_default_str()->check(decimal(1, farm::ctl::limits::kMaxSmp));
+  s->add_option("--seed", o.m.seed, "first seed (each job gets the next one)")->capture_default_str()->check(decimal(0, UINT64_MAX - 10000));
+  s->add_option("--job-timeout", o.m.timeout_s, "seconds per job")->capture_default_str()->check(decimal(1, farm::ctl::limits::kMaxTimeoutS));
   s->add_option("--writers", o.m.writers, "patch-stress writers")->delimiter(',')->capture_default_str();
   s->add_option("--kinds", o.m.kinds, "probe kinds")->delimiter(',')->capture_default_str();
   s->add_option("--body-kinds", o.m.body_kinds,
                 "probe kinds of the instruction-site cells (patch-stress --sites body; \"\" for none)")
       ->delimiter(',')->capture_default_str();
   s->add_option("--slots", o.slots, "--local: concurrent jobs per local agent (native, qemu-user, qemu-system)")
-      ->capture_default_str();
+      ->capture_default_str()->check(decimal(1, 64));
   s->add_option("--label", o.labels, "--farm: board label key=value every job requires (repeatable)")->allow_extra_args(false);
   s->add_option("--target-kind", o.target_kinds, "--farm: executor kind for a target, e.g. rv64gc=board (repeatable)")->allow_extra_args(false);
-  s->add_option("--priority", o.m.priority, "--farm: job priority");
+  s->add_option("--priority", o.m.priority, "--farm: job priority")->check(CLI::Range(-999999, 999999));
   s->add_flag("--keep-temp", o.keep_temp, "--local: keep the temporary directory (store, agent work dirs)");
   s->add_flag("--verbose,-v", o.verbose, "farmd / agent logs on stderr");
   s->add_flag("!--no-progress", o.progress, "no progress output while running");
@@ -547,8 +578,27 @@ int Command::run(const farm::ChannelOptions& global, bool as_json) {
   rep.db = o.db;
   rep.require_all = o.require_all;
   rep.started_ms = farm::now_ms();
+  if (!local) {
+    for (const auto& [opt, v] : {std::pair<const char*, const std::string&>{"--patch-stress-host", o.ps_host},
+                                 {"--patch-stress-rv64gc", o.ps_rv64gc},
+                                 {"--patch-stress-rv64g", o.ps_rv64g}})
+      if (!v.empty()) {
+        std::cerr << "farmctl conformance: " << opt << " applies to --local: on a farm each agent runs its own "
+                  << "binary (farm-agent --patch-stress PATH or --binary patch-stress@ISA=PATH)\n";
+        return 2;
+      }
+    for (const auto& [opt, v] : {std::pair<const char*, const std::string&>{"--baremetal-rv64gc", o.bm_rv64gc},
+                                 {"--baremetal-rv64g", o.bm_rv64g}})
+      if (!v.empty()) {
+        try {
+          farm::ctl::check_image_name(opt, v);  // on a farm: the NAME the agents were given
+        } catch (const farm::ctl::UsageError& e) {
+          std::cerr << "farmctl conformance: " << e.what() << "\n";
+          return 2;
+        }
+      }
+  }
   o.m.run_id = rep.run_id;
-  o.m.send_binary = true;
   o.m.pin_target_label = local;
   parse_kv(o.labels, &o.m.labels, "--label");
   rep.options = o.m;
@@ -703,7 +753,8 @@ int Command::run(const farm::ChannelOptions& global, bool as_json) {
   rep.finished_ms = farm::now_ms();
 
   if (as_json) {
-    std::cout << report_json(rep).dump(2) << std::endl;
+    std::cout << farm::ctl::json_term_safe(report_json(rep).dump(2, ' ', false, json::error_handler_t::replace))
+              << std::endl;
   } else {
     std::cout << "\n" << matrix_text(rep);
   }

@@ -6,29 +6,13 @@
 #include "farm/common/names.hpp"
 #include "farm/common/select.hpp"
 #include "farm/ctl/client.hpp"
+#include "farm/ctl/text.hpp"
 
 namespace farm::ctl {
 
 namespace {
 
-std::string esc(std::string_view s) {
-  std::string r;
-  r.reserve(s.size());
-  for (unsigned char c : s) {
-    switch (c) {
-      case '&': r += "&amp;"; break;
-      case '<': r += "&lt;"; break;
-      case '>': r += "&gt;"; break;
-      case '"': r += "&quot;"; break;
-      case '\'': r += "&apos;"; break;
-      case '\t': case '\n': case '\r': r += static_cast<char>(c); break;
-      default:
-        if (c < 0x20) r += "?";  // not representable in XML 1.0
-        else r += static_cast<char>(c);
-    }
-  }
-  return r;
-}
+std::string esc(std::string_view s) { return xml_escape(s); }
 
 std::string secs(double s) {
   char b[32];

@@ -11,13 +11,15 @@ namespace farmd {
 
 class Auth {
  public:
+  // Throws std::invalid_argument on a bad token list (see check_tokens).
   explicit Auth(const std::vector<Token>& tokens);
   bool enabled() const { return !tokens_.empty(); }
-  // OK, UNAUTHENTICATED (missing/unknown token) or PERMISSION_DENIED (wrong role).
-  grpc::Status check(const grpc::ServerContext* ctx, Role need) const;
+  // OK, UNAUTHENTICATED (missing/unknown token) or PERMISSION_DENIED (wrong
+  // role). Fills `who` (token and peer) on success, and the peer on failure.
+  grpc::Status check(const grpc::ServerContext* ctx, Role need, Caller* who) const;
 
  private:
-  std::unordered_map<std::string, Token> tokens_;
+  std::unordered_map<std::string, Token> tokens_;  // node-based: Token addresses stay valid
 };
 
 }  // namespace farmd

@@ -8,6 +8,8 @@
 #include "farm/common/names.hpp"
 #include "farm/common/select.hpp"
 #include "farm/common/util.hpp"
+#include "store.hpp"
+#include "validation.hpp"
 
 namespace farmd {
 
@@ -18,81 +20,6 @@ using grpc::StatusCode;
 namespace {
 
 constexpr int kEvState = 0, kEvProgress = 1, kEvLog = 2;
-
-const char* kSchema = R"sql(
-CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
-CREATE TABLE IF NOT EXISTS jobs(
-  seq INTEGER PRIMARY KEY AUTOINCREMENT,
-  id TEXT NOT NULL UNIQUE,
-  name TEXT NOT NULL DEFAULT '',
-  spec BLOB NOT NULL,
-  state INTEGER NOT NULL,
-  priority INTEGER NOT NULL DEFAULT 0,
-  attempts INTEGER NOT NULL DEFAULT 0,
-  max_attempts INTEGER NOT NULL,
-  worker_id TEXT NOT NULL DEFAULT '',
-  created_ms INTEGER NOT NULL,
-  started_ms INTEGER NOT NULL DEFAULT 0,
-  finished_ms INTEGER NOT NULL DEFAULT 0,
-  message TEXT NOT NULL DEFAULT '',
-  cancel_requested INTEGER NOT NULL DEFAULT 0,
-  health_for TEXT NOT NULL DEFAULT '',
-  result BLOB);
-CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, seq);
-CREATE INDEX IF NOT EXISTS jobs_created ON jobs(created_ms);
-CREATE TABLE IF NOT EXISTS attempts(
-  job_id TEXT NOT NULL,
-  attempt INTEGER NOT NULL,
-  worker_id TEXT NOT NULL,
-  outcome INTEGER NOT NULL DEFAULT 0,
-  started_ms INTEGER NOT NULL,
-  finished_ms INTEGER NOT NULL DEFAULT 0,
-  message TEXT NOT NULL DEFAULT '',
-  PRIMARY KEY(job_id, attempt));
-CREATE TABLE IF NOT EXISTS results(
-  job_id TEXT NOT NULL,
-  attempt INTEGER NOT NULL,
-  outcome INTEGER NOT NULL,
-  verdict TEXT NOT NULL DEFAULT '',
-  exit_code INTEGER NOT NULL DEFAULT 0,
-  calls INTEGER NOT NULL DEFAULT 0,
-  hits INTEGER NOT NULL DEFAULT 0,
-  batches INTEGER NOT NULL DEFAULT 0,
-  duration_s REAL NOT NULL DEFAULT 0,
-  result BLOB NOT NULL,
-  PRIMARY KEY(job_id, attempt));
-CREATE TABLE IF NOT EXISTS workers(
-  id TEXT PRIMARY KEY,
-  name TEXT NOT NULL,
-  capabilities BLOB NOT NULL,
-  session TEXT NOT NULL,
-  registered_ms INTEGER NOT NULL,
-  last_seen_ms INTEGER NOT NULL,
-  infra_failures INTEGER NOT NULL DEFAULT 0,
-  quarantined INTEGER NOT NULL DEFAULT 0,
-  quarantine_reason TEXT NOT NULL DEFAULT '',
-  jobs_done INTEGER NOT NULL DEFAULT 0,
-  last_health_ms INTEGER NOT NULL DEFAULT 0);
-CREATE TABLE IF NOT EXISTS events(
-  seq INTEGER PRIMARY KEY AUTOINCREMENT,
-  job_id TEXT NOT NULL,
-  kind INTEGER NOT NULL,
-  time_ms INTEGER NOT NULL,
-  event BLOB NOT NULL);
-CREATE INDEX IF NOT EXISTS events_job ON events(job_id, seq);
-INSERT OR IGNORE INTO meta(key, value) VALUES('schema', '1');
-)sql";
-
-bool valid_name(const std::string& s) {
-  if (s.empty() || s.size() > 128) return false;
-  return std::all_of(s.begin(), s.end(), [](unsigned char c) {
-    return std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '@' || c == ':';
-  });
-}
-
-bool known_kind(const std::string& k) {
-  return k == "native" || k == "qemu-user" || k == "qemu-system" || k == "board";
-}
 
 template <class M>
 std::string ser(const M& m) {
@@ -106,7 +33,7 @@ std::string ser(const M& m) {
 // ------------------------------------------------------------------ setup
 
 Farm::Farm(Config cfg) : cfg_(std::move(cfg)) {
-  if (cfg_.lease_ttl_ms < 100) cfg_.lease_ttl_ms = 100;
+  validate_config(cfg_);  // refuses out-of-range settings; nothing is clamped
   if (cfg_.offline_after_ms == 0) cfg_.offline_after_ms = 3 * cfg_.lease_ttl_ms;
   open_db();
   recover();
@@ -123,16 +50,9 @@ uint32_t Farm::heartbeat_interval_ms() const {
 }
 
 void Farm::open_db() {
-  db_ = std::make_unique<Db>(cfg_.db_path);
-  if (cfg_.db_path != ":memory:" && !cfg_.db_path.empty()) {
-    db_->exec("PRAGMA journal_mode=WAL");
-  }
-  db_->exec(cfg_.sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
-  db_->exec("PRAGMA temp_store=MEMORY");
-  db_->exec(kSchema);
-  if (cfg_.db_path != ":memory:" && !cfg_.db_path.empty()) {
-    rdb_ = std::make_unique<Db>(cfg_.db_path, /*readonly=*/true);
-  }
+  // The path checked, farmd's schema, not corrupted, and one farmd per database.
+  db_ = open_store(cfg_, &lock_);
+  if (cfg_.db_path != ":memory:") rdb_ = std::make_unique<Db>(cfg_.db_path, /*readonly=*/true);
 }
 
 void Farm::recover() {
@@ -146,7 +66,9 @@ void Farm::recover() {
       WorkerRec w;
       w.w.set_id(st.text(0));
       w.w.set_name(st.text(1));
-      w.w.mutable_capabilities()->ParseFromString(st.blob(2));
+      if (!w.w.mutable_capabilities()->ParseFromString(st.blob(2)))
+        throw std::runtime_error("database " + cfg_.db_path + " is corrupted: the capabilities of worker " +
+                                 ::farm::clip(w.w.id()) + " do not parse");
       w.session = st.text(3);
       w.w.set_registered_ms(st.i64(4));
       w.w.set_last_seen_ms(st.i64(5));
@@ -169,10 +91,18 @@ void Farm::recover() {
       Queued q;
       q.id = st.text(0);
       QueueKey key{-static_cast<int32_t>(st.i64(4)), st.i64(1)};
-      q.spec.ParseFromString(st.blob(2));
+      if (!q.spec.ParseFromString(st.blob(2)))
+        throw std::runtime_error("database " + cfg_.db_path + " is corrupted: the spec of job " + ::farm::clip(q.id) +
+                                 " does not parse");
       q.attempts = static_cast<uint32_t>(st.i64(5));
       q.max_attempts = static_cast<uint32_t>(st.i64(6));
       q.health_for = st.text(9);
+      {
+        // Attempts handed back by stopping agents did not count (up to the cap).
+        auto hb = db_->prepare("SELECT COUNT(*) FROM attempts WHERE job_id = ? AND outcome = ?");
+        hb.bind(1, q.id).bind(2, static_cast<int>(v1::OUTCOME_HANDED_BACK));
+        if (hb.step()) q.free_attempts = static_cast<uint32_t>(std::min<int64_t>(hb.i64(0), cfg_.max_hand_backs));
+      }
       if (!q.health_for.empty()) {
         if (auto it = workers_.find(q.health_for); it != workers_.end()) it->second.health_job = q.id;
       }
@@ -201,6 +131,10 @@ void Farm::recover() {
     auto st = db_->prepare("SELECT COALESCE(MAX(seq), 0) FROM events");
     if (st.step()) last_event_seq_ = static_cast<uint64_t>(st.i64(0));
   }
+  // A session recovered from the database is not alive until its agent is
+  // heard from again, except for workers holding leases: they were given a
+  // full lease to reconnect above, and their name stays theirs meanwhile.
+  for (auto& [id, w] : workers_) w.contact_ms = w.running.empty() ? 0 : now;
   spdlog::info("farmd: recovered {} workers, {} queued and {} running jobs from {}", workers_.size(), nq, nr,
                cfg_.db_path);
 }
@@ -307,65 +241,6 @@ std::vector<v1::JobEvent> Farm::events_after(const std::string& job_id, uint64_t
   return out;
 }
 
-// ------------------------------------------------------------------ validation
-
-Status Farm::validate(const v1::JobSpec& spec) const {
-  auto bad = [](std::string m) { return Status(StatusCode::INVALID_ARGUMENT, std::move(m)); };
-  const auto& w = spec.workload();
-  switch (w.spec_case()) {
-    case v1::Workload::SPEC_NOT_SET:
-      return bad("job has no workload (set patch_stress, baremetal or command)");
-    case v1::Workload::kPatchStress: {
-      const auto& p = w.patch_stress();
-      if (p.threads() > 4096) return bad("patch_stress.threads must be <= 4096");
-      if (p.functions() > 1000000) return bad("patch_stress.functions must be <= 1000000");
-      auto one_of = [](const std::string& v, std::initializer_list<const char*> ok) {
-        if (v.empty()) return true;
-        for (const char* o : ok)
-          if (v == o) return true;
-        return false;
-      };
-      if (!one_of(p.writer(), {"mprotect", "procmem", "default"}))
-        return bad("patch_stress.writer must be mprotect, procmem or default, not '" + p.writer() + "'");
-      if (!one_of(p.sync(), {"membarrier", "flush_icache", "signal", "default"}))
-        return bad("patch_stress.sync must be membarrier, flush_icache, signal or default, not '" + p.sync() + "'");
-      if (!one_of(p.probe_kind(), {"jump", "trap", "auto"}))
-        return bad("patch_stress.probe_kind must be jump, trap or auto, not '" + p.probe_kind() + "'");
-      if (!one_of(p.sites(), {"entry", "body"}))
-        return bad("patch_stress.sites must be entry or body, not '" + p.sites() + "'");
-      if (p.batches() && p.duration_s() > 0) return bad("patch_stress.batches and duration_s are exclusive");
-      if (p.duration_s() < 0 || p.duration_s() > 86400) return bad("patch_stress.duration_s must be in (0, 86400]");
-      break;
-    }
-    case v1::Workload::kBaremetal: {
-      const auto& b = w.baremetal();
-      if (b.image().empty()) return bad("baremetal.image (path of the ELF on the agent) is required");
-      if (b.smp() > 512) return bad("baremetal.smp must be <= 512");
-      if (!spec.selector().kind().empty() && spec.selector().kind() != "qemu-system" &&
-          spec.selector().kind() != "board")
-        return bad("a baremetal image runs on qemu-system or board workers, not " + spec.selector().kind());
-      break;
-    }
-    case v1::Workload::kCommand:
-      if (w.command().argv().empty() || w.command().argv(0).empty()) return bad("command.argv must not be empty");
-      break;
-    case v1::Workload::kHealthCheck:
-      if (spec.selector().worker_id().empty())
-        return bad("a health_check job must be pinned to a worker (selector.worker_id)");
-      break;
-  }
-  if (!spec.selector().kind().empty() && !known_kind(spec.selector().kind()))
-    return bad("selector.kind must be native, qemu-user, qemu-system or board, not '" + spec.selector().kind() +
-               "'");
-  if (spec.timeout_s() > cfg_.max_timeout_s)
-    return bad("timeout_s " + std::to_string(spec.timeout_s()) + " exceeds the maximum " +
-               std::to_string(cfg_.max_timeout_s));
-  if (spec.max_attempts() > cfg_.max_attempts_limit)
-    return bad("max_attempts must be <= " + std::to_string(cfg_.max_attempts_limit));
-  if (spec.name().size() > 256) return bad("name too long");
-  return Status::OK;
-}
-
 // ------------------------------------------------------------------ client
 
 std::string Farm::insert_job(const v1::JobSpec& spec, uint32_t max_attempts, const std::string& health_for,
@@ -385,7 +260,7 @@ std::string Farm::insert_job(const v1::JobSpec& spec, uint32_t max_attempts, con
 
 Status Farm::submit(const v1::SubmitJobRequest& req, v1::Job* out) {
   v1::JobSpec spec = req.spec();
-  if (auto s = validate(spec); !s.ok()) return s;
+  if (auto s = check::spec(spec, cfg_); !s.ok()) return s;
   if (spec.timeout_s() == 0) spec.set_timeout_s(cfg_.default_timeout_s);
   uint32_t max_attempts = spec.max_attempts() ? spec.max_attempts() : cfg_.default_max_attempts;
   spec.set_max_attempts(max_attempts);
@@ -507,7 +382,7 @@ bool Farm::load_job(const std::string& id, bool history, v1::Job* out) {
 }
 
 Status Farm::get_job(const std::string& id, bool history, v1::Job* out) {
-  if (id.empty()) return Status(StatusCode::INVALID_ARGUMENT, "job_id is required");
+  if (auto s = check::job_id("job_id", id); !s.ok()) return s;
   try {
     if (!load_job(id, history, out)) return Status(StatusCode::NOT_FOUND, "no job " + id);
   } catch (const std::exception& e) {
@@ -525,7 +400,15 @@ static bool tags_match(const v1::JobSpec& spec, const google::protobuf::Map<std:
 }
 
 Status Farm::list_jobs(const v1::ListJobsRequest& req, v1::ListJobsResponse* out) {
-  uint32_t limit = req.limit() ? std::min<uint32_t>(req.limit(), 100000) : 100;
+  if (req.limit() > 100000)
+    return Status(StatusCode::INVALID_ARGUMENT, "limit is " + std::to_string(req.limit()) + "; at most 100000 (0: 100)");
+  if (req.states_size() > 16) return Status(StatusCode::INVALID_ARGUMENT, "states has more than 16 entries");
+  for (int st : req.states())
+    if (!v1::JobState_IsValid(st) || st == v1::JOB_STATE_UNSPECIFIED)
+      return Status(StatusCode::INVALID_ARGUMENT, "states: " + std::to_string(st) + " is not a job state");
+  if (auto s = check::worker_id("worker_id", req.worker_id(), false); !s.ok()) return s;
+  if (auto s = check::tags("tags", req.tags()); !s.ok()) return s;
+  uint32_t limit = req.limit() ? req.limit() : 100;
   std::vector<std::string> ids;
   auto run = [&](Db& db) {
     std::string sql = "SELECT id, spec, state, worker_id FROM jobs";
@@ -568,7 +451,8 @@ Status Farm::list_jobs(const v1::ListJobsRequest& req, v1::ListJobsResponse* out
 }
 
 Status Farm::cancel(const std::string& id, const std::string& reason, v1::Job* out) {
-  if (id.empty()) return Status(StatusCode::INVALID_ARGUMENT, "job_id is required");
+  if (auto s = check::job_id("job_id", id); !s.ok()) return s;
+  if (auto s = check::text("reason", reason, 1024); !s.ok()) return s;
   std::string msg = "cancelled" + (reason.empty() ? std::string() : ": " + reason);
   {
     std::lock_guard lk(mu_);
@@ -617,8 +501,9 @@ Status Farm::cancel(const std::string& id, const std::string& reason, v1::Job* o
 }
 
 v1::WorkerState Farm::worker_state(const WorkerRec& w, int64_t now) const {
-  if (now - w.w.last_seen_ms() > static_cast<int64_t>(cfg_.offline_after_ms) && w.running.empty())
-    return v1::WORKER_STATE_OFFLINE;
+  if ((w.session.empty() || now - w.w.last_seen_ms() > static_cast<int64_t>(cfg_.offline_after_ms)) &&
+      w.running.empty())
+    return v1::WORKER_STATE_OFFLINE;  // gone quiet, or left (Heartbeat leaving)
   if (w.quarantined) return v1::WORKER_STATE_QUARANTINED;
   return w.running.empty() ? v1::WORKER_STATE_IDLE : v1::WORKER_STATE_BUSY;
 }
@@ -635,6 +520,7 @@ void Farm::list_workers(v1::ListWorkersResponse* out) {
 }
 
 Status Farm::remove_worker(const std::string& id, bool force) {
+  if (auto s = check::worker_id("worker_id", id); !s.ok()) return s;
   std::lock_guard lk(mu_);
   auto it = workers_.find(id);
   if (it == workers_.end()) return Status(StatusCode::NOT_FOUND, "no worker " + id);
@@ -681,6 +567,12 @@ Status Farm::remove_worker(const std::string& id, bool force) {
 }
 
 Status Farm::report(const v1::GetReportRequest& req, v1::Report* out) {
+  if (req.job_ids_size() > 10000)
+    return Status(StatusCode::INVALID_ARGUMENT,
+                  "job_ids has " + std::to_string(req.job_ids_size()) + " entries; at most 10000");
+  for (const auto& id : req.job_ids())
+    if (auto s = check::job_id("job_ids entry", id); !s.ok()) return s;
+  if (auto s = check::tags("tags", req.tags()); !s.ok()) return s;
   std::vector<std::string> ids;
   std::set<std::string> want_ids(req.job_ids().begin(), req.job_ids().end());
   auto run = [&](Db& db) {
@@ -744,524 +636,6 @@ Status Farm::report(const v1::GetReportRequest& req, v1::Report* out) {
     return Status(StatusCode::INTERNAL, e.what());
   }
   return Status::OK;
-}
-
-// ------------------------------------------------------------------ agents
-
-void Farm::persist_worker(WorkerRec& w) {
-  auto st = db_->prepare(
-      "INSERT INTO workers(id, name, capabilities, session, registered_ms, last_seen_ms, infra_failures, "
-      "quarantined, quarantine_reason, jobs_done, last_health_ms) VALUES(?,?,?,?,?,?,?,?,?,?,?) "
-      "ON CONFLICT(id) DO UPDATE SET name=excluded.name, capabilities=excluded.capabilities, "
-      "session=excluded.session, registered_ms=excluded.registered_ms, last_seen_ms=excluded.last_seen_ms, "
-      "infra_failures=excluded.infra_failures, quarantined=excluded.quarantined, "
-      "quarantine_reason=excluded.quarantine_reason, jobs_done=excluded.jobs_done, "
-      "last_health_ms=excluded.last_health_ms");
-  st.bind(1, w.w.id()).bind(2, w.w.name()).bind_blob(3, ser(w.w.capabilities())).bind(4, w.session);
-  st.bind(5, w.w.registered_ms()).bind(6, w.w.last_seen_ms()).bind(7, w.w.infra_failures());
-  st.bind(8, w.quarantined ? 1 : 0).bind(9, w.w.quarantine_reason()).bind(10, w.w.jobs_done());
-  st.bind(11, w.last_health_ms);
-  st.exec();
-  w.last_persist_ms = now_ms();
-}
-
-Status Farm::register_worker(const v1::RegisterRequest& req, v1::RegisterResponse* out) {
-  const auto& caps = req.capabilities();
-  if (!valid_name(req.name()))
-    return Status(StatusCode::INVALID_ARGUMENT, "worker name must be 1-128 chars of [A-Za-z0-9._@:-]");
-  if (caps.arch().empty()) return Status(StatusCode::INVALID_ARGUMENT, "capabilities.arch is required");
-  if (!known_kind(caps.kind()))
-    return Status(StatusCode::INVALID_ARGUMENT, "capabilities.kind must be native, qemu-user, qemu-system or board");
-  if (caps.slots() > 1024) return Status(StatusCode::INVALID_ARGUMENT, "capabilities.slots must be <= 1024");
-  std::unique_lock lk(mu_);
-  int64_t now = now_ms();
-  auto [it, fresh] = workers_.try_emplace(req.name());
-  WorkerRec& w = it->second;
-  try {
-    Txn t(*db_);
-    // A new registration under the same name is a new incarnation of the agent:
-    // whatever the previous one was running is gone.
-    std::vector<std::string> stale(w.running.begin(), w.running.end());
-    for (const auto& jid : stale) {
-      auto ri = running_.find(jid);
-      if (ri == running_.end()) continue;
-      v1::JobResult res;
-      res.set_outcome(v1::OUTCOME_LOST);
-      res.set_message("worker " + w.w.id() + " re-registered (agent restarted) while running attempt " +
-                      std::to_string(ri->second.attempt));
-      Running r = ri->second;
-      finish_attempt(std::move(r), std::move(res));
-    }
-    w.w.set_id(req.name());
-    w.w.set_name(req.name());
-    *w.w.mutable_capabilities() = caps;
-    if (w.w.capabilities().slots() == 0) w.w.mutable_capabilities()->set_slots(1);
-    w.session = ::farm::random_hex(8);
-    w.w.set_registered_ms(now);
-    w.w.set_last_seen_ms(now);
-    persist_worker(w);
-    t.commit();
-  } catch (const std::exception& e) {
-    pending_notify_.clear();
-    return Status(StatusCode::INTERNAL, e.what());
-  }
-  publish_events();
-  spdlog::info("farmd: worker {} registered ({}, {} slot(s){})", w.w.id(), ::farm::target_name(caps),
-               w.w.capabilities().slots(), w.quarantined ? ", quarantined" : "");
-  out->set_worker_id(w.w.id());
-  out->set_session(w.session);
-  out->set_heartbeat_interval_ms(heartbeat_interval_ms());
-  out->set_lease_ttl_ms(cfg_.lease_ttl_ms);
-  lk.unlock();
-  sched_cv_.notify_all();
-  return Status::OK;
-}
-
-Status Farm::check_session(const std::string& worker_id, const std::string& session, WorkerRec** out) {
-  auto it = workers_.find(worker_id);
-  if (it == workers_.end()) return Status(StatusCode::NOT_FOUND, "unknown worker " + worker_id + "; register first");
-  if (it->second.session != session)
-    return Status(StatusCode::FAILED_PRECONDITION, "stale session for worker " + worker_id + "; register again");
-  *out = &it->second;
-  return Status::OK;
-}
-
-bool Farm::worker_can_take(const WorkerRec& w, const Queued& q) const {
-  if (!q.health_for.empty()) return q.health_for == w.w.id();
-  if (w.quarantined) return false;
-  return ::farm::selector_matches(q.spec, w.w.capabilities(), w.w.id());
-}
-
-bool Farm::try_pick(WorkerRec& w, v1::Lease* lease) {
-  for (auto it = queue_.begin(); it != queue_.end(); ++it) {
-    Queued& q = it->second;
-    if (!worker_can_take(w, q)) continue;
-    int64_t now = now_ms();
-    uint32_t attempt = q.attempts + 1;
-    Txn t(*db_);
-    {
-      auto st = db_->prepare(
-          "UPDATE jobs SET state = ?, attempts = ?, worker_id = ?, "
-          "started_ms = CASE WHEN started_ms = 0 THEN ? ELSE started_ms END, message = '' WHERE id = ?");
-      st.bind(1, static_cast<int>(v1::JOB_STATE_RUNNING)).bind(2, attempt).bind(3, w.w.id()).bind(4, now);
-      st.bind(5, q.id).exec();
-    }
-    {
-      auto st = db_->prepare(
-          "INSERT OR REPLACE INTO attempts(job_id, attempt, worker_id, outcome, started_ms) VALUES(?, ?, ?, 0, ?)");
-      st.bind(1, q.id).bind(2, attempt).bind(3, w.w.id()).bind(4, now).exec();
-    }
-    emit_state(q.id, v1::JOB_STATE_RUNNING, attempt, w.w.id(), "");
-    t.commit();
-    publish_events();
-
-    Running r;
-    r.job_id = q.id;
-    r.attempt = attempt;
-    r.worker_id = w.w.id();
-    r.started_ms = now;
-    r.expires_ms = now + cfg_.lease_ttl_ms;
-    r.key = it->first;
-    q.attempts = attempt;
-    r.job = std::move(q);
-    queued_index_.erase(r.job_id);
-    queue_.erase(it);
-    lease->set_job_id(r.job_id);
-    lease->set_attempt(attempt);
-    *lease->mutable_spec() = r.job.spec;
-    lease->set_expires_ms(r.expires_ms);
-    w.running.insert(r.job_id);
-    running_.emplace(r.job_id, std::move(r));
-    return true;
-  }
-  return false;
-}
-
-void Farm::wake_one_for(const Queued& q) {
-  for (auto it = waiters_.begin(); it != waiters_.end(); ++it) {
-    Waiter* w = *it;
-    if (w->woken) continue;
-    auto wi = workers_.find(w->worker_id);
-    if (wi == workers_.end()) continue;
-    const WorkerRec& rec = wi->second;
-    if (rec.running.size() >= std::max<uint32_t>(1, rec.w.capabilities().slots())) continue;
-    if (!worker_can_take(rec, q)) continue;
-    w->woken = true;
-    w->cv.notify_one();
-    return;
-  }
-}
-
-Status Farm::acquire(const v1::AcquireJobRequest& req, v1::AcquireJobResponse* out,
-                     const std::function<bool()>& cancelled) {
-  auto deadline = std::chrono::steady_clock::now() +
-                  std::chrono::milliseconds(std::min(req.wait_ms(), cfg_.max_acquire_wait_ms));
-  std::unique_lock lk(mu_);
-  for (;;) {
-    if (stopping_) return Status::OK;
-    WorkerRec* w = nullptr;
-    if (auto s = check_session(req.worker_id(), req.session(), &w); !s.ok()) return s;
-    w->w.set_last_seen_ms(now_ms());
-    if (w->running.size() < std::max<uint32_t>(1, w->w.capabilities().slots())) {
-      try {
-        v1::Lease lease;
-        if (try_pick(*w, &lease)) {
-          *out->mutable_lease() = std::move(lease);
-          return Status::OK;
-        }
-      } catch (const std::exception& e) {
-        pending_notify_.clear();
-        return Status(StatusCode::INTERNAL, e.what());
-      }
-    }
-    auto now = std::chrono::steady_clock::now();
-    if (now >= deadline || (cancelled && cancelled())) return Status::OK;
-    Waiter me;
-    me.worker_id = req.worker_id();
-    waiters_.push_back(&me);
-    auto it = std::prev(waiters_.end());
-    // Woken for a job this worker can take; the timeout bounds the time to
-    // notice a cancelled call or a job freed by other means.
-    me.cv.wait_until(lk, std::min(deadline, now + std::chrono::milliseconds(500)), [&] { return me.woken; });
-    waiters_.erase(it);
-  }
-}
-
-Status Farm::heartbeat(const v1::HeartbeatRequest& req, v1::HeartbeatResponse* out) {
-  std::lock_guard lk(mu_);
-  WorkerRec* w = nullptr;
-  if (auto s = check_session(req.worker_id(), req.session(), &w); !s.ok()) return s;
-  int64_t now = now_ms();
-  w->w.set_last_seen_ms(now);
-  for (const auto& l : req.leases()) {
-    auto it = running_.find(l.job_id());
-    if (it == running_.end() || it->second.attempt != l.attempt() || it->second.worker_id != w->w.id()) {
-      *out->add_lost() = l;
-      continue;
-    }
-    it->second.expires_ms = now + cfg_.lease_ttl_ms;
-    if (it->second.cancel_requested) *out->add_cancel() = l;
-  }
-  out->set_quarantined(w->quarantined);
-  if (now - w->last_persist_ms > 5000) {
-    try {
-      persist_worker(*w);
-    } catch (const std::exception& e) {
-      spdlog::warn("farmd: cannot persist worker {}: {}", w->w.id(), e.what());
-    }
-  }
-  return Status::OK;
-}
-
-Status Farm::progress(const v1::ReportProgressRequest& req, v1::ReportProgressResponse* out) {
-  std::lock_guard lk(mu_);
-  WorkerRec* w = nullptr;
-  if (auto s = check_session(req.worker_id(), req.session(), &w); !s.ok()) return s;
-  int64_t now = now_ms();
-  w->w.set_last_seen_ms(now);
-  auto it = running_.find(req.lease().job_id());
-  if (it == running_.end() || it->second.attempt != req.lease().attempt() || it->second.worker_id != w->w.id()) {
-    out->set_lost(true);
-    return Status::OK;
-  }
-  Running& r = it->second;
-  r.expires_ms = now + cfg_.lease_ttl_ms;
-  out->set_cancel(r.cancel_requested);
-  try {
-    Txn t(*db_);
-    if (req.has_progress()) {
-      r.progress = req.progress();
-    }
-    // Progress is kept in memory on every report; it is written as an event
-    // at most once a second per job (watchers, history).
-    if (req.has_progress() && now - r.last_progress_event_ms >= 1000) {
-      r.last_progress_event_ms = now;
-      v1::JobEvent ev;
-      ev.set_job_id(r.job_id);
-      ev.set_time_ms(now);
-      *ev.mutable_progress() = req.progress();
-      emit(ev);
-    }
-    for (const auto& chunk : req.logs()) {
-      if (r.log_truncated) break;
-      v1::JobEvent ev;
-      ev.set_job_id(r.job_id);
-      ev.set_time_ms(now);
-      *ev.mutable_log() = chunk;
-      ev.mutable_log()->set_attempt(r.attempt);
-      r.log_bytes += chunk.data().size();
-      if (r.log_bytes > cfg_.max_log_bytes_per_attempt) {
-        r.log_truncated = true;
-        ev.mutable_log()->set_stream("agent");
-        ev.mutable_log()->set_data("[farmd: log limit of " + std::to_string(cfg_.max_log_bytes_per_attempt) +
-                                   " bytes reached; further output is not stored]\n");
-      }
-      emit(ev);
-    }
-    t.commit();
-  } catch (const std::exception& e) {
-    pending_notify_.clear();
-    return Status(StatusCode::INTERNAL, e.what());
-  }
-  publish_events();
-  return Status::OK;
-}
-
-Status Farm::complete(const v1::CompleteJobRequest& req, v1::CompleteJobResponse* out) {
-  std::unique_lock lk(mu_);
-  auto wi = workers_.find(req.worker_id());
-  if (wi == workers_.end()) return Status(StatusCode::NOT_FOUND, "unknown worker " + req.worker_id());
-  wi->second.w.set_last_seen_ms(now_ms());
-  const auto& l = req.lease();
-  auto it = running_.find(l.job_id());
-  if (it != running_.end() && it->second.attempt == l.attempt()) {
-    if (it->second.worker_id != req.worker_id())
-      return Status(StatusCode::PERMISSION_DENIED, "attempt is leased to another worker");
-    Running r = it->second;
-    try {
-      out->set_job_state(finish_attempt(std::move(r), req.result()));
-      if (req.acquire_next() && !stopping_) {
-        WorkerRec* w = nullptr;
-        if (check_session(req.worker_id(), req.session(), &w).ok() &&
-            w->running.size() < std::max<uint32_t>(1, w->w.capabilities().slots())) {
-          v1::Lease next;
-          if (try_pick(*w, &next)) *out->mutable_next() = std::move(next);
-        }
-      }
-    } catch (const std::exception& e) {
-      pending_notify_.clear();
-      return Status(StatusCode::INTERNAL, e.what());
-    }
-    return Status::OK;
-  }
-  // Not running: a retry of a completion that already landed, or a lease that expired.
-  try {
-    auto st = db_->prepare("SELECT worker_id, outcome FROM attempts WHERE job_id = ? AND attempt = ?");
-    st.bind(1, l.job_id()).bind(2, l.attempt());
-    if (!st.step())
-      return Status(StatusCode::NOT_FOUND, "no attempt " + std::to_string(l.attempt()) + " of job " + l.job_id());
-    std::string worker = st.text(0);
-    auto outcome = static_cast<v1::Outcome>(st.i64(1));
-    if (worker != req.worker_id()) return Status(StatusCode::PERMISSION_DENIED, "attempt belongs to another worker");
-    if (outcome == v1::OUTCOME_LOST)
-      return Status(StatusCode::ABORTED, "lease of attempt " + std::to_string(l.attempt()) + " of " + l.job_id() +
-                                             " expired; the job was requeued");
-    auto js = db_->prepare("SELECT state FROM jobs WHERE id = ?");
-    js.bind(1, l.job_id());
-    if (js.step()) out->set_job_state(static_cast<v1::JobState>(js.i64(0)));
-    out->set_duplicate(true);
-  } catch (const std::exception& e) {
-    return Status(StatusCode::INTERNAL, e.what());
-  }
-  return Status::OK;
-}
-
-void Farm::set_worker_failures(WorkerRec& w, uint32_t failures, const std::string& last_error) {
-  w.w.set_infra_failures(failures);
-  if (!w.quarantined && cfg_.quarantine_threshold > 0 && failures >= cfg_.quarantine_threshold) {
-    w.quarantined = true;
-    w.w.set_quarantine_reason(std::to_string(failures) + " consecutive infrastructure failures; last: " + last_error);
-    spdlog::warn("farmd: worker {} quarantined: {}", w.w.id(), w.w.quarantine_reason());
-    enqueue_health_check(w);
-  }
-}
-
-void Farm::enqueue_health_check(WorkerRec& w) {
-  if (!w.health_job.empty()) return;
-  v1::JobSpec spec;
-  spec.set_name("health-check " + w.w.id());
-  spec.mutable_selector()->set_worker_id(w.w.id());
-  spec.mutable_workload()->mutable_health_check();
-  spec.set_timeout_s(cfg_.health_timeout_s);
-  spec.set_max_attempts(1);
-  spec.set_priority(1000000);
-  (*spec.mutable_tags())["farm"] = "health-check";
-  QueueKey key{};
-  std::string id = insert_job(spec, 1, w.w.id(), "health check of quarantined worker " + w.w.id(), &key);
-  Queued q;
-  q.id = id;
-  q.spec = spec;
-  q.max_attempts = 1;
-  q.health_for = w.w.id();
-  queued_index_[id] = key;
-  wake_one_for(queue_.emplace(key, std::move(q)).first->second);
-  w.health_job = id;
-  w.last_health_ms = now_ms();
-}
-
-v1::JobState Farm::finish_attempt(Running r, v1::JobResult result) {
-  // mu_ held; starts and commits its own transaction unless one is open.
-  int64_t now = now_ms();
-  v1::Outcome outcome = result.outcome();
-  if (outcome == v1::OUTCOME_UNSPECIFIED) outcome = v1::OUTCOME_INFRA_ERROR;
-  result.set_outcome(outcome);
-  result.set_worker_id(r.worker_id);
-  result.set_attempt(r.attempt);
-  const bool health = !r.job.health_for.empty();
-  const bool infra = outcome == v1::OUTCOME_INFRA_ERROR || outcome == v1::OUTCOME_LOST;
-
-  v1::JobState state;
-  std::string msg = result.message();
-  if (health) {
-    state = outcome == v1::OUTCOME_PASS ? v1::JOB_STATE_PASSED
-            : outcome == v1::OUTCOME_CANCELLED ? v1::JOB_STATE_CANCELLED
-                                               : v1::JOB_STATE_FAILED;
-  } else if (infra) {
-    if (r.cancel_requested) state = v1::JOB_STATE_CANCELLED;
-    else if (r.attempt < r.job.max_attempts) state = v1::JOB_STATE_QUEUED;
-    else state = v1::JOB_STATE_ERROR;
-  } else {
-    state = ::farm::state_for_outcome(outcome);
-  }
-  if (state == v1::JOB_STATE_QUEUED)
-    msg = "attempt " + std::to_string(r.attempt) + " " + std::string(::farm::outcome_name(outcome)) + " on " +
-          r.worker_id + ": " + result.message() + "; requeued";
-  else if (state == v1::JOB_STATE_ERROR)
-    msg = "gave up after " + std::to_string(r.attempt) + " attempt(s); last: " + result.message();
-  const bool terminal = ::farm::is_terminal(state);
-
-  bool own_txn = sqlite3_get_autocommit(db_->raw()) != 0;
-  std::optional<Txn> t;
-  if (own_txn) t.emplace(*db_);
-  {
-    auto st = db_->prepare("UPDATE attempts SET outcome = ?, finished_ms = ?, message = ? WHERE job_id = ? AND attempt = ?");
-    st.bind(1, static_cast<int>(outcome)).bind(2, now).bind(3, result.message()).bind(4, r.job_id).bind(5, r.attempt);
-    st.exec();
-  }
-  {
-    auto st = db_->prepare(
-        "INSERT OR REPLACE INTO results(job_id, attempt, outcome, verdict, exit_code, calls, hits, batches, "
-        "duration_s, result) VALUES(?,?,?,?,?,?,?,?,?,?)");
-    st.bind(1, r.job_id).bind(2, r.attempt).bind(3, static_cast<int>(outcome)).bind(4, result.verdict());
-    st.bind(5, result.exit_code()).bind(6, result.calls()).bind(7, result.hits()).bind(8, result.batches());
-    st.bind(9, result.duration_s()).bind_blob(10, ser(result)).exec();
-  }
-  if (terminal) {
-    auto st = db_->prepare("UPDATE jobs SET state = ?, finished_ms = ?, message = ?, result = ? WHERE id = ?");
-    st.bind(1, static_cast<int>(state)).bind(2, now).bind(3, msg).bind_blob(4, ser(result)).bind(5, r.job_id).exec();
-  } else {
-    auto st = db_->prepare("UPDATE jobs SET state = ?, message = ? WHERE id = ?");
-    st.bind(1, static_cast<int>(state)).bind(2, msg).bind(3, r.job_id).exec();
-  }
-  emit_state(r.job_id, state, r.attempt, r.worker_id, msg);
-
-  auto wi = workers_.find(r.worker_id);
-  if (wi != workers_.end()) {
-    WorkerRec& w = wi->second;
-    w.running.erase(r.job_id);
-    if (health) {
-      w.health_job.clear();
-      w.last_health_ms = now;
-      if (outcome == v1::OUTCOME_PASS) {
-        if (w.quarantined) spdlog::info("farmd: worker {} passed its health check; back in service", w.w.id());
-        w.quarantined = false;
-        w.w.set_quarantine_reason("");
-        w.w.set_infra_failures(0);
-      } else {
-        spdlog::warn("farmd: worker {} failed its health check: {}", w.w.id(), result.message());
-      }
-    } else if (infra) {
-      set_worker_failures(w, w.w.infra_failures() + 1, result.message());
-    } else if (outcome != v1::OUTCOME_CANCELLED) {
-      if (outcome != v1::OUTCOME_TIMEOUT) w.w.set_infra_failures(0);
-      w.w.set_jobs_done(w.w.jobs_done() + 1);
-    }
-    persist_worker(w);
-  }
-  if (t) {
-    t->commit();
-    publish_events();
-  }
-
-  running_.erase(r.job_id);
-  // A slot of this worker is free: wake its own waiting long polls.
-  for (auto* wt : waiters_)
-    if (wt->worker_id == r.worker_id && !wt->woken) {
-      wt->woken = true;
-      wt->cv.notify_one();
-    }
-  if (state == v1::JOB_STATE_QUEUED) {
-    r.job.attempts = r.attempt;
-    queued_index_[r.job_id] = r.key;
-    // keeps its place in the FIFO
-    wake_one_for(queue_.emplace(r.key, std::move(r.job)).first->second);
-  }
-  return state;
-}
-
-void Farm::prune_events(int64_t now) {
-  // Jobs and results are kept; the bulky per-job event stream (logs,
-  // progress) of long finished jobs is dropped. Runs at most hourly.
-  last_prune_ms_ = now;
-  if (cfg_.event_retention_days == 0) return;
-  int64_t cutoff = now - static_cast<int64_t>(cfg_.event_retention_days) * 86'400'000;
-  auto st = db_->prepare(
-      "DELETE FROM events WHERE job_id IN (SELECT id FROM jobs WHERE finished_ms > 0 AND finished_ms < ?)");
-  st.bind(1, cutoff).exec();
-  if (int n = db_->changes(); n > 0) spdlog::info("farmd: pruned {} events of jobs finished before the retention window", n);
-}
-
-void Farm::tick() {
-  std::unique_lock lk(mu_);
-  if (stopping_) return;
-  int64_t now = now_ms();
-  if (now - last_prune_ms_ > 3'600'000) {
-    try {
-      prune_events(now);
-    } catch (const std::exception& e) {
-      spdlog::error("farmd: pruning events failed: {}", e.what());
-    }
-  }
-  std::vector<std::string> expired, overdue;
-  for (auto& [id, r] : running_) {
-    if (r.expires_ms < now) expired.push_back(id);
-    else if (now > r.started_ms + (static_cast<int64_t>(r.job.spec.timeout_s()) + cfg_.timeout_grace_s) * 1000)
-      overdue.push_back(id);
-  }
-  for (const auto& id : overdue) {
-    // The agent is alive but its workload never ended: farmd times the
-    // attempt out itself; the agent learns at its next heartbeat (lease lost).
-    Running r = running_.at(id);
-    v1::JobResult res;
-    res.set_outcome(v1::OUTCOME_TIMEOUT);
-    res.set_message("farmd: no result " + std::to_string(cfg_.timeout_grace_s) + " s after the job's timeout of " +
-                    std::to_string(r.job.spec.timeout_s()) + " s on " + r.worker_id);
-    spdlog::warn("farmd: job {} attempt {}: {}", id, r.attempt, res.message());
-    try {
-      finish_attempt(std::move(r), std::move(res));
-    } catch (const std::exception& e) {
-      pending_notify_.clear();
-      spdlog::error("farmd: cannot time out {}: {}", id, e.what());
-    }
-  }
-  for (const auto& id : expired) {
-    Running r = running_.at(id);
-    v1::JobResult res;
-    res.set_outcome(v1::OUTCOME_LOST);
-    res.set_message("lease expired: no heartbeat from " + r.worker_id + " for " +
-                    std::to_string(now - (r.expires_ms - cfg_.lease_ttl_ms)) + " ms");
-    spdlog::warn("farmd: job {} attempt {}: {}", id, r.attempt, res.message());
-    try {
-      finish_attempt(std::move(r), std::move(res));
-    } catch (const std::exception& e) {
-      pending_notify_.clear();
-      spdlog::error("farmd: cannot expire lease of {}: {}", id, e.what());
-    }
-  }
-  for (auto& [id, w] : workers_) {
-    if (!w.quarantined || !w.health_job.empty()) continue;
-    if (now - w.w.last_seen_ms() > static_cast<int64_t>(cfg_.offline_after_ms)) continue;
-    if (now - w.last_health_ms < static_cast<int64_t>(cfg_.health_recheck_ms)) continue;
-    try {
-      Txn t(*db_);
-      enqueue_health_check(w);
-      t.commit();
-      publish_events();
-    } catch (const std::exception& e) {
-      pending_notify_.clear();
-      spdlog::error("farmd: cannot schedule a health check for {}: {}", id, e.what());
-    }
-  }
 }
 
 }  // namespace farmd

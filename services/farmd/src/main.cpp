@@ -1,15 +1,42 @@
 // farmd: the patch farm coordinator. See docs/farm.md.
+//
+// Exit status: 0 after a signal, 1 when it cannot start (unreadable files,
+// the database in use, corrupted or not farmd's, the address in use), 2 for
+// bad flags (values out of range, conflicting options).
 #include <signal.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include <filesystem>
 #include <iostream>
 #include <thread>
 
 #include "farm/common/util.hpp"
 #include "farmd/server.hpp"
+
+namespace {
+
+const char* kTokensHelp =
+    "tokens file: one '<role> <token> [name] [workers=PATTERN,...]' per line, '#' comments; role client|agent|admin; "
+    "workers= (agent/admin tokens) lists the worker names (globs with * and ?) the token may register and act for, "
+    "e.g. 'agent 9d8e7f60a1b2c3d4 lab3 workers=lab3-*' (without it: any name)";
+
+// The port file is written once farmd listens; check its directory first so a
+// typo fails before the server starts rather than after.
+void check_port_file(const std::string& path) {
+  namespace fs = std::filesystem;
+  fs::path dir = fs::path(path).parent_path();
+  if (dir.empty()) dir = ".";
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec))
+    throw std::runtime_error("cannot write the port file " + path + ": directory " + dir.string() + " does not exist");
+  if (::access(dir.c_str(), W_OK) != 0)
+    throw std::runtime_error("cannot write the port file " + path + ": directory " + dir.string() + " is not writable");
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   farmd::Config cfg;
@@ -18,22 +45,29 @@ int main(int argc, char** argv) {
   bool no_auth = false, exit_with_parent = false;
 
   CLI::App app{"farmd: patch farm coordinator (gRPC, SQLite WAL)"};
-  app.add_option("--listen", cfg.listen, "host:port to listen on (port 0 picks a free port)")->capture_default_str();
-  app.add_option("--db", cfg.db_path, "SQLite database file (created if missing)")->capture_default_str();
-  app.add_option("--tokens", tokens_file, "tokens file: '<client|agent|admin> <token> [name]' per line");
+  app.add_option("--listen", cfg.listen, "host:port to listen on (port 0 picks a free port; 0-65535)")
+      ->capture_default_str();
+  app.add_option("--db", cfg.db_path,
+                 "SQLite database file (created if missing; its directory must exist). One farmd per database: "
+                 "FILE.lock holds the lock")
+      ->capture_default_str();
+  app.add_option("--tokens", tokens_file, kTokensHelp);
   app.add_option("--client-token", client_tokens, "accept this bearer token for the client role (repeatable)");
-  app.add_option("--agent-token", agent_tokens, "accept this bearer token for the agent role (repeatable)");
+  app.add_option("--agent-token", agent_tokens,
+                 "accept this bearer token for the agent role, any worker name (repeatable)");
   app.add_flag("--no-auth", no_auth, "run without authentication (development only)");
   app.add_option("--tls-cert", cfg.tls_cert, "PEM certificate chain; enables TLS with --tls-key");
-  app.add_option("--tls-key", cfg.tls_key, "PEM private key");
-  app.add_option("--lease-ttl-ms", cfg.lease_ttl_ms, "lease lifetime without heartbeats")->capture_default_str();
-  app.add_option("--heartbeat-ms", cfg.heartbeat_interval_ms, "heartbeat interval told to agents (0: ttl/3)");
+  app.add_option("--tls-key", cfg.tls_key, "PEM private key (unencrypted)");
+  app.add_option("--lease-ttl-ms", cfg.lease_ttl_ms, "lease lifetime without heartbeats (100-3600000)")
+      ->capture_default_str();
+  app.add_option("--heartbeat-ms", cfg.heartbeat_interval_ms,
+                 "heartbeat interval told to agents (0: ttl/3; else 10 up to below the ttl)");
   app.add_option("--default-timeout", cfg.default_timeout_s, "job timeout (s) when a job sets none")
       ->capture_default_str();
   app.add_option("--timeout-grace", cfg.timeout_grace_s,
                  "farmd times a running job out itself this long after its timeout (s)")
       ->capture_default_str();
-  app.add_option("--max-attempts", cfg.default_max_attempts, "attempts per job when a job sets none")
+  app.add_option("--max-attempts", cfg.default_max_attempts, "attempts per job when a job sets none (1-10)")
       ->capture_default_str();
   app.add_option("--quarantine-after", cfg.quarantine_threshold,
                  "quarantine a worker after this many consecutive infrastructure failures (0: never)")
@@ -43,15 +77,25 @@ int main(int argc, char** argv) {
   app.add_option("--event-retention-days", cfg.event_retention_days,
                  "drop logs/progress events of jobs finished longer ago (0: keep forever)")
       ->capture_default_str();
+  app.add_option("--max-watches-per-token", cfg.max_watches_per_token,
+                 "open WatchJob streams per client token (each holds a server thread)")
+      ->capture_default_str();
+  app.add_option("--max-watches", cfg.max_watches, "open WatchJob streams in total")->capture_default_str();
   app.add_flag("--sync-full", cfg.sync_full, "fsync every commit (PRAGMA synchronous=FULL)");
-  app.add_option("--port-file", port_file, "write the bound port to this file once listening");
+  app.add_option("--port-file", port_file,
+                 "once listening, write the bound port to this file (atomically: a rename); removed at exit");
   app.add_flag("--exit-with-parent", exit_with_parent, "terminate when the parent process dies (tests)");
-  app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error|critical|off")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
+  if (!farm::valid_log_level(log_level)) {
+    std::cerr << "farmd: unknown --log-level '" << farm::clip(log_level)
+              << "' (trace, debug, info, warn, error, critical, off)\n";
+    return 2;
+  }
   if (!farm::init_service_process(log_level, exit_with_parent)) return 1;
   try {
-    if (!tokens_file.empty()) cfg.tokens = farmd::load_tokens(tokens_file);
+    if (!tokens_file.empty()) cfg.tokens = farmd::load_tokens(tokens_file);  // "cannot read PATH: reason"
     for (auto& t : client_tokens) cfg.tokens.push_back({farmd::Role::client, t, "cli-client"});
     for (auto& t : agent_tokens) cfg.tokens.push_back({farmd::Role::agent, t, "cli-agent"});
     if (cfg.tokens.empty() && !no_auth) {
@@ -62,6 +106,13 @@ int main(int argc, char** argv) {
       std::cerr << "farmd: --no-auth conflicts with configured tokens\n";
       return 2;
     }
+    try {
+      farmd::validate_config(cfg);
+    } catch (const std::invalid_argument& e) {
+      std::cerr << "farmd: " << e.what() << "\n";
+      return 2;
+    }
+    if (!port_file.empty()) check_port_file(port_file);
     if (no_auth) spdlog::warn("farmd: authentication disabled (--no-auth)");
 
     // Block the shutdown signals before any thread starts; a dedicated thread waits for them.
@@ -76,6 +127,7 @@ int main(int argc, char** argv) {
     farmd::Server server(cfg);
     server.start();
     std::cout << "farmd listening on " << server.address() << std::endl;
+    // Readiness for scripts: written (tmp + rename) only once the port accepts calls.
     if (!port_file.empty()) farm::write_file_atomic(port_file, std::to_string(server.port()) + "\n");
 
     std::thread sig([&] {
@@ -86,6 +138,14 @@ int main(int argc, char** argv) {
     });
     server.wait();
     sig.detach();
+    if (!port_file.empty()) {
+      // Only our own port: a newer farmd may have written the file since.
+      std::error_code ec;
+      try {
+        if (farm::trim(farm::read_file(port_file)) == std::to_string(server.port())) std::filesystem::remove(port_file, ec);
+      } catch (...) {
+      }
+    }
     spdlog::info("farmd: stopped");
     return 0;
   } catch (const std::exception& e) {

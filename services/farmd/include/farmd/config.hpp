@@ -1,19 +1,44 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace farmd {
 
 enum class Role { client, agent, admin };  // admin may call both services
+const char* role_name(Role r);
 
 struct Token {
   Role role;
   std::string token;
   std::string name;  // for logs ("ci", "board-lab-3", ...)
+  // Agent and admin tokens: the worker names this token may register and act
+  // for, as glob patterns ('*' any run of characters, '?' one character).
+  // Empty: any name (the tokens file without "workers=").
+  std::vector<std::string> workers = {};
 };
 
-// Parses a tokens file: one "<role> <token> [name]" per line, '#' comments.
+// Who is calling: the token a call authenticated with, and where it came from.
+struct Caller {
+  const Token* token = nullptr;  // nullptr: not authenticated, or authentication disabled
+  bool auth_enabled = false;     // false: --no-auth (everyone is an anonymous admin)
+  std::string peer;              // gRPC peer, e.g. "ipv4:127.0.0.1:41234"
+
+  std::string name() const { return token ? token->name : "anonymous"; }
+  Role role() const { return token ? token->role : Role::admin; }
+  // May this caller register / act for the worker called `worker`?
+  bool may_act_for(std::string_view worker) const;
+  // "agent 'lab3' from ipv4:127.0.0.1:41234" (for audit lines and messages)
+  std::string describe() const;
+};
+
+// True if `name` matches the glob `pattern` ('*' and '?', no escapes).
+bool glob_match(std::string_view pattern, std::string_view name);
+
+// Parses a tokens file (see the comment in auth.cpp for the syntax). Throws
+// std::runtime_error("PATH:LINE: ...") on a malformed line and
+// "cannot read PATH: reason" if the file cannot be read.
 std::vector<Token> load_tokens(const std::string& path);
 
 struct Config {
@@ -40,6 +65,27 @@ struct Config {
   uint64_t max_log_bytes_per_attempt = 4 << 20;
   uint32_t event_retention_days = 30;     // drop events (logs, progress) of jobs finished longer ago; 0: keep
   bool sync_full = false;                 // PRAGMA synchronous=FULL (default NORMAL: WAL-safe)
+  // WatchJob streams each hold a server thread while open.
+  uint32_t max_watches_per_token = 32;    // open streams per client token (all callers share one without auth)
+  uint32_t max_watches = 256;             // open streams in total
+  // A job handed back by a stopping agent (OUTCOME_HANDED_BACK) is requeued
+  // without using up an attempt at most this many times; further hand-backs
+  // count as attempts (a bound on an agent that hands everything back).
+  uint32_t max_hand_backs = 20;
 };
+
+// Ranges of the settings above; throws std::invalid_argument naming the
+// setting and its allowed range (farmd refuses to start, nothing is clamped).
+void validate_config(const Config& cfg);
+// The token part of it: names, lengths, patterns, and no token listed twice
+// (under one role or two).
+void check_tokens(const std::vector<Token>& tokens);
+
+struct ListenAddress {
+  std::string host;  // "127.0.0.1", "0.0.0.0", "[::1]", "localhost"
+  int port = 0;      // 0..65535
+};
+// Parses "HOST:PORT" (IPv6 in brackets); throws std::invalid_argument.
+ListenAddress parse_listen(const std::string& listen);
 
 }  // namespace farmd

@@ -2,6 +2,9 @@
 // The farm's state machine: jobs, attempts, leases, workers, events.
 // Everything is persisted in SQLite (WAL) before a call returns; the
 // in-memory indexes (queue, leases, workers) are rebuilt from it at startup.
+// Sources: farm.cpp (setup, events, client side), leases.cpp (workers,
+// leases, completion, housekeeping), store.cpp (the database), validation.cpp
+// (request checks).
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -24,8 +27,12 @@ namespace farmd {
 
 namespace v1 = ::farm::v1;
 
+class DbLock;
+
 class Farm {
  public:
+  // Throws std::invalid_argument for a bad Config (validate_config) and
+  // std::runtime_error if the database cannot be used (store.hpp).
   explicit Farm(Config cfg);
   ~Farm();
   Farm(const Farm&) = delete;
@@ -51,7 +58,8 @@ class Farm {
   void wait_event(uint64_t seen, std::chrono::steady_clock::time_point deadline);
 
   // ---- agent side
-  grpc::Status register_worker(const v1::RegisterRequest& req, v1::RegisterResponse* out);
+  // `who` is recorded with the session (named when a second agent is refused).
+  grpc::Status register_worker(const v1::RegisterRequest& req, const Caller& who, v1::RegisterResponse* out);
   // Long poll: waits up to req.wait_ms (or until `cancelled()` returns true).
   grpc::Status acquire(const v1::AcquireJobRequest& req, v1::AcquireJobResponse* out,
                        const std::function<bool()>& cancelled);
@@ -79,6 +87,7 @@ class Farm {
     uint32_t attempts = 0;
     uint32_t max_attempts = 0;
     std::string health_for;  // worker id if this is a health-check job
+    uint32_t free_attempts = 0;  // attempts handed back that did not count (OUTCOME_HANDED_BACK)
   };
   struct Running {
     std::string job_id;
@@ -102,6 +111,11 @@ class Farm {
     int64_t last_persist_ms = 0;
     int64_t last_health_ms = 0;
     std::string health_job;  // pending/running health-check job id
+    // Last contact in this process (0: none since a restart or since the agent
+    // left). The session is alive, and the name taken, while this is within
+    // the lease TTL.
+    int64_t contact_ms = 0;
+    std::string holder;  // who registered the session ("agent 'lab' from ipv4:...")
   };
 
   void open_db();
@@ -109,8 +123,9 @@ class Farm {
   void bg_loop();
 
   // all below require mu_ held
-  grpc::Status validate(const v1::JobSpec& spec) const;
+  // The worker exists and `session` is its live session; records the contact.
   grpc::Status check_session(const std::string& worker_id, const std::string& session, WorkerRec** out);
+  bool session_alive(const WorkerRec& w, int64_t now) const;
   bool worker_can_take(const WorkerRec& w, const Queued& q) const;
   bool try_pick(WorkerRec& w, v1::Lease* lease);
   void emit_state(const std::string& job_id, v1::JobState st, uint32_t attempt, const std::string& worker,
@@ -130,6 +145,7 @@ class Farm {
   bool load_job(const std::string& id, bool history, v1::Job* out);
 
   Config cfg_;
+  std::unique_ptr<DbLock> lock_;  // one farmd per database (before db_: released last)
   std::unique_ptr<Db> db_;   // writer, guarded by mu_
   std::unique_ptr<Db> rdb_;  // reader, guarded by rmu_
   std::mutex mu_;

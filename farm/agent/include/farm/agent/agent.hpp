@@ -39,14 +39,22 @@ class Agent {
 
   void start();  // background threads
   void run();    // start() + wait until stop()
-  // Stops acquiring; running jobs are cancelled and reported as
-  // infrastructure errors so farmd requeues them right away.
+  // Stops acquiring; running jobs are cancelled and handed back
+  // (OUTCOME_HANDED_BACK) so farmd requeues them right away without using
+  // up an attempt.
   void stop();
+  // Joins the agent's threads; after stop(), also ends the session at farmd
+  // (Heartbeat leaving) so that the name is free for the next agent at once.
   void wait();
 
   std::string worker_id() const;
   uint64_t jobs_completed() const { return completed_.load(); }
   bool registered() const;
+  // Set when farmd refused this agent for good (wrong or revoked token, the
+  // name taken by another live agent, capabilities it rejects): the agent
+  // stopped by itself instead of retrying forever. farm-agent exits non-zero
+  // with this message.
+  std::optional<std::string> fatal_error() const;
 
  private:
   struct Active {
@@ -58,6 +66,12 @@ class Agent {
   };
 
   bool ensure_registered(uint64_t seen_generation);
+  std::shared_ptr<v1::FarmAgent::Stub> stub() const;
+  // A new channel if the current one is failing (see agent.cpp); the stub to use.
+  std::shared_ptr<v1::FarmAgent::Stub> reconnect_if_failed();
+  // Records why the agent cannot go on and stops it.
+  void fail(std::string message);
+  void leave();
   void slot_loop(int slot);
   void heartbeat_loop();
   // Runs one job; returns the next lease farmd handed out with the completion.
@@ -68,8 +82,8 @@ class Agent {
 
   AgentConfig cfg_;
   std::unique_ptr<Executor> exec_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<v1::FarmAgent::Stub> stub_;
+  std::shared_ptr<grpc::Channel> channel_;      // guarded by mu_ (replaced while unregistered)
+  std::shared_ptr<v1::FarmAgent::Stub> stub_;
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
@@ -77,7 +91,9 @@ class Agent {
   uint64_t generation_ = 0;  // bumped at each successful registration
   uint32_t heartbeat_ms_ = 1000;
   std::map<std::string, std::shared_ptr<Active>> active_;
-  std::vector<grpc::ClientContext*> inflight_;  // long polls to cancel on stop
+  std::vector<grpc::ClientContext*> inflight_;  // long polls (and registrations) to cancel on stop
+  std::optional<std::string> fatal_;
+  bool left_ = false;
 
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> completed_{0};

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "farm/agent/config.hpp"
 #include "farm/agent/process.hpp"
 #include "farm/v1/farm.pb.h"
 
@@ -17,7 +18,8 @@ namespace farm::agent {
 namespace v1 = ::farm::v1;
 
 struct JobContext {
-  std::string job_id;
+  std::string job_id;               // checked by the agent: a single path component (policy.hpp)
+  std::string worker;               // this agent's name (for logs)
   uint32_t attempt = 0;
   v1::JobSpec spec;
   std::string work_dir;             // scratch directory for this attempt (exists)
@@ -27,36 +29,6 @@ struct JobContext {
   void note(const std::string& line) const {  // an agent-side log line
     if (output) output("agent", line + "\n");
   }
-};
-
-struct ExecutorConfig {
-  std::string kind = "native";                   // native | qemu-user | qemu-system | ssh
-  std::string arch;                              // target arch (riscv64, aarch64, x86_64)
-  std::map<std::string, std::string> binaries;   // workload -> binary ("patch-stress" -> path)
-  bool allow_command = false;                    // accept Command workloads
-  std::chrono::milliseconds kill_grace{2000};
-
-  // qemu-user / qemu-system
-  std::string qemu;                              // emulator binary (default from arch)
-  std::string qemu_cpu;                          // -cpu
-  std::string sysroot;                           // qemu-user -L
-  std::string machine = "virt";
-  std::string bios = "default";
-  std::string memory = "256M";
-  uint32_t default_smp = 4;
-  std::vector<std::string> qemu_args;            // extra emulator arguments
-
-  // ssh (board)
-  std::string ssh = "ssh";
-  std::string scp = "scp";
-  std::string ssh_host;                          // [user@]host
-  std::vector<std::string> ssh_opts = {"-o", "BatchMode=yes", "-o", "ConnectTimeout=10"};
-  std::string remote_dir = "/tmp/farm-agent";
-  std::string serial_device;                     // e.g. /dev/ttyUSB0 (optional)
-  unsigned serial_baud = 115200;
-  std::string power_cycle;                       // shell command (optional)
-  uint32_t boot_timeout_s = 180;                 // wait for ssh after a power cycle
-  uint32_t boot_poll_ms = 2000;
 };
 
 class Executor {
@@ -76,7 +48,18 @@ std::unique_ptr<Executor> make_executor(const ExecutorConfig& cfg);
 // `require_json`: a missing result line is a failure (patch-stress, baremetal).
 v1::JobResult result_from_process(const ProcResult& p, bool require_json, std::string_view output_for_tail = {});
 
-// Command line for a patch-stress workload (binary + flags).
+// Formats a patch-stress command line (binary + flags + p.extra_args). It
+// checks nothing: Policy::patch_stress() calls it with the operator's binary
+// and a copy of the job's fields that passed the rules.
 std::vector<std::string> patch_stress_argv(const std::string& binary, const v1::PatchStress& p, uint64_t seed);
+
+// The result of a job the agent refused to run (policy.hpp): OUTCOME_REFUSED,
+// with a message that starts with "refused" and names the field. A refusal
+// must end the job without counting against anyone: INFRA_ERROR would retry
+// it on other agents and count it toward this agent's quarantine (a client
+// could then quarantine the farm by submitting hostile jobs), and FAIL would
+// report a finding of the workload that never ran (farmd: job state ERROR).
+v1::JobResult refused_result(const std::string& why);
+bool is_refused(const v1::JobResult& r);
 
 }  // namespace farm::agent

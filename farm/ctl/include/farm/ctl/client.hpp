@@ -1,5 +1,6 @@
 #pragma once
 // farmctl's client side as a library (reused by `farmctl conformance`).
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <stdexcept>
@@ -29,6 +30,9 @@ class Client {
   std::vector<v1::Job> list(const v1::ListJobsRequest& req);
   v1::Job cancel(const std::string& id, const std::string& reason = "");
   std::vector<v1::Worker> workers();
+  // One ListWorkers call with its own deadline that fails at once (UNAVAILABLE)
+  // while farmd is not reachable: `farmctl wait-ready` polls with it.
+  std::vector<v1::Worker> workers(std::chrono::milliseconds deadline);
   void remove_worker(const std::string& id, bool force = false);
   v1::Report report(const v1::GetReportRequest& req);
   // Streams events until the job is terminal; `on_event` returns false to stop.

@@ -530,16 +530,7 @@ Status Farm::remove_worker(const std::string& id, bool force) {
                   "worker " + id + " is running " + std::to_string(w.running.size()) + " job(s); use force");
   try {
     Txn t(*db_);
-    std::vector<std::string> stale(w.running.begin(), w.running.end());
-    for (const auto& jid : stale) {
-      auto ri = running_.find(jid);
-      if (ri == running_.end()) continue;
-      v1::JobResult res;
-      res.set_outcome(v1::OUTCOME_LOST);
-      res.set_message("worker " + id + " was removed");
-      Running r = ri->second;
-      finish_attempt(std::move(r), std::move(res));
-    }
+    lose_running(w, "worker " + id + " was removed while running attempt");
     if (!w.health_job.empty() && queued_index_.count(w.health_job)) {
       auto st = db_->prepare("UPDATE jobs SET state = ?, finished_ms = ?, message = ? WHERE id = ?");
       st.bind(1, static_cast<int>(v1::JOB_STATE_CANCELLED)).bind(2, now_ms()).bind(3, "worker removed");

@@ -90,17 +90,7 @@ Status Farm::register_worker(const v1::RegisterRequest& req, const Caller& who, 
     Txn t(*db_);
     // The previous session under this name has ended (expired or left):
     // whatever it was still running is gone.
-    std::vector<std::string> stale(w.running.begin(), w.running.end());
-    for (const auto& jid : stale) {
-      auto ri = running_.find(jid);
-      if (ri == running_.end()) continue;
-      v1::JobResult res;
-      res.set_outcome(v1::OUTCOME_LOST);
-      res.set_message("worker " + w.w.id() + " registered a new session (agent restarted) while running attempt " +
-                      std::to_string(ri->second.attempt));
-      Running r = ri->second;
-      finish_attempt(std::move(r), std::move(res));
-    }
+    lose_running(w, "worker " + w.w.id() + " registered a new session (agent restarted) while running attempt");
     w.w.set_id(req.name());
     w.w.set_name(req.name());
     *w.w.mutable_capabilities() = caps;
@@ -446,6 +436,19 @@ void Farm::enqueue_health_check(WorkerRec& w) {
   wake_one_for(queue_.emplace(key, std::move(q)).first->second);
   w.health_job = id;
   w.last_health_ms = now_ms();
+}
+
+void Farm::lose_running(WorkerRec& w, const std::string& why) {
+  std::vector<std::string> stale(w.running.begin(), w.running.end());  // finish_attempt edits w.running
+  for (const auto& jid : stale) {
+    auto ri = running_.find(jid);
+    if (ri == running_.end()) continue;
+    v1::JobResult res;
+    res.set_outcome(v1::OUTCOME_LOST);
+    res.set_message(why + " " + std::to_string(ri->second.attempt));
+    Running r = ri->second;
+    finish_attempt(std::move(r), std::move(res));
+  }
 }
 
 v1::JobState Farm::finish_attempt(Running r, v1::JobResult result) {

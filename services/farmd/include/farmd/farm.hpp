@@ -136,6 +136,9 @@ class Farm {
                          const std::string& message, QueueKey* key);
   // Ends a running attempt. Returns the job's new state.
   v1::JobState finish_attempt(Running r, v1::JobResult result);
+  // Ends every attempt `w` is running as LOST, with `why` + its attempt number
+  // (mu_ held, inside the caller's transaction).
+  void lose_running(WorkerRec& w, const std::string& why);
   void set_worker_failures(WorkerRec& w, uint32_t failures, const std::string& last_error);
   void enqueue_health_check(WorkerRec& w);
   void persist_worker(WorkerRec& w);

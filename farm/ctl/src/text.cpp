@@ -50,6 +50,14 @@ bool format_control(uint32_t cp) {
 
 }  // namespace
 
+// "\\uXXXX" for a code point a terminal would act on (C1 controls, bidi and
+// other format controls): visible in text, and the same character in JSON.
+static void u_escape(std::string& o, uint32_t cp) {
+  char b[12];
+  std::snprintf(b, sizeof b, "\\u%04x", static_cast<unsigned>(cp));
+  o += b;
+}
+
 std::string term_safe(std::string_view s, bool multiline) {
   std::string o;
   o.reserve(s.size());
@@ -69,9 +77,7 @@ std::string term_safe(std::string_view s, bool multiline) {
       else if (cp == '\t') o += "\\t";
       else hex_byte(o, static_cast<unsigned char>(cp));
     } else if ((cp >= 0x80 && cp <= 0x9F) || format_control(cp)) {
-      char b[12];
-      std::snprintf(b, sizeof b, "\\u%04x", static_cast<unsigned>(cp));
-      o += b;
+      u_escape(o, cp);
     } else {
       o.append(s.data() + i, len);
     }
@@ -92,9 +98,7 @@ std::string json_term_safe(std::string_view s) {
       continue;
     }
     if (cp == 0x7F || (cp >= 0x80 && cp <= 0x9F) || format_control(cp)) {
-      char b[12];
-      std::snprintf(b, sizeof b, "\\u%04x", static_cast<unsigned>(cp));
-      o += b;
+      u_escape(o, cp);
     } else {
       o.append(s.data() + i, len);
     }

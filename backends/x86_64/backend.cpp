@@ -83,6 +83,27 @@ public:
   }
   size_t insn_trampoline_max() const override { return kInsnTrampolineMax; }
 
+  int emit_return_trampoline(uint8_t *buf, uintptr_t at, const TrampolineSpec &spec,
+                             ReturnTrampoline *out) const override {
+    return x86_64::emit_return_trampoline(buf, at, spec, out);
+  }
+  size_t return_trampoline_max() const override { return kReturnTrampolineMax; }
+  int emit_redirect_stub(uint8_t *buf, uintptr_t at, uintptr_t data, bool from_entry_sled,
+                         size_t *size) const override {
+    return x86_64::emit_redirect_stub(buf, at, data, from_entry_sled, size);
+  }
+  // At an entry, rsp points at the return address the call pushed.
+  uintptr_t call_return_address(const lp_regs *r) const override {
+    return *reinterpret_cast<const uint64_t *>(r->rsp);
+  }
+  void set_call_return_address(lp_regs *r, uintptr_t to) const override {
+    *reinterpret_cast<uint64_t *>(r->rsp) = to;
+  }
+  uintptr_t call_skip_resume(const lp_regs *, uintptr_t skip_stub) const override { return skip_stub; }
+  uintptr_t caller_sp(const lp_regs *r) const override { return r->rsp + 8; }
+  uintptr_t entry_sp_at_return(const lp_regs *r) const override { return r->rsp - 8; }
+  void set_regs_pc(lp_regs *r, uintptr_t pc) const override { r->rip = pc; }
+
   int trap_signal() const override { return SIGTRAP; }
 
   bool trap_site(int signo, const void *si_, const void *uc, uintptr_t *site) const override {
@@ -161,6 +182,10 @@ uintptr_t lp_regs_arg(const lp_regs *r, unsigned i) {
   case 5: return r->r9;
   default: return *reinterpret_cast<const uint64_t *>(r->rsp + 8 * (i - 6 + 1)); // stack args
   }
+}
+uintptr_t lp_regs_ret(const lp_regs *r) { return r ? r->rax : 0; }
+void lp_regs_set_ret(lp_regs *r, uintptr_t v) {
+  if (r) r->rax = v;
 }
 void lp_regs_set_arg(lp_regs *r, unsigned i, uintptr_t v) {
   if (!r) return;

@@ -32,7 +32,7 @@ int emit_insn_trampoline(uint8_t *buf, uintptr_t at, const TrampolineSpec &spec,
   static_assert(offsetof(lp_regs, rflags) == 120 && offsetof(lp_regs, rip) == 128 && offsetof(lp_regs, rsp) == 136);
   if (spec.tls_depth < INT32_MIN || spec.tls_depth > INT32_MAX) return LP_EINVAL;
   const uint32_t tls = uint32_t(int32_t(spec.tls_depth));
-  Asm a(buf, at);
+  Asm a(buf, at, kInsnTrampolineMax);
   lea_rsp(a, -kRedZone);                                   // the interrupted code may use its red zone
   lea_rsp(a, -kXmm);
   for (uint8_t i = 0; i < 16; ++i) movups(a, true, i);
@@ -61,7 +61,7 @@ int emit_insn_trampoline(uint8_t *buf, uintptr_t at, const TrampolineSpec &spec,
   lea_rsp(a, kXmm + kRedZone);
   // Falls through into the out-of-line copy, placed right after this code.
   *code_size = a.size();
-  return a.size() <= kInsnTrampolineMax ? 0 : LP_EINVAL;
+  return a.fits() ? 0 : LP_EINVAL;
 }
 
 } // namespace lp::x86_64

@@ -29,6 +29,18 @@ struct TrampolineSpec {
   uintptr_t data = 0;        // address of the slot's data words (handler, user)
   intptr_t tls_depth = 0;    // thread-pointer offset of the per-thread trampoline depth counter
   bool save_vector = true;   // false: the handler promised not to touch vector/FP registers
+  // The handler is the call runtime (call_runtime.hpp): it returns where the
+  // trampoline continues (the sled's end, or a return to the caller for a
+  // skipped call) instead of the trampoline's fixed site + site_len.
+  bool call_runtime = false;
+};
+
+// Where a return trampoline's code lies in its slot.
+struct ReturnTrampoline {
+  size_t code_size = 0;
+  // Offset of the "return to the caller" stub an entry trampoline continues at
+  // for a skipped call (x86-64: a `ret`); 0 where the backend needs none.
+  size_t skip_off = 0;
 };
 
 // Slot data words a trampoline reads at run time (kept beside its code).
@@ -85,6 +97,47 @@ public:
   // lp::mc::Decoder feature string for the code this CPU runs ("" = the arch
   // default; RISC-V without C: "-c", so compressed encodings never decode).
   virtual const char *decoder_features() const { return ""; }
+
+  // ---- Calls (exit probes, replacement): the call ABI at a function entry ----
+  // The return trampoline: reached by the probed function's own return (its
+  // swapped return address), it builds an lp_regs (pc 0, sp the caller's after
+  // the return), calls spec.data's handler -- the call runtime's exit, which
+  // returns the real return address -- restores the return-value registers from
+  // lp_regs and continues at that address. LP_ENOTSUP without call support.
+  virtual int emit_return_trampoline(uint8_t *, uintptr_t, const TrampolineSpec &, ReturnTrampoline *) const {
+    return LP_ENOTSUP_CODE;
+  }
+  virtual size_t return_trampoline_max() const { return 0; }
+  // A redirect stub: continues at the address held in the data word at `data`
+  // with every argument register intact. `from_entry_sled`: entered by the
+  // sled's jump (x86-64: a call, whose return address the stub drops; RISC-V:
+  // jal t0, t0 dead), else by an instruction site's jump at a function entry.
+  virtual int emit_redirect_stub(uint8_t *, uintptr_t, uintptr_t /*data*/, bool /*from_entry_sled*/,
+                                 size_t * /*code_size*/) const {
+    return LP_ENOTSUP_CODE;
+  }
+  // At a function's entry (lp_regs of an entry site): the return address, and
+  // making the function return to `to` instead (x86-64: the stack slot at sp;
+  // RISC-V: ra, applied when the trampoline restores lp_regs).
+  virtual uintptr_t call_return_address(const lp_regs *) const { return 0; }
+  virtual void set_call_return_address(lp_regs *, uintptr_t) const {}
+  // Where the entry trampoline continues to return from the function at once
+  // (a skipped call), with the return value lp_regs holds.
+  virtual uintptr_t call_skip_resume(const lp_regs *, uintptr_t /*skip_stub*/) const { return 0; }
+  // The caller's stack pointer once the function entered at `regs` returns.
+  virtual uintptr_t caller_sp(const lp_regs *) const { return 0; }
+  // In the return trampoline's lp_regs: the stack pointer the returning call
+  // had at its entry (the shadow entry's key), and setting the pc it reports.
+  virtual uintptr_t entry_sp_at_return(const lp_regs *) const { return 0; }
+  virtual void set_regs_pc(lp_regs *, uintptr_t) const {}
+  // Where a function entered with stack pointer `entry_sp` keeps its return
+  // address while it runs: exact (x86-64: the slot at entry_sp) or the most
+  // likely slot, searched downwards from there when it does not hold it
+  // (RISC-V: ra is saved by the prologue, at entry_sp - 8 by GCC and Clang).
+  virtual uintptr_t return_slot_hint(uintptr_t entry_sp, bool *exact) const {
+    *exact = true;
+    return entry_sp;
+  }
 
   // Trap handling (called from the signal handler: async-signal-safe).
   virtual int trap_signal() const = 0;

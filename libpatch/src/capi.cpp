@@ -84,6 +84,55 @@ void *lp_probe_address(const lp_probe *pr) { return pr ? reinterpret_cast<void *
 size_t lp_probe_site_len(const lp_probe *pr) { return pr ? pr->shape.len : 0; }
 uint64_t lp_probe_hits(const lp_probe *pr) { return pr ? pr->hits.load() : 0; }
 
+int lp_probe_call(lp_patcher *p, void *fn, lp_entry_handler on_entry, lp_exit_handler on_exit, void *user,
+                  lp_probe **out) {
+  if (!p || !out) return LP_EINVAL;
+  *out = nullptr;
+  return p->create_call_probe(fn, on_entry, on_exit, user, out);
+}
+
+int lp_probe_call_symbol(lp_patcher *p, const char *symbol, lp_entry_handler on_entry, lp_exit_handler on_exit,
+                         void *user, lp_probe **out) {
+  if (!p || !symbol || !out) return LP_EINVAL;
+  *out = nullptr;
+  lp::linux_platform::Symbol s;
+  if (int rc = lp::linux_platform::lookup_symbol(symbol, &s); rc != 0) return rc;
+  return p->create_call_probe(reinterpret_cast<void *>(s.addr), on_entry, on_exit, user, out);
+}
+
+int lp_replace(lp_patcher *p, void *fn, void *replacement, lp_probe **out) {
+  if (!p || !out) return LP_EINVAL;
+  *out = nullptr;
+  return p->create_replacement(fn, replacement, out);
+}
+
+int lp_replace_symbol(lp_patcher *p, const char *symbol, void *replacement, lp_probe **out) {
+  if (!p || !symbol || !out) return LP_EINVAL;
+  *out = nullptr;
+  lp::linux_platform::Symbol s;
+  if (int rc = lp::linux_platform::lookup_symbol(symbol, &s); rc != 0) return rc;
+  return p->create_replacement(reinterpret_cast<void *>(s.addr), replacement, out);
+}
+
+void *lp_probe_original(const lp_probe *pr) {
+  return pr && pr->kind == ProbeKind::Replace ? reinterpret_cast<void *>(pr->original_fn) : nullptr;
+}
+
+int lp_patcher_call_stats(const lp_patcher *p, lp_call_stats *s) {
+  if (!p || !s) return LP_EINVAL;
+  std::memset(s, 0, sizeof *s);
+  s->exits = lp::CallRuntime::exits();
+  s->pending = lp::CallRuntime::pending();
+  if (const lp::CallRuntime *rt = p->calls.get()) {
+    s->overflows = rt->overflows.load();
+    s->unwound = rt->unwound.load();
+    s->skipped = rt->skipped.load();
+  }
+  s->unwind_hooks = p->unwind_hooks;
+  s->unwind_missing = p->unwind_missing;
+  return 0;
+}
+
 int lp_commit(lp_patcher *p) { return p ? p->commit() : LP_EINVAL; }
 
 int lp_quiesce(lp_patcher *p, unsigned timeout_ms) { return p ? p->quiesce(timeout_ms, nullptr) : LP_EINVAL; }

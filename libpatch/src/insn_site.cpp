@@ -47,7 +47,11 @@ int prepare_jump(lp_patcher &p, lp_probe &pr, const mc::Decoder &dec, mc::RelocI
   spec.data = slot.rx + data_off;
   spec.tls_depth = p.tls_depth_offset;
   size_t tcode = 0;
-  int rc = b.emit_insn_trampoline(slot.rw, slot.rx, spec, &tcode);
+  // A replacement's site jumps to a redirect stub instead (the displaced
+  // prologue after it is the callable original); a probe's to the trampoline.
+  const bool replace = pr.kind == ProbeKind::Replace;
+  int rc = replace ? b.emit_redirect_stub(slot.rw, slot.rx, spec.data, false, &tcode)
+                   : b.emit_insn_trampoline(slot.rw, slot.rx, spec, &tcode);
   mc::Relocation r;
   if (rc == 0) {
     r = mc::relocate(dec, in, slot.rx + tcode);
@@ -68,6 +72,10 @@ int prepare_jump(lp_patcher &p, lp_probe &pr, const mc::Decoder &dec, mc::RelocI
   d.handler = pr.handler;
   d.user = pr.user;
   std::memcpy(slot.rw + data_off, &d, sizeof d);
+  if (replace) {
+    std::memcpy(slot.rw + data_off, &pr.replacement, sizeof pr.replacement);
+    pr.original_fn = slot.rx + tcode;
+  }
   take_map(r, slot.rx + tcode, *insn);
   if (far) {
     // Between `auipc rX` and `jalr x0, lo(rX)`: the jalr would enter the trampoline.
@@ -110,6 +118,7 @@ int prepare_trap(lp_patcher &p, lp_probe &pr, const mc::Decoder &dec, mc::RelocI
   auto insn = std::make_unique<InsnSite>();
   take_map(r, slot.rx, *insn);
   insn->ool_slot = slot;
+  if (pr.kind == ProbeKind::Replace) pr.original_fn = slot.rx; // the first instruction, then back
   for (const mc::ExitTrap &e : r.exits) insn->exits.push_back({slot.rx + e.pc, e.target});
   pr.shape.addr = in.site;
   pr.shape.len = r.displaced_len;

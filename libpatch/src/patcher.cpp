@@ -189,7 +189,13 @@ void lp_patcher::close() {
   quiesce(2000, &ok); // best effort: a thread stuck in a handler keeps the pool mapped
   g_active.store(nullptr);
   lpl::trap_signal_uninstall();
-  if (!ok) (void)pool.release(); // leak rather than unmap memory a thread may still run
+  // Pending returns of call probes run the return trampoline and read their
+  // CallProbe whenever their functions return, maybe long after this: while
+  // any thread has a shadow entry, the runtime and its pool stay (leaked).
+  const bool pending_returns = calls && CallRuntime::pending() != 0;
+  if (calls) g_calls.store(nullptr, std::memory_order_release);
+  if (pending_returns) (void)calls.release();
+  if (!ok || pending_returns) (void)pool.release(); // leak rather than unmap memory a thread may still run
 }
 
 bool lp_patcher::function_entry(uintptr_t sled, uintptr_t map_end) {
@@ -232,29 +238,7 @@ int lp_patcher::create_probe(void *addr_p, lp_handler h, void *user, lp_probe **
 
   p->jump = opt.policy != LP_PROBE_TRAP;
   if (p->jump) {
-    int rc = pool->allocate(shape.addr, shape.len, &p->tramp);
-    if (rc == LP_ERANGE && pool->quarantined() && quiesce(100, nullptr) == 0)
-      rc = pool->allocate(shape.addr, shape.len, &p->tramp);
-    if (rc == 0) {
-      TrampolineData d;
-      d.handler = h;
-      d.user = user;
-      const size_t doff = backend->trampoline_data_offset();
-      std::memcpy(p->tramp.rw + doff, &d, sizeof d);
-      TrampolineSpec spec;
-      spec.site = shape.addr;
-      spec.site_len = shape.len;
-      spec.data = p->tramp.rx + doff;
-      spec.tls_depth = tls_depth_offset;
-      spec.save_vector = !(opt.flags & LP_FLAG_HANDLER_GPR_ONLY);
-      rc = backend->emit_trampoline(p->tramp.rw, p->tramp.rx, spec);
-      if (rc == 0) {
-        uint8_t probe_bytes[engine::kMaxSiteBytes];
-        rc = backend->jump_bytes(shape, p->tramp.rx, probe_bytes);
-      }
-      if (rc != 0) pool->retire(p->tramp, generation);
-    }
-    if (rc != 0) {
+    if (int rc = setup_entry_jump(*p); rc != 0) {
       if (opt.policy == LP_PROBE_JUMP) return rc;
       p->jump = false; // falls back to a trap probe, which works everywhere
       p->tramp = Slot{};
@@ -262,6 +246,161 @@ int lp_patcher::create_probe(void *addr_p, lp_handler h, void *user, lp_probe **
   }
   *out = p.get();
   by_addr[shape.addr] = p.get();
+  probes.push_back(std::move(p));
+  return 0;
+}
+
+int lp_patcher::setup_entry_jump(lp_probe &p) {
+  const SiteShape &shape = p.shape;
+  int rc = pool->allocate(shape.addr, shape.len, &p.tramp);
+  if (rc == LP_ERANGE && pool->quarantined() && quiesce(100, nullptr) == 0)
+    rc = pool->allocate(shape.addr, shape.len, &p.tramp);
+  if (rc != 0) return rc;
+  TrampolineData d;
+  d.handler = p.handler;
+  d.user = p.user;
+  const size_t doff = backend->trampoline_data_offset();
+  std::memcpy(p.tramp.rw + doff, &d, sizeof d);
+  TrampolineSpec spec;
+  spec.site = shape.addr;
+  spec.site_len = shape.len;
+  spec.data = p.tramp.rx + doff;
+  spec.tls_depth = tls_depth_offset;
+  spec.save_vector = !(opt.flags & LP_FLAG_HANDLER_GPR_ONLY);
+  spec.call_runtime = p.kind == ProbeKind::Call;
+  rc = backend->emit_trampoline(p.tramp.rw, p.tramp.rx, spec);
+  if (rc == 0) {
+    uint8_t probe_bytes[engine::kMaxSiteBytes];
+    rc = backend->jump_bytes(shape, p.tramp.rx, probe_bytes);
+  }
+  if (rc != 0) pool->retire(p.tramp, generation);
+  return rc;
+}
+
+int lp_patcher::setup_redirect_stub(lp_probe &p, bool from_sled) {
+  const size_t data_off = 48; // after the longest stub of any backend
+  int rc = pool->allocate(p.shape.addr, p.shape.len, &p.tramp, data_off + 16);
+  if (rc != 0) return rc;
+  std::memcpy(p.tramp.rw + data_off, &p.replacement, sizeof p.replacement);
+  size_t code = 0;
+  rc = backend->emit_redirect_stub(p.tramp.rw, p.tramp.rx, p.tramp.rx + data_off, from_sled, &code);
+  if (rc == 0 && code > data_off) rc = LP_EINVAL;
+  if (rc == 0) {
+    uint8_t probe_bytes[engine::kMaxSiteBytes];
+    rc = backend->jump_bytes(p.shape, p.tramp.rx, probe_bytes);
+  }
+  if (rc != 0) pool->retire(p.tramp, generation);
+  return rc;
+}
+
+int lp_patcher::ensure_call_runtime(uintptr_t near) {
+  if (calls) return 0;
+  if (int rc = CallRuntime::create(*backend, *pool, near, tls_depth_offset, !(opt.flags & LP_FLAG_HANDLER_GPR_ONLY),
+                                   &calls);
+      rc != 0)
+    return rc;
+  g_calls.store(calls.get(), std::memory_order_release);
+  return 0;
+}
+
+int lp_patcher::create_call_probe(void *addr_p, lp_entry_handler entry, lp_exit_handler exit, void *user,
+                                  lp_probe **out) {
+  if (!addr_p || (!entry && !exit) || !out) return LP_EINVAL;
+  std::lock_guard lk(mu);
+  const uintptr_t addr = reinterpret_cast<uintptr_t>(addr_p);
+  uintptr_t map_end = 0;
+  if (!executable(addr, &map_end)) return LP_ENOTEXEC;
+  SiteShape shape;
+  const int site_rc = backend->probe_site(addr, map_end - addr, &shape);
+  // The call ABI (return address at sp / in ra, arguments in place) holds only
+  // at a function's entry, and the trampolines rely on what is dead there.
+  if (site_rc == LP_EBOUNDARY || (site_rc == 0 && !function_entry(shape.addr, map_end))) return LP_ENOTSUP;
+  if (site_rc != 0) return site_rc;
+  if (auto it = by_addr.find(shape.addr); it != by_addr.end() && !it->second->dead())
+    return it->second->staged == ProbeState::Removed ? LP_EBUSY : LP_EEXIST;
+  if (overlaps(shape.addr, shape.len)) return LP_EEXIST;
+  if (int rc = ensure_call_runtime(shape.addr); rc != 0) return rc;
+  if (!unwind_hooks_tried) {
+    unwind_hooks_tried = true;
+    install_unwind_hooks(*this);
+  }
+  auto p = std::make_unique<lp_probe>();
+  p->owner = this;
+  p->kind = ProbeKind::Call;
+  p->shape = shape;
+  p->call = calls->add_probe(entry, exit, user, shape.addr + shape.len);
+  p->handler = reinterpret_cast<lp_handler>(reinterpret_cast<void (*)()>(&call_enter)); // called as what it is
+  p->user = p->call;
+  std::memcpy(p->original, reinterpret_cast<const void *>(shape.addr), shape.len);
+  std::memcpy(p->current, p->original, shape.len);
+  p->jump = opt.policy != LP_PROBE_TRAP;
+  if (p->jump) {
+    if (int rc = setup_entry_jump(*p); rc != 0) {
+      p->call->live.store(false);
+      if (opt.policy == LP_PROBE_JUMP) return rc;
+      p->call->live.store(true);
+      p->jump = false; // the trap flavour: the trap handler runs the same runtime
+      p->tramp = Slot{};
+    }
+  }
+  *out = p.get();
+  by_addr[shape.addr] = p.get();
+  probes.push_back(std::move(p));
+  return 0;
+}
+
+int lp_patcher::create_replacement(void *addr_p, void *repl, lp_probe **out, bool internal) {
+  if (!addr_p || !repl || !out) return LP_EINVAL;
+  std::lock_guard lk(mu);
+  const uintptr_t addr = reinterpret_cast<uintptr_t>(addr_p);
+  uintptr_t map_end = 0;
+  if (!executable(addr, &map_end)) return LP_ENOTEXEC;
+  SiteShape shape;
+  const int site_rc = backend->probe_site(addr, map_end - addr, &shape);
+  const bool sled = site_rc == 0 && function_entry(shape.addr, map_end);
+  if (site_rc != 0 && site_rc != LP_EBOUNDARY) return site_rc;
+  auto p = std::make_unique<lp_probe>();
+  p->owner = this;
+  p->kind = ProbeKind::Replace;
+  p->internal = internal;
+  p->replacement = reinterpret_cast<uintptr_t>(repl);
+  if (sled) {
+    if (auto it = by_addr.find(shape.addr); it != by_addr.end() && !it->second->dead())
+      return it->second->staged == ProbeState::Removed ? LP_EBUSY : LP_EEXIST;
+    if (overlaps(shape.addr, shape.len)) return LP_EEXIST;
+    p->shape = shape;
+    std::memcpy(p->original, reinterpret_cast<const void *>(shape.addr), shape.len);
+    std::memcpy(p->current, p->original, shape.len);
+    p->original_fn = shape.addr + shape.len; // the sled is nops: the function proper starts after it
+    p->jump = opt.policy != LP_PROBE_TRAP;
+    if (p->jump) {
+      if (int rc = setup_redirect_stub(*p, true); rc != 0) {
+        if (opt.policy == LP_PROBE_JUMP) return rc;
+        p->jump = false; // the trap flavour: the trap handler continues at the replacement
+        p->tramp = Slot{};
+      }
+    }
+  } else {
+    // An uninstrumented function: only its entry (the symbol's address) takes
+    // a replacement; its relocated prologue is the callable original.
+    lpl::Symbol sym;
+    if (lpl::symbol_containing(addr, &sym) != 0 || sym.addr != addr) return LP_EBOUNDARY;
+    if (auto it = by_addr.find(addr); it != by_addr.end() && !it->second->dead())
+      return it->second->staged == ProbeState::Removed ? LP_EBUSY : LP_EEXIST;
+    if (int rc = prepare_insn_probe(*this, *p, addr); rc != 0) return rc;
+    std::memcpy(p->original, reinterpret_cast<const void *>(addr), p->shape.len);
+    std::memcpy(p->current, p->original, p->shape.len);
+    for (const auto &x : p->insn->exits) {
+      SiteEntry e;
+      e.addr = uintptr_t(x.pc);
+      e.len = 4;
+      e.mode = SiteMode::Stable;
+      e.resume = uintptr_t(x.target);
+      exit_traps.push_back(e);
+    }
+  }
+  *out = p.get();
+  by_addr[p->shape.addr] = p.get();
   probes.push_back(std::move(p));
   return 0;
 }
@@ -305,6 +444,13 @@ void lp_patcher::publish_table() {
     e.handler = p->handler;
     e.user = p->user;
     e.hits = &p->hits;
+    if (p->kind == ProbeKind::Call) {
+      e.call = &call_enter; // user = the CallProbe
+      e.handler = nullptr;
+    } else if (p->kind == ProbeKind::Replace) {
+      e.redirect = p->replacement;
+      e.handler = nullptr;
+    }
     if (p->insn) {
       e.resume = p->insn->ool; // the displaced code runs out of line
       e.evac_base = p->insn->ool;
@@ -380,6 +526,7 @@ int lp_patcher::commit() {
     if (p->dead() || p->staged == p->committed || p->in_batch) continue;
     if (p->staged == ProbeState::Removed && p->committed == ProbeState::Disabled) {
       p->committed = ProbeState::Removed; // never touched the text beyond disabled bytes
+      if (p->call) p->call->live.store(false, std::memory_order_release);
       if (p->jump) pool->retire(p->tramp, generation);
       if (p->insn && p->insn->ool_slot.rx) pool->retire(p->insn->ool_slot, generation);
       continue;
@@ -435,6 +582,9 @@ int lp_patcher::commit() {
       std::memcpy(p->current, next[i].data(), p->shape.len);
       const bool removing = p->staged == ProbeState::Removed;
       p->committed = p->staged;
+      // No handler of a removed call probe runs again: pending returns still
+      // return (through the permanent return trampoline), without its exit.
+      if (removing && p->call) p->call->live.store(false, std::memory_order_release);
       if (removing && p->jump) pool->retire(p->tramp, generation);
       if (removing && p->insn && p->insn->ool_slot.rx) pool->retire(p->insn->ool_slot, generation);
     }
@@ -492,6 +642,25 @@ bool dispatch_trap(int signo, siginfo_t *si, void *uc) {
     // The batch that placed this trap has completed (or rolled back) since the
     // CPU raised it: the site holds complete code now. Run it.
     b.set_context_pc(uc, site);
+    return true;
+  }
+  if (e->call_handler && e->redirect) {
+    // An enabled replacement: the call goes to the replacement, arguments and
+    // return address untouched (the trap is at the function's entry).
+    if (e->hits) e->hits->fetch_add(1, std::memory_order_relaxed);
+    b.set_context_pc(uc, e->redirect);
+    return true;
+  }
+  if (e->call_handler && e->call) {
+    // A call probe's trap flavour: the runtime swaps the return address (x86-64:
+    // in the stack slot, RISC-V: ra in regs, written back below) and says where
+    // to continue: the sled's end, or a return to the caller for a skipped call.
+    lp_regs regs;
+    b.context_to_regs(uc, site, &regs);
+    const uintptr_t to = e->call(&regs, e->user);
+    b.regs_to_context(&regs, uc);
+    if (e->hits) e->hits->fetch_add(1, std::memory_order_relaxed);
+    b.set_context_pc(uc, to);
     return true;
   }
   if (e->call_handler && e->handler) {

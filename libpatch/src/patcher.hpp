@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "backend.hpp"
+#include "call_runtime.hpp"
 #include "insn_site.hpp"
 #include "libpatch/patch.h"
 #include "site_table.hpp"
@@ -21,8 +22,20 @@ class TextWriter;
 
 enum class ProbeState : uint8_t { Disabled, Enabled, Removed };
 
+// What a probe does at its site.
+enum class ProbeKind : uint8_t {
+  Entry,   // lp_probe_at / lp_probe_symbol: a handler
+  Call,    // lp_probe_call: entry and exit handlers through the call runtime
+  Replace, // lp_replace: calls go to another function
+};
+
 struct lp_probe {
   lp_patcher *owner = nullptr;
+  ProbeKind kind = ProbeKind::Entry;
+  bool internal = false;      // libpatch's own (the unwinder hooks), not the tracer's
+  lp::CallProbe *call = nullptr; // Call: owned by the patcher's CallRuntime
+  uintptr_t replacement = 0;  // Replace: where calls go
+  uintptr_t original_fn = 0;  // Replace: runs the original function
   lp::SiteShape shape;
   bool jump = false;
   lp_handler handler = nullptr;
@@ -63,6 +76,11 @@ struct lp_patcher {
   std::shared_ptr<void> mc_decoder; // lp::mc::Decoder, created on the first instruction site
   uint64_t generation = 1; // grace-period generations started
   unsigned long chained_at_open = 0; // the process-wide chained-trap count when opened
+  // Calls: the runtime (return trampoline, call probes), created with the
+  // first call probe, and the unwinder hooks it needs (unwind_hooks.cpp).
+  std::unique_ptr<lp::CallRuntime> calls;
+  bool unwind_hooks_tried = false;
+  uint32_t unwind_hooks = 0, unwind_missing = 0;
 
   // Counters (the trap handler updates some: atomics).
   std::atomic<uint64_t> commits{0}, syncs{0}, writes{0}, sites{0}, traps{0}, evacuated{0};
@@ -72,6 +90,13 @@ struct lp_patcher {
   int create_probe(void *addr, lp_handler h, void *user, lp_probe **out);
   bool function_entry(uintptr_t sled, uintptr_t map_end);
   int create_insn_probe(uintptr_t addr, lp_handler h, void *user, lp_probe **out);
+  int create_call_probe(void *addr, lp_entry_handler entry, lp_exit_handler exit, void *user, lp_probe **out);
+  int create_replacement(void *addr, void *replacement, lp_probe **out, bool internal = false);
+  // The jump trampoline of an entry-sled probe (Entry or Call): 0, or why not.
+  int setup_entry_jump(lp_probe &p);
+  // The redirect stub of a replacement at an entry sled (`from_sled`) into p.tramp.
+  int setup_redirect_stub(lp_probe &p, bool from_sled);
+  int ensure_call_runtime(uintptr_t near);
   int commit();
   int quiesce(unsigned timeout_ms, bool *ok);
   int sync(lp::engine::SyncPoint point, bool evacuate);
@@ -82,6 +107,9 @@ struct lp_patcher {
 };
 
 namespace lp {
+// Hooks the unwinder's entry points so stack walks see real return addresses
+// (unwind_hooks.cpp); counts into p.unwind_hooks / p.unwind_missing.
+void install_unwind_hooks(lp_patcher &p);
 // The patcher the signal handlers serve (one per process).
 extern std::atomic<lp_patcher *> g_active;
 bool dispatch_trap(int signo, siginfo_t *si, void *uc);

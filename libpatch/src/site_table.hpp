@@ -40,6 +40,11 @@ struct SiteEntry {
   void (*handler)(lp_regs *, void *) = nullptr;
   void *user = nullptr;
   std::atomic<uint64_t> *hits = nullptr; // the probe's counter
+  // A call probe: `call(regs, user)` replaces the handler and returns where the
+  // thread continues (call_runtime.hpp). A replacement: an enabled hit
+  // continues at `redirect`.
+  uintptr_t (*call)(lp_regs *, void *) = nullptr;
+  uintptr_t redirect = 0;
   // Instruction sites: threads evacuated from (addr, addr+len) continue at
   // `evac_base + ool_off` of their boundary (map owned by the probe).
   uintptr_t evac_base = 0;

@@ -15,7 +15,7 @@ extern "C" {
 #endif
 
 #define LIBPATCH_VERSION_MAJOR 0
-#define LIBPATCH_VERSION_MINOR 1
+#define LIBPATCH_VERSION_MINOR 2
 
 typedef struct lp_patcher lp_patcher; /* one per process */
 typedef struct lp_probe lp_probe;
@@ -133,6 +133,80 @@ int lp_lookup_symbol(const char *symbol, void **addr, size_t *size);
  * when only entry sleds are sites (lp_probe_at elsewhere is LP_ENOTSUP). */
 int lp_supports_instruction_sites(void);
 
+/* ---- Calls: exit probes, return-value override, function replacement ----
+ *
+ * A call probe sits on a function's entry sled and sees each call of the
+ * function twice: its entry handler runs before the first instruction, its
+ * exit handler when the call returns, both on the calling thread. The entry
+ * trampoline swaps the return address for libpatch's return trampoline and
+ * keeps the real one on the thread's shadow stack (preallocated, no malloc,
+ * no lock), with the call's words. Staged and committed like every probe;
+ * the same handler rules apply (async-signal-safe when a trap delivers them).
+ *
+ * `call` points at the call's LP_CALL_WORDS words, zero at entry, shared by
+ * the entry and exit handler of that one call (e.g. a timestamp). It is NULL
+ * in the entry handler when the thread's shadow stack is full (recursion
+ * deeper than LP_CALL_DEPTH probed calls): that call's exit handler will not
+ * run (lp_call_stats.overflows counts it).
+ *
+ * An entry handler returns LP_CALL_RUN, or LP_CALL_SKIP to return to the
+ * caller at once without running the function, with the value set by
+ * lp_regs_set_ret (fault injection); a skipped call has no exit. An exit
+ * handler reads the returned value with lp_regs_ret and may change it with
+ * lp_regs_set_ret; its lp_regs_pc is the return address in the caller and
+ * lp_regs_sp the caller's stack pointer after the return.
+ *
+ * Calls that never return normally: a longjmp/siglongjmp past probed frames,
+ * a C++ exception unwinding them, a thread cancelled or exiting inside them.
+ * Their exit handlers are NOT called (lp_call_stats.unwound counts them);
+ * stale shadow entries are reaped by stack pointer at the thread's next probed
+ * entry or exit. Exceptions, forced unwinds and backtrace() see the real return
+ * addresses (libpatch restores them while the unwinder runs: see docs/calls.md).
+ * After a call probe is disabled, calls already inside the function still get
+ * their exit handler; after its removal is committed they return correctly
+ * but no handler of the probe runs again (lp_quiesce then ends the last one).
+ * Call probes need the function's entry sled (lp_probe_call elsewhere is
+ * LP_ENOTSUP); they are jump probes, or trap probes where no jump fits. */
+#define LP_CALL_WORDS 2
+#define LP_CALL_DEPTH 256
+
+enum lp_call_action {
+  LP_CALL_RUN = 0, /* run the function (and its exit handler when it returns) */
+  LP_CALL_SKIP = 1 /* return to the caller now with lp_regs_set_ret's value */
+};
+
+typedef int (*lp_entry_handler)(lp_regs *regs, uint64_t *call, void *user);
+typedef void (*lp_exit_handler)(lp_regs *regs, uint64_t *call, void *user);
+
+/* Either handler may be NULL, not both. */
+int lp_probe_call(lp_patcher *, void *fn, lp_entry_handler on_entry, lp_exit_handler on_exit, void *user,
+                  lp_probe **out);
+int lp_probe_call_symbol(lp_patcher *, const char *symbol, lp_entry_handler on_entry, lp_exit_handler on_exit,
+                         void *user, lp_probe **out);
+
+/* Live function replacement: once enabled and committed, every call of `fn`
+ * runs `replacement` (same signature) instead; threads already inside `fn`
+ * finish in it. A probe handle like any other: staged enable/disable/remove,
+ * batched with probes in one commit. `fn` may be an entry sled or any
+ * function entry an instruction site can take (its prologue is relocated). */
+int lp_replace(lp_patcher *, void *fn, void *replacement, lp_probe **out);
+int lp_replace_symbol(lp_patcher *, const char *symbol, void *replacement, lp_probe **out);
+/* For a replacement: an address that runs the original function (its sled or
+ * relocated prologue, then the rest of it), callable from the replacement.
+ * NULL for other probes. */
+void *lp_probe_original(const lp_probe *);
+
+typedef struct lp_call_stats {
+  uint64_t exits;     /* exit handlers called */
+  uint64_t overflows; /* calls whose exit was not probed: the shadow stack was full */
+  uint64_t unwound;   /* pending calls that ended without returning (longjmp, exception, thread exit) */
+  uint64_t skipped;   /* calls an entry handler skipped (LP_CALL_SKIP) */
+  uint64_t pending;   /* shadow entries of every thread right now */
+  uint32_t unwind_hooks; /* unwinder entry points libpatch hooks to restore return addresses */
+  uint32_t unwind_missing; /* of those this process has, the ones that could not be hooked */
+} lp_call_stats;
+int lp_patcher_call_stats(const lp_patcher *, lp_call_stats *out);
+
 const char *lp_strerror(int err);
 const char *lp_arch(void); /* "x86_64", "riscv64", ... */
 
@@ -141,6 +215,8 @@ uintptr_t lp_regs_pc(const lp_regs *);
 uintptr_t lp_regs_sp(const lp_regs *);
 uintptr_t lp_regs_arg(const lp_regs *, unsigned i); /* i-th integer argument (ABI order) */
 void lp_regs_set_arg(lp_regs *, unsigned i, uintptr_t value);
+uintptr_t lp_regs_ret(const lp_regs *); /* the integer return value register (rax, a0) */
+void lp_regs_set_ret(lp_regs *, uintptr_t value);
 
 #ifdef __cplusplus
 }

@@ -131,7 +131,7 @@ int lp_patcher::open(const lp_options &o) {
   if (opt.writer < LP_WRITER_DEFAULT || opt.writer > LP_WRITER_PROCMEM) return LP_EINVAL;
   if (opt.sync < LP_SYNC_DEFAULT || opt.sync > LP_SYNC_SIGNAL) return LP_EINVAL;
   if (opt.policy < LP_PROBE_JUMP_OR_TRAP || opt.policy > LP_PROBE_TRAP) return LP_EINVAL;
-  if (opt.flags & ~unsigned(LP_FLAG_HANDLER_GPR_ONLY)) return LP_EINVAL;
+  if (opt.flags & ~unsigned(LP_FLAG_HANDLER_GPR_ONLY | LP_FLAG_NO_UNWIND_HOOKS)) return LP_EINVAL;
 
   if (opt.writer == LP_WRITER_PROCMEM) {
     int err = 0;
@@ -320,7 +320,7 @@ int lp_patcher::create_call_probe(void *addr_p, lp_entry_handler entry, lp_exit_
     return it->second->staged == ProbeState::Removed ? LP_EBUSY : LP_EEXIST;
   if (overlaps(shape.addr, shape.len)) return LP_EEXIST;
   if (int rc = ensure_call_runtime(shape.addr); rc != 0) return rc;
-  if (!unwind_hooks_tried) {
+  if (!unwind_hooks_tried && !(opt.flags & LP_FLAG_NO_UNWIND_HOOKS)) {
     unwind_hooks_tried = true;
     install_unwind_hooks(*this);
   }

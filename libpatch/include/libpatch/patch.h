@@ -77,7 +77,12 @@ enum lp_option_flags {
    * built with -mgeneral-regs-only): entry jump-probe trampolines then skip
    * saving the vector argument registers, the fastest hit. A handler that
    * breaks the promise corrupts the probed function's FP arguments. */
-  LP_FLAG_HANDLER_GPR_ONLY = 1u << 0
+  LP_FLAG_HANDLER_GPR_ONLY = 1u << 0,
+  /* Call probes without the unwinder hooks (see lp_probe_call): libpatch then
+   * leaves libgcc/libstdc++ untouched, and a C++ exception, forced unwind or
+   * backtrace() through a frame with a pending exit is NOT supported (the
+   * unwinder stops at the return trampoline: std::terminate, a short trace). */
+  LP_FLAG_NO_UNWIND_HOOKS = 1u << 1
 };
 
 typedef struct lp_options {

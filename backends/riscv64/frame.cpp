@@ -24,6 +24,11 @@ int emit_save_frame(Asm &a, uintptr_t site) {
   for (unsigned r = 0; r < 32; ++r) a.w(enc_fsd(r, kSp, kFOff + int32_t(8 * r)));
   a.w(enc_csrrs(kT1, kCsrFcsr, kZero));
   a.w(enc_sd(kT1, kSp, kFcsrOff));
+  if (site == 0) { // the return trampoline: the call runtime reports the pc
+    a.w(enc_sd(kZero, kSp, kPcOff));
+    a.w(enc_sd(kZero, kSp, kXOff));
+    return 0;
+  }
   if (!a.la(kT1, site)) return LP_ERANGE;
   a.w(enc_sd(kT1, kSp, kPcOff));
   a.w(enc_sd(kT1, kSp, kXOff)); // x[0] reads as the probed pc

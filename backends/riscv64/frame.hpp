@@ -10,7 +10,8 @@ namespace lp::riscv64 {
 
 inline constexpr uint32_t kFrame = 528; // sizeof(lp_regs), a multiple of 16
 
-// Pushes the frame. LP_ERANGE when the site is beyond auipc's reach.
+// Pushes the frame. LP_ERANGE when the site is beyond auipc's reach; site 0
+// (the return trampoline) leaves pc and x[0] zero.
 int emit_save_frame(Asm &a, uintptr_t site);
 // handler(regs, user) from the slot's TrampolineData on a 16-byte aligned
 // stack, bracketed by the per-thread trampoline depth. LP_EINVAL / LP_ERANGE
@@ -20,5 +21,8 @@ int emit_call_handler(Asm &a, const TrampolineSpec &spec);
 // the frame (a handler's writes take effect), t0 too when `restore_t0` (the
 // entry trampoline's t0 is the link, already dead), then pops it.
 void emit_restore_frame(Asm &a, bool restore_t0);
+// Offset of t0 (x5) in the frame: where a call-runtime result is parked so the
+// restore loads it into t0, the register the trampoline then jumps through.
+inline constexpr int32_t kFrameT0 = 8 * 5;
 
 } // namespace lp::riscv64

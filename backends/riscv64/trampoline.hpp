@@ -17,6 +17,20 @@
 //     the sled is outside the site, so a thread that sleeps in the handler while
 //     the site is re-patched (e.g. to an auipc+jalr of another probe) can never
 //     return into the middle of instructions that changed under it.
+//     For a call probe (spec.call_runtime) the handler is the call runtime and
+//     returns where to go (the sled's end, or ra itself for a skipped call): it
+//     is parked in the frame's t0 slot, restored into t0 and jumped through.
+//
+// Return trampoline (one per patcher), reached by the probed function's `ret`
+// to the ra the call runtime swapped: sp is the function's entry sp, a0/a1 and
+// fa0/fa1 the returned values. It builds the same lp_regs (pc 0; the runtime
+// fills in the real return address), calls the runtime's exit, parks its
+// result (the real return address) in the t0 slot, restores every register
+// but sp/gp/tp from lp_regs (a0/a1 as an exit handler left them) and jumps
+// through t0 -- a temporary, dead at a return.
+//
+// Redirect stub (function replacement): `auipc t1; ld t1; jr t1` through the
+// data word. t1 is a temporary: dead at a function entry, like t0.
 #pragma once
 
 #include <cstddef>
@@ -34,6 +48,12 @@ inline constexpr size_t kDataOffset = kSlotSize - sizeof(TrampolineData); // 100
 // does not fit or the TLS offset is out of +-2 GiB) or LP_ERANGE (site or data
 // beyond auipc's reach).
 int emit_entry_trampoline(uint8_t *buf, uintptr_t at, const TrampolineSpec &spec);
+
+inline constexpr size_t kReturnTrampolineMax = kDataOffset;
+inline constexpr size_t kRedirectStubMax = 12;
+int emit_return_trampoline(uint8_t *buf, uintptr_t at, const TrampolineSpec &spec, ReturnTrampoline *out);
+// 0, or LP_ERANGE when `data` is beyond auipc's reach.
+int emit_redirect_stub(uint8_t *buf, uintptr_t at, uintptr_t data, size_t *size);
 
 // Bytes of code emit_entry_trampoline produces for `spec` at `at` (for tests), or 0.
 size_t entry_trampoline_size(uintptr_t at, const TrampolineSpec &spec);

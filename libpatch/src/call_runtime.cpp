@@ -35,7 +35,7 @@ struct ShadowEntry {
 // racily by stats.
 struct ShadowStack {
   ShadowStack *next = nullptr; // registry link, immutable once published
-  std::atomic<bool> in_use{true};
+  std::atomic<uint32_t> in_use{1}; // a word: sub-word CAS needs libatomic on RISC-V
   std::atomic<uint32_t> depth{0};
   std::atomic<uint64_t> exits{0};
   ShadowEntry e[LP_CALL_DEPTH];
@@ -66,7 +66,7 @@ void release_stack(void *p) {
     if (CallRuntime *rt = g_calls.load(std::memory_order_acquire)) rt->unwound.fetch_add(d, std::memory_order_relaxed);
   s->depth.store(0, std::memory_order_relaxed);
   if (t_shadow == s) t_shadow = nullptr;
-  s->in_use.store(false, std::memory_order_release);
+  s->in_use.store(0, std::memory_order_release);
 }
 
 void make_key() { g_key_ok = pthread_key_create(&g_key, release_stack) == 0; }
@@ -74,9 +74,9 @@ void make_key() { g_key_ok = pthread_key_create(&g_key, release_stack) == 0; }
 ShadowStack *acquire_stack() {
   ShadowStack *s = g_stacks.load(std::memory_order_acquire);
   for (; s; s = s->next) {
-    bool free_now = false;
-    if (!s->in_use.load(std::memory_order_relaxed) &&
-        s->in_use.compare_exchange_strong(free_now, true, std::memory_order_acq_rel)) {
+    uint32_t free_now = 0;
+    if (s->in_use.load(std::memory_order_relaxed) == 0 &&
+        s->in_use.compare_exchange_strong(free_now, 1, std::memory_order_acq_rel)) {
       s->depth.store(0, std::memory_order_relaxed);
       break;
     }
@@ -183,7 +183,7 @@ CallProbe *CallRuntime::add_probe(lp_entry_handler entry, lp_exit_handler exit, 
 uint64_t CallRuntime::pending() {
   uint64_t n = 0;
   for (ShadowStack *s = g_stacks.load(std::memory_order_acquire); s; s = s->next)
-    if (s->in_use.load(std::memory_order_acquire)) n += depth_of(*s);
+    if (s->in_use.load(std::memory_order_acquire) != 0) n += depth_of(*s);
   return n;
 }
 

@@ -7,7 +7,8 @@
 # usage: run.sh CASE --build DIR --scratch DIR --cc CC [--cxx CXX] [--cmake CMAKE]
 #               [--source DIR] [--expect-mc 0|1]
 #   CASE       pkgconfig.shared | pkgconfig.static | find_package | constructor.shared |
-#              constructor.static | preload | readline | exports | no_dynamic_init
+#              constructor.static | preload | readline | exports | no_dynamic_init |
+#              calls.readme | calls.doc (the docs' call-probe examples, verbatim)
 #   --build    the libpatch build tree to install (targets patch, patch_static built)
 #   --scratch  this test's own scratch directory (wiped first; under the build tree)
 #   --cc/--cxx the C / C++ compilers; --cmake the cmake binary
@@ -35,7 +36,7 @@ while [[ $# -gt 0 ]]; do
   shift 2
 done
 if [[ -z $case_name || -z $build || -z $scratch ]]; then
-  sed -n '2,17p' "${BASH_SOURCE[0]}" >&2
+  sed -n '2,18p' "${BASH_SOURCE[0]}" >&2
   exit 2
 fi
 
@@ -402,6 +403,32 @@ no_dynamic_init)
     echo "their initialiser functions (nm):" >&2
     nm -A "$ar" 2>/dev/null | grep -E '_GLOBAL__(sub_)?I_' | sed 's|^.*/||; s/^/  /' >&2
     fail "$(wc -l <<<"$offenders") object(s) in libpatch.a have a non-empty .init_array/.ctors (dynamically initialised globals: unsafe from a constructor), listed above"
+  fi
+  ;;
+
+calls.readme | calls.doc)
+  # The documentation's call-probe examples, run verbatim (docs/calls.md), the
+  # way a reader who followed the README's install step runs them: libpatch in
+  # $HOME/libpatch.
+  [[ -n $source_dir ]] || fail "--source is needed to find the documentation"
+  install_libpatch
+  use_pkgconfig
+  unset PKG_CONFIG_PATH
+  export HOME=$scratch/home
+  mkdir -p "$HOME" && ln -s "$prefix" "$HOME/libpatch"
+  if [[ $case_name == calls.readme ]]; then
+    doc=$source_dir/README.md marker=readme-calls
+    want='^sum_to: 1000 calls, 0 wrong results, mean latency [0-9]+ ns \(sum 166666500\)$'
+  else
+    doc=$source_dir/docs/calls.md marker=calls-md-inject
+    want='^open_device\(2\)=2 open_device\(3\)=-5 checksum\(1\)=39$'
+  fi
+  step "the $marker block of $doc" bash "$source_dir/tests/farm/scripts/run-doc-block.sh" "$doc" "$marker" "$build" 120
+  last_log
+  last_log | grep -Eq "$want" || fail "the $marker block did not print a line matching: $want"
+  if [[ $case_name == calls.doc ]]; then
+    last_log | grep -qx 'original checksum(1)=38' || fail "lp_probe_original did not run the original"
+    last_log | grep -qx 'open_device(3)=3 checksum(1)=38' || fail "disabling did not restore both functions"
   fi
   ;;
 

@@ -15,6 +15,16 @@
 #define LP_PATCHABLE_NOPS 2
 #endif
 
-#define LP_PATCHABLE __attribute__((noinline, patchable_function_entry(LP_PATCHABLE_NOPS)))
+/* A probed or replaced function changes behaviour at run time, which the
+ * compiler must not see through: GCC's noipa keeps callers from inlining it,
+ * cloning it for constant arguments or treating it as pure/const (two calls
+ * with the same arguments folded into one would hide a hit, or keep a
+ * replaced function's old result). Clang has no noipa: noinline. */
+#if defined(__clang__)
+#define LP_PATCHABLE_NOIPA noinline
+#else
+#define LP_PATCHABLE_NOIPA noipa
+#endif
+#define LP_PATCHABLE __attribute__((LP_PATCHABLE_NOIPA, patchable_function_entry(LP_PATCHABLE_NOPS)))
 
 #endif

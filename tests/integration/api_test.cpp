@@ -156,3 +156,33 @@ TEST(Api, CppWrapperReportsErrors) {
   EXPECT_EQ(p->commit(), 0);
   EXPECT_EQ(lpt_other(2), 14);
 }
+
+namespace {
+int plus_one(lp_regs *, uint64_t *call, void *) {
+  if (call) call[0] = 1;
+  return LP_CALL_RUN;
+}
+void add_hundred(lp_regs *r, uint64_t *call, void *) { lp_regs_set_ret(r, lp_regs_ret(r) + 100 * call[0]); }
+int third_doubled(int x) { return 2 * x; }
+} // namespace
+
+TEST(Api, CppWrapperCallsAndReplacements) {
+  auto p = libpatch::Patcher::open();
+  ASSERT_TRUE(p);
+  auto bad = p->probe_call_symbol("lpt_plain", plus_one, add_hundred);
+  EXPECT_FALSE(bad);
+  EXPECT_EQ(bad.error(), LP_ENOTSUP); // no entry sled
+  EXPECT_EQ(p->replace_symbol("lpt_third", nullptr).error(), LP_EINVAL);
+  auto call = p->probe_call_symbol("lpt_other", plus_one, add_hundred);
+  ASSERT_TRUE(call) << call.message();
+  auto repl = p->replace_symbol("lpt_third", reinterpret_cast<void *>(&third_doubled));
+  ASSERT_TRUE(repl) << repl.message();
+  EXPECT_EQ(call->original<int(int)>(), nullptr);
+  const int third_before = lpt_third(5);
+  EXPECT_EQ(call->enable(), 0);
+  EXPECT_EQ(repl->enable(), 0);
+  EXPECT_EQ(p->commit(), 0);
+  EXPECT_EQ(lpt_other(2), 114);
+  EXPECT_EQ(lpt_third(5), 10);
+  EXPECT_EQ(repl->original<int(int)>()(5), third_before);
+}

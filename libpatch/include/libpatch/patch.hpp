@@ -38,6 +38,8 @@ public:
   void *address() const { return lp_probe_address(p_); }
   size_t site_len() const { return lp_probe_site_len(p_); }
   uint64_t hits() const { return lp_probe_hits(p_); }
+  // A replacement's callable original, cast to the function's type.
+  template <typename F> F *original() const { return reinterpret_cast<F *>(lp_probe_original(p_)); }
   lp_probe *get() const { return p_; }
 
 private:
@@ -67,6 +69,28 @@ public:
   Result<Probe> probe_at(void *addr, lp_handler h, void *user = nullptr) {
     lp_probe *pr = nullptr;
     if (int rc = lp_probe_at(p_, addr, h, user, &pr); rc != 0) return Result<Probe>::error(rc);
+    return Probe(pr);
+  }
+  Result<Probe> probe_call(void *fn, lp_entry_handler on_entry, lp_exit_handler on_exit, void *user = nullptr) {
+    lp_probe *pr = nullptr;
+    if (int rc = lp_probe_call(p_, fn, on_entry, on_exit, user, &pr); rc != 0) return Result<Probe>::error(rc);
+    return Probe(pr);
+  }
+  Result<Probe> probe_call_symbol(const char *sym, lp_entry_handler on_entry, lp_exit_handler on_exit,
+                                  void *user = nullptr) {
+    lp_probe *pr = nullptr;
+    if (int rc = lp_probe_call_symbol(p_, sym, on_entry, on_exit, user, &pr); rc != 0)
+      return Result<Probe>::error(rc);
+    return Probe(pr);
+  }
+  Result<Probe> replace(void *fn, void *replacement) {
+    lp_probe *pr = nullptr;
+    if (int rc = lp_replace(p_, fn, replacement, &pr); rc != 0) return Result<Probe>::error(rc);
+    return Probe(pr);
+  }
+  Result<Probe> replace_symbol(const char *sym, void *replacement) {
+    lp_probe *pr = nullptr;
+    if (int rc = lp_replace_symbol(p_, sym, replacement, &pr); rc != 0) return Result<Probe>::error(rc);
     return Probe(pr);
   }
   Result<Probe> probe_symbol(const char *sym, lp_handler h, void *user = nullptr) {

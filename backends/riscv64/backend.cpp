@@ -109,27 +109,9 @@ public:
     return riscv64::emit_return_trampoline(buf, at, spec, out);
   }
   size_t return_trampoline_max() const override { return kReturnTrampolineMax; }
-  int emit_redirect_stub(uint8_t *buf, uintptr_t at, uintptr_t data, bool, size_t *size) const override {
+  int emit_redirect_stub(uint8_t *buf, uintptr_t at, uintptr_t data, size_t *size) const override {
     return riscv64::emit_redirect_stub(buf, at, data, size);
   }
-  // At an entry the return address is ra; the trampoline restores ra from lp_regs.
-  uintptr_t call_return_address(const lp_regs *r) const override { return r->x[kRa]; }
-  void set_call_return_address(lp_regs *r, uintptr_t to) const override { r->x[kRa] = to; }
-  uintptr_t call_skip_resume(const lp_regs *r, uintptr_t) const override { return r->x[kRa]; }
-  // No push at a call: the caller's sp is the callee's entry sp.
-  uintptr_t caller_sp(const lp_regs *r) const override { return r->x[kSp]; }
-  uintptr_t entry_sp_at_return(const lp_regs *r) const override { return r->x[kSp]; }
-  void set_regs_pc(lp_regs *r, uintptr_t pc) const override {
-    r->pc = pc;
-    r->x[0] = pc;
-  }
-  // GCC and Clang save ra at the top of the frame (with or without a frame
-  // pointer): entry_sp - 8; anywhere else it is searched for downwards.
-  uintptr_t return_slot_hint(uintptr_t entry_sp, bool *exact) const override {
-    *exact = false;
-    return entry_sp - 8;
-  }
-
   int trap_signal() const override { return SIGILL; }
 
   bool trap_site(int signo, const void *si_, const void *uc, uintptr_t *site) const override {

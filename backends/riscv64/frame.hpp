@@ -24,5 +24,6 @@ void emit_restore_frame(Asm &a, bool restore_t0);
 // Offset of t0 (x5) in the frame: where a call-runtime result is parked so the
 // restore loads it into t0, the register the trampoline then jumps through.
 inline constexpr int32_t kFrameT0 = 8 * 5;
+inline constexpr int32_t kFrameT1 = 8 * 6;
 
 } // namespace lp::riscv64

@@ -39,9 +39,12 @@ int emit_return_trampoline(uint8_t *buf, uintptr_t at, const TrampolineSpec &spe
   Asm a(buf, at, kReturnTrampolineMax);
   if (int rc = emit_save_frame(a, 0); rc != 0) return rc;
   if (int rc = emit_call_handler(a, spec); rc != 0) return rc;
-  a.w(enc_sd(kA0, kSp, kFrameT0)); // the real return address
+  // The real return address, through t1: `jalr x0, 0(t0)` would be a return
+  // hint (t0 is a link register) and pop the return-address stack a second
+  // time -- the function's own `ret` already popped this call's entry.
+  a.w(enc_sd(kA0, kSp, kFrameT1));
   emit_restore_frame(a, /*restore_t0=*/true);
-  a.w(enc_jalr(kZero, kT0, 0));
+  a.w(enc_jalr(kZero, kT1, 0));
   out->code_size = a.size();
   out->skip_off = 0; // a skipped call returns through ra itself
   return a.size() <= kReturnTrampolineMax ? 0 : LP_EINVAL;

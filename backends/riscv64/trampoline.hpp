@@ -25,9 +25,11 @@
 // to the ra the call runtime swapped: sp is the function's entry sp, a0/a1 and
 // fa0/fa1 the returned values. It builds the same lp_regs (pc 0; the runtime
 // fills in the real return address), calls the runtime's exit, parks its
-// result (the real return address) in the t0 slot, restores every register
+// result (the real return address) in the t1 slot, restores every register
 // but sp/gp/tp from lp_regs (a0/a1 as an exit handler left them) and jumps
-// through t0 -- a temporary, dead at a return.
+// through t1 -- a temporary, dead at a return, and not a link register, so
+// the jump is no return hint (the function's `ret` already popped the
+// return-address stack for this call).
 //
 // Redirect stub (function replacement): `auipc t1; ld t1; jr t1` through the
 // data word. t1 is a temporary: dead at a function entry, like t0.

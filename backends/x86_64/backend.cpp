@@ -59,6 +59,10 @@ public:
     return encode_call(s.addr, tramp, out) ? 0 : LP_ERANGE;
   }
 
+  int tail_jump_bytes(const SiteShape &s, uintptr_t target, uint8_t *out) const override {
+    return encode_jmp(s.addr, target, out) ? 0 : LP_ERANGE;
+  }
+
   void trap_bytes(const SiteShape &s, const uint8_t *disabled, uint8_t *out) const override {
     std::memcpy(out, disabled, s.len);
     out[0] = kInt3; // the trap handler resumes at the site's end
@@ -88,22 +92,9 @@ public:
     return x86_64::emit_return_trampoline(buf, at, spec, out);
   }
   size_t return_trampoline_max() const override { return kReturnTrampolineMax; }
-  int emit_redirect_stub(uint8_t *buf, uintptr_t at, uintptr_t data, bool from_entry_sled,
-                         size_t *size) const override {
-    return x86_64::emit_redirect_stub(buf, at, data, from_entry_sled, size);
+  int emit_redirect_stub(uint8_t *buf, uintptr_t at, uintptr_t data, size_t *size) const override {
+    return x86_64::emit_redirect_stub(buf, at, data, size);
   }
-  // At an entry, rsp points at the return address the call pushed.
-  uintptr_t call_return_address(const lp_regs *r) const override {
-    return *reinterpret_cast<const uint64_t *>(r->rsp);
-  }
-  void set_call_return_address(lp_regs *r, uintptr_t to) const override {
-    *reinterpret_cast<uint64_t *>(r->rsp) = to;
-  }
-  uintptr_t call_skip_resume(const lp_regs *, uintptr_t skip_stub) const override { return skip_stub; }
-  uintptr_t caller_sp(const lp_regs *r) const override { return r->rsp + 8; }
-  uintptr_t entry_sp_at_return(const lp_regs *r) const override { return r->rsp - 8; }
-  void set_regs_pc(lp_regs *r, uintptr_t pc) const override { r->rip = pc; }
-
   int trap_signal() const override { return SIGTRAP; }
 
   bool trap_site(int signo, const void *si_, const void *uc, uintptr_t *site) const override {

@@ -38,6 +38,15 @@ struct TrampolineSpec {
 // Where a return trampoline's code lies in its slot.
 struct ReturnTrampoline {
   size_t code_size = 0;
+  // Offset of the "run the function" stub a call probe's entry trampoline
+  // continues at when the call has a shadow entry (x86-64: drop the return
+  // address, `call` the body, so the return-stack buffer predicts the return
+  // into the trampoline; the return trampoline proper starts right after it);
+  // 0 where the backend has none (the trampoline continues at the body, whose
+  // return address was swapped in place).
+  size_t run_off = 0;
+  // Offset where the function's swapped return lands (the return trampoline proper).
+  size_t ret_off = 0;
   // Offset of the "return to the caller" stub an entry trampoline continues at
   // for a skipped call (x86-64: a `ret`); 0 where the backend needs none.
   size_t skip_off = 0;
@@ -67,6 +76,13 @@ public:
   virtual void disabled_bytes(const SiteShape &s, const uint8_t *original, uint8_t *out) const = 0;
   // Site bytes for a jump probe into `tramp`. LP_ERANGE / LP_ETOOSHORT on failure.
   virtual int jump_bytes(const SiteShape &s, uintptr_t tramp, uint8_t *out) const = 0;
+  // Site bytes that reach `target` leaving the stack and the return address as
+  // the caller left them, for call probes and replacements (x86-64: jmp rel32,
+  // not the entry probe's call; RISC-V: jump_bytes' jal t0 / auipc t0 + jalr t0,
+  // which touch no stack and only t0, dead at an entry).
+  virtual int tail_jump_bytes(const SiteShape &s, uintptr_t target, uint8_t *out) const {
+    return jump_bytes(s, target, out);
+  }
   // Site bytes for a trap probe.
   virtual void trap_bytes(const SiteShape &s, const uint8_t *disabled, uint8_t *out) const = 0;
   // The protocol transition `cur -> next` at site `s`.
@@ -109,35 +125,15 @@ public:
   }
   virtual size_t return_trampoline_max() const { return 0; }
   // A redirect stub: continues at the address held in the data word at `data`
-  // with every argument register intact. `from_entry_sled`: entered by the
-  // sled's jump (x86-64: a call, whose return address the stub drops; RISC-V:
-  // jal t0, t0 dead), else by an instruction site's jump at a function entry.
-  virtual int emit_redirect_stub(uint8_t *, uintptr_t, uintptr_t /*data*/, bool /*from_entry_sled*/,
-                                 size_t * /*code_size*/) const {
+  // with every argument register, the stack and the return address intact.
+  // Entered at a function's entry by tail_jump_bytes or an instruction site's
+  // jump; may clobber what is dead there (RISC-V: t1).
+  virtual int emit_redirect_stub(uint8_t *, uintptr_t, uintptr_t /*data*/, size_t * /*code_size*/) const {
     return LP_ENOTSUP_CODE;
   }
-  // At a function's entry (lp_regs of an entry site): the return address, and
-  // making the function return to `to` instead (x86-64: the stack slot at sp;
-  // RISC-V: ra, applied when the trampoline restores lp_regs).
-  virtual uintptr_t call_return_address(const lp_regs *) const { return 0; }
-  virtual void set_call_return_address(lp_regs *, uintptr_t) const {}
-  // Where the entry trampoline continues to return from the function at once
-  // (a skipped call), with the return value lp_regs holds.
-  virtual uintptr_t call_skip_resume(const lp_regs *, uintptr_t /*skip_stub*/) const { return 0; }
-  // The caller's stack pointer once the function entered at `regs` returns.
-  virtual uintptr_t caller_sp(const lp_regs *) const { return 0; }
-  // In the return trampoline's lp_regs: the stack pointer the returning call
-  // had at its entry (the shadow entry's key), and setting the pc it reports.
-  virtual uintptr_t entry_sp_at_return(const lp_regs *) const { return 0; }
-  virtual void set_regs_pc(lp_regs *, uintptr_t) const {}
-  // Where a function entered with stack pointer `entry_sp` keeps its return
-  // address while it runs: exact (x86-64: the slot at entry_sp) or the most
-  // likely slot, searched downwards from there when it does not hold it
-  // (RISC-V: ra is saved by the prologue, at entry_sp - 8 by GCC and Clang).
-  virtual uintptr_t return_slot_hint(uintptr_t entry_sp, bool *exact) const {
-    *exact = true;
-    return entry_sp;
-  }
+  // The call ABI itself (return address, stack pointers at entry and return)
+  // is not here: the call runtime needs it on every probed call and inlines it
+  // from backends/<arch>/call_abi.hpp (LP_CALL_ABI_HEADER).
 
   // Trap handling (called from the signal handler: async-signal-safe).
   virtual int trap_signal() const = 0;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "libpatch/regs.h"
+#include LP_CALL_ABI_HEADER // backends/<arch>/call_abi.hpp: the hit path, inlined
 
 namespace lp {
 
@@ -161,7 +162,8 @@ int CallRuntime::create(const Backend &b, TrampolinePool &pool, uintptr_t near, 
     pool.retire(rt->slot, 0);
     return rc;
   }
-  rt->ret_tramp = rt->slot.rx;
+  rt->ret_tramp = rt->slot.rx + rtr.ret_off;
+  rt->run_stub = rtr.run_off || rtr.ret_off ? rt->slot.rx + rtr.run_off : 0;
   rt->skip_stub = rt->slot.rx + rtr.skip_off;
   *out = std::move(rt);
   return 0;
@@ -208,16 +210,16 @@ uint64_t CallRuntime::exits() {
 //  * call_exit keeps its entry (depth) until the exit handler has returned:
 //    a nested call cannot overwrite the words the handler is using.
 
-uintptr_t call_enter(lp_regs *regs, void *arg) {
-  CallProbe &cp = *static_cast<CallProbe *>(arg);
+namespace {
+
+inline uintptr_t enter(lp_regs *regs, CallProbe &cp, bool trap) {
   CallRuntime &rt = *cp.rt;
   // Removal committed: the trampoline may still be entered by a thread that
   // was on its way in; no handler of a removed probe runs (lp_quiesce covers
   // this thread: it is inside a trampoline).
   if (!cp.live.load(std::memory_order_acquire)) return cp.resume;
-  const Backend &b = rt.b;
-  const uintptr_t sp = lp_regs_sp(regs);
-  const uintptr_t ret = b.call_return_address(regs);
+  const uintptr_t sp = call_abi::entry_sp(regs);
+  const uintptr_t ret = call_abi::return_address(regs);
   ShadowStack *s = t_shadow;
   ShadowEntry *e = nullptr;
   uint32_t idx = 0;
@@ -240,7 +242,7 @@ uintptr_t call_enter(lp_regs *regs, void *arg) {
   if (action == LP_CALL_SKIP) {
     if (e) set_depth(*s, idx); // nested calls the handler made are balanced: ours is the top
     rt.skipped.fetch_add(1, std::memory_order_relaxed);
-    return b.call_skip_resume(regs, rt.skip_stub);
+    return call_abi::skip_resume(regs, rt.skip_stub);
   }
   if (e) {
     e->ret = ret;
@@ -248,14 +250,24 @@ uintptr_t call_enter(lp_regs *regs, void *arg) {
     fence();
     e->sp = sp;
     fence();
-    b.set_call_return_address(regs, rt.ret_tramp);
+    // Swapped in place (a trap; or a backend without a run stub, whose
+    // trampoline continues at the body). With a run stub the swap is redundant
+    // (the stub's `call` writes the same slot) but keeps the slot consistent
+    // for a signal handler that walks the stack before it runs.
+    call_abi::set_return_address(regs, rt.ret_tramp);
+    if (!trap && rt.run_stub) return rt.run_stub;
   }
   return cp.resume;
 }
 
+} // namespace
+
+uintptr_t call_enter(lp_regs *regs, void *arg) { return enter(regs, *static_cast<CallProbe *>(arg), false); }
+uintptr_t call_enter_trap(lp_regs *regs, void *arg) { return enter(regs, *static_cast<CallProbe *>(arg), true); }
+
 uintptr_t call_exit(lp_regs *regs, void *arg) {
   CallRuntime &rt = *static_cast<CallRuntime *>(arg);
-  const uintptr_t key = rt.b.entry_sp_at_return(regs);
+  const uintptr_t key = call_abi::entry_sp_at_return(regs);
   ShadowStack *s = t_shadow;
   const uint32_t d = s ? depth_of(*s) : 0;
   uint32_t i = d;
@@ -271,7 +283,7 @@ uintptr_t call_exit(lp_regs *regs, void *arg) {
     set_depth(*s, i);
   }
   const uintptr_t ret = e.ret;
-  rt.b.set_regs_pc(regs, ret);
+  call_abi::set_pc(regs, ret);
   CallProbe *cp = e.probe;
   if (cp->exit && cp->live.load(std::memory_order_acquire)) {
     cp->exit(regs, e.words, cp->user);
@@ -293,7 +305,7 @@ void shadow_detach(uintptr_t sp) {
     if (e.sp == kReserved) continue; // being entered: nothing swapped yet
     if (e.slot == 0 && e.sp >= lower) {
       bool exact = true;
-      const uintptr_t hint = rt->b.return_slot_hint(e.sp, &exact);
+      const uintptr_t hint = call_abi::return_slot_hint(e.sp, &exact);
       uintptr_t found = 0;
       if (hint >= lower && load_word(hint) == rt->ret_tramp) {
         found = hint;
@@ -315,6 +327,9 @@ void shadow_detach(uintptr_t sp) {
     if (e.sp > lower) lower = e.sp;
   }
 }
+
+uintptr_t shadow_entry_sp(const lp_regs *regs) { return call_abi::entry_sp(regs); }
+uintptr_t shadow_caller_sp(const lp_regs *regs) { return call_abi::caller_sp(regs); }
 
 void shadow_reattach(uintptr_t caller_sp) {
   ShadowStack *s = t_shadow;

@@ -57,6 +57,7 @@ public:
 
   const Backend &b;
   uintptr_t ret_tramp = 0; // where swapped return addresses point
+  uintptr_t run_stub = 0;  // x86-64: `call`s the body of a call with a shadow entry (0: none)
   uintptr_t skip_stub = 0; // x86-64: a `ret` to the caller
   Slot slot;
 
@@ -74,8 +75,11 @@ private:
 // The process's runtime (the one patcher's), for the unwinder hooks.
 extern std::atomic<CallRuntime *> g_calls;
 
-// Handler words of the trampolines (called from generated code).
+// Handler words of the trampolines (called from generated code), and of the
+// trap path (the same with the return address swapped in place, continuing at
+// the body: the trap handler sets no scratch register for a run stub).
 uintptr_t call_enter(lp_regs *regs, void *call_probe);
+uintptr_t call_enter_trap(lp_regs *regs, void *call_probe);
 uintptr_t call_exit(lp_regs *regs, void *runtime);
 
 // This thread, about to walk or unwind its stack: write the real return address
@@ -86,5 +90,9 @@ void shadow_detach(uintptr_t sp);
 // alive, those entered with a stack pointer above `caller_sp`; detached entries
 // at or below it belong to unwound frames and are dropped (not called).
 void shadow_reattach(uintptr_t caller_sp);
+// The call ABI for the hooks (entry probes on the unwinder): the sp at the
+// function's entry, and the caller's sp once it returns.
+uintptr_t shadow_entry_sp(const lp_regs *regs);
+uintptr_t shadow_caller_sp(const lp_regs *regs);
 
 } // namespace lp

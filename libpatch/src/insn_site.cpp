@@ -50,7 +50,7 @@ int prepare_jump(lp_patcher &p, lp_probe &pr, const mc::Decoder &dec, mc::RelocI
   // A replacement's site jumps to a redirect stub instead (the displaced
   // prologue after it is the callable original); a probe's to the trampoline.
   const bool replace = pr.kind == ProbeKind::Replace;
-  int rc = replace ? b.emit_redirect_stub(slot.rw, slot.rx, spec.data, false, &tcode)
+  int rc = replace ? b.emit_redirect_stub(slot.rw, slot.rx, spec.data, &tcode)
                    : b.emit_insn_trampoline(slot.rw, slot.rx, spec, &tcode);
   mc::Relocation r;
   if (rc == 0) {

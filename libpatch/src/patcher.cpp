@@ -271,23 +271,29 @@ int lp_patcher::setup_entry_jump(lp_probe &p) {
   rc = backend->emit_trampoline(p.tramp.rw, p.tramp.rx, spec);
   if (rc == 0) {
     uint8_t probe_bytes[engine::kMaxSiteBytes];
-    rc = backend->jump_bytes(shape, p.tramp.rx, probe_bytes);
+    rc = site_jump_bytes(p, probe_bytes);
   }
   if (rc != 0) pool->retire(p.tramp, generation);
   return rc;
 }
 
-int lp_patcher::setup_redirect_stub(lp_probe &p, bool from_sled) {
+int lp_patcher::site_jump_bytes(const lp_probe &p, uint8_t *out) const {
+  // Call probes and replacements must leave the stack as the caller left it.
+  return p.kind == ProbeKind::Entry ? backend->jump_bytes(p.shape, p.tramp.rx, out)
+                                    : backend->tail_jump_bytes(p.shape, p.tramp.rx, out);
+}
+
+int lp_patcher::setup_redirect_stub(lp_probe &p) {
   const size_t data_off = 48; // after the longest stub of any backend
   int rc = pool->allocate(p.shape.addr, p.shape.len, &p.tramp, data_off + 16);
   if (rc != 0) return rc;
   std::memcpy(p.tramp.rw + data_off, &p.replacement, sizeof p.replacement);
   size_t code = 0;
-  rc = backend->emit_redirect_stub(p.tramp.rw, p.tramp.rx, p.tramp.rx + data_off, from_sled, &code);
+  rc = backend->emit_redirect_stub(p.tramp.rw, p.tramp.rx, p.tramp.rx + data_off, &code);
   if (rc == 0 && code > data_off) rc = LP_EINVAL;
   if (rc == 0) {
     uint8_t probe_bytes[engine::kMaxSiteBytes];
-    rc = backend->jump_bytes(p.shape, p.tramp.rx, probe_bytes);
+    rc = site_jump_bytes(p, probe_bytes);
   }
   if (rc != 0) pool->retire(p.tramp, generation);
   return rc;
@@ -374,7 +380,7 @@ int lp_patcher::create_replacement(void *addr_p, void *repl, lp_probe **out, boo
     p->original_fn = shape.addr + shape.len; // the sled is nops: the function proper starts after it
     p->jump = opt.policy != LP_PROBE_TRAP;
     if (p->jump) {
-      if (int rc = setup_redirect_stub(*p, true); rc != 0) {
+      if (int rc = setup_redirect_stub(*p); rc != 0) {
         if (opt.policy == LP_PROBE_JUMP) return rc;
         p->jump = false; // the trap flavour: the trap handler continues at the replacement
         p->tramp = Slot{};
@@ -445,7 +451,7 @@ void lp_patcher::publish_table() {
     e.user = p->user;
     e.hits = &p->hits;
     if (p->kind == ProbeKind::Call) {
-      e.call = &call_enter; // user = the CallProbe
+      e.call = &call_enter_trap; // user = the CallProbe
       e.handler = nullptr;
     } else if (p->kind == ProbeKind::Replace) {
       e.redirect = p->replacement;
@@ -539,7 +545,7 @@ int lp_patcher::commit() {
       if (p->insn && p->jump) {
         std::memcpy(nb.data(), p->insn->jump_bytes.data(), p->shape.len);
       } else if (p->jump) {
-        if (int rc = backend->jump_bytes(p->shape, p->tramp.rx, nb.data()); rc != 0) {
+        if (int rc = site_jump_bytes(*p, nb.data()); rc != 0) {
           for (lp_probe *m : moving) m->in_batch = false;
           dirty.insert(dirty.end(), todo.begin(), todo.end()); // still staged
           return rc;

@@ -94,8 +94,10 @@ struct lp_patcher {
   int create_replacement(void *addr, void *replacement, lp_probe **out, bool internal = false);
   // The jump trampoline of an entry-sled probe (Entry or Call): 0, or why not.
   int setup_entry_jump(lp_probe &p);
-  // The redirect stub of a replacement at an entry sled (`from_sled`) into p.tramp.
-  int setup_redirect_stub(lp_probe &p, bool from_sled);
+  // The redirect stub of a replacement at an entry sled, into p.tramp.
+  int setup_redirect_stub(lp_probe &p);
+  // The enabled bytes of an entry-sled jump probe (Entry, Call or Replace).
+  int site_jump_bytes(const lp_probe &p, uint8_t *out) const;
   int ensure_call_runtime(uintptr_t near);
   int commit();
   int quiesce(unsigned timeout_ms, bool *ok);

@@ -32,11 +32,9 @@
 namespace lp {
 namespace {
 
-void on_unwind_start(lp_regs *regs, void *) { shadow_detach(lp_regs_sp(regs)); }
+void on_unwind_start(lp_regs *regs, void *) { shadow_detach(shadow_entry_sp(regs)); }
 
-void on_begin_catch(lp_regs *regs, void *) {
-  if (CallRuntime *rt = g_calls.load(std::memory_order_acquire)) shadow_reattach(rt->b.caller_sp(regs));
-}
+void on_begin_catch(lp_regs *regs, void *) { shadow_reattach(shadow_caller_sp(regs)); }
 
 using Trace = int (*)(void *ctx, void *arg);
 using Backtrace = int (*)(Trace, void *);

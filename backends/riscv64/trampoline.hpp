@@ -18,18 +18,21 @@
 //     the site is re-patched (e.g. to an auipc+jalr of another probe) can never
 //     return into the middle of instructions that changed under it.
 //     For a call probe (spec.call_runtime) the handler is the call runtime and
-//     returns where to go (the sled's end, or ra itself for a skipped call): it
-//     is parked in the frame's t0 slot, restored into t0 and jumped through.
+//     returns where to go (the sled's end; the return trampoline's run stub
+//     when the call has a shadow entry; or ra itself for a skipped call): it
+//     is parked in the frame's t0 slot, restored into t0 and jumped through,
+//     with t1 = the body for the run stub.
 //
-// Return trampoline (one per patcher), reached by the probed function's `ret`
-// to the ra the call runtime swapped: sp is the function's entry sp, a0/a1 and
-// fa0/fa1 the returned values. It builds the same lp_regs (pc 0; the runtime
-// fills in the real return address), calls the runtime's exit, parks its
-// result (the real return address) in the t1 slot, restores every register
-// but sp/gp/tp from lp_regs (a0/a1 as an exit handler left them) and jumps
-// through t1 -- a temporary, dead at a return, and not a link register, so
-// the jump is no return hint (the function's `ret` already popped the
-// return-address stack for this call).
+// Return trampoline (one per patcher). Its run stub, `jalr ra, t1`, enters the
+// body of a call with a shadow entry: ra becomes the return trampoline (the
+// swap) and is pushed on the return-address stack, so the body's `ret` is
+// predicted. The body returns to the trampoline proper: sp is the function's
+// entry sp, a0/a1 and fa0/fa1 the returned values. It builds the same lp_regs
+// (pc 0; the runtime fills in the real return address), calls the runtime's
+// exit, parks its result (the real return address) in the t0 slot, restores
+// every register but sp/gp/tp from lp_regs (a0/a1 as an exit handler left
+// them) and jumps through t0, a return hint that pops the caller's own entry
+// of the return-address stack.
 //
 // Redirect stub (function replacement): `auipc t1; ld t1; jr t1` through the
 // data word. t1 is a temporary: dead at a function entry, like t0.

@@ -48,6 +48,11 @@ public:
     return 0;
   }
 
+  uintptr_t site_start(uintptr_t addr, size_t avail) const override {
+    return avail >= 4 + kSiteLen && std::memcmp(reinterpret_cast<const void *>(addr), kEndbr64, 4) == 0 ? addr + 4
+                                                                                                       : addr;
+  }
+
   void disabled_bytes(const SiteShape &, const uint8_t *, uint8_t *out) const override {
     // Always the single 5-byte nop: after the first commit every toggle of the
     // site is one instruction to one instruction, so no thread can be parked

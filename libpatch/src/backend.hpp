@@ -70,6 +70,11 @@ public:
   // text). Returns 0 or a negative LP_E* code (LP_EBOUNDARY when `addr` is no site).
   virtual int probe_site(uintptr_t addr, size_t avail, SiteShape *out) const = 0;
 
+  // Where a site at `addr` would start, from what does not change when it is
+  // patched (x86-64: after an endbr64 landing pad, which stays): to find the
+  // probe that already owns a function once its sled holds a jump or a trap.
+  virtual uintptr_t site_start(uintptr_t addr, size_t) const { return addr; }
+
   // The bytes a disabled site holds. For a site seen for the first time these may
   // differ from the original (normalised to a form whose later toggles are
   // single-instruction transitions).

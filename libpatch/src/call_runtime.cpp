@@ -25,8 +25,19 @@ struct ShadowEntry {
   uintptr_t ret;   // the real return address
   CallProbe *probe;
   uintptr_t slot;  // while detached: where the real return address was written back
+  uint32_t walk;   // while detached: the stack walk that detached it (see below)
   uint64_t words[LP_CALL_WORDS];
 };
+
+// Stack walks of one thread nest: an exception raised while another one
+// unwinds (a destructor that throws and catches internally), a backtrace() in
+// a cleanup, a forced unwind whose cleanup catches its own exception. Each
+// walk that detaches entries gets a number, pushed on `walks`; the catch (or
+// the end of a backtrace) that ends the innermost walk pops it and reattaches
+// only the entries that walk detached: the outer walk is still going through
+// the others. Deeper than kMaxWalks nested walks: the excess detach what they
+// find but never reattach it (those calls lose their exits; nothing breaks).
+constexpr uint32_t kMaxWalks = 16;
 
 // One thread's shadow stack. Preallocated whole (mmap, the first time a thread
 // enters a call probe: async-signal-safe), kept in a push-only registry and
@@ -39,6 +50,8 @@ struct ShadowStack {
   std::atomic<uint32_t> in_use{1}; // a word: sub-word CAS needs libatomic on RISC-V
   std::atomic<uint32_t> depth{0};
   std::atomic<uint64_t> exits{0};
+  uint32_t nwalks = 0, next_walk = 0;
+  uint32_t walks[kMaxWalks] = {};
   ShadowEntry e[LP_CALL_DEPTH];
 };
 
@@ -79,6 +92,7 @@ ShadowStack *acquire_stack() {
     if (s->in_use.load(std::memory_order_relaxed) == 0 &&
         s->in_use.compare_exchange_strong(free_now, 1, std::memory_order_acq_rel)) {
       s->depth.store(0, std::memory_order_relaxed);
+      s->nwalks = 0;
       break;
     }
   }
@@ -232,6 +246,7 @@ inline uintptr_t enter(lp_regs *regs, CallProbe &cp, bool trap) {
         e = &s->e[idx];
         e->sp = kReserved;
         e->slot = 0;
+        e->walk = 0;
         for (uint64_t &w : e->words) w = 0;
         set_depth(*s, idx + 1);
       }
@@ -297,6 +312,11 @@ void shadow_detach(uintptr_t sp) {
   ShadowStack *s = t_shadow;
   CallRuntime *rt = g_calls.load(std::memory_order_acquire);
   if (!s || !rt) return;
+  uint32_t walk = ++s->next_walk;
+  if (walk == 0) walk = ++s->next_walk; // 0 is "no walk"
+  if (s->nwalks < kMaxWalks) s->walks[s->nwalks] = walk;
+  ++s->nwalks;
+  fence();
   // From the innermost frame out: each frame's return address lies between
   // the inner frame's entry sp (or `sp`) and its own entry sp.
   uintptr_t lower = sp;
@@ -318,9 +338,17 @@ void shadow_detach(uintptr_t sp) {
           }
         }
       }
+      // A tail-call pair: the outer entry (same entry sp) shares the inner
+      // one's slot, which the inner one just set back to the trampoline (its
+      // `ret`). On RISC-V that slot lies below the shared sp, outside the
+      // range searched above.
+      if (!found && i + 1 < depth_of(*s) && s->e[i + 1].sp == e.sp && s->e[i + 1].slot != 0 &&
+          load_word(s->e[i + 1].slot) == rt->ret_tramp)
+        found = s->e[i + 1].slot;
       if (found) {
         store_word(found, e.ret);
         fence();
+        e.walk = walk;
         e.slot = found;
       }
     }
@@ -334,7 +362,10 @@ uintptr_t shadow_caller_sp(const lp_regs *regs) { return call_abi::caller_sp(reg
 void shadow_reattach(uintptr_t caller_sp) {
   ShadowStack *s = t_shadow;
   CallRuntime *rt = g_calls.load(std::memory_order_acquire);
-  if (!s || !rt) return;
+  if (!s || !rt || s->nwalks == 0) return; // a catch without a walk we saw: nothing detached
+  const uint32_t n_walks = --s->nwalks;
+  const uint32_t walk = n_walks < kMaxWalks ? s->walks[n_walks] : 0; // 0: too deep, reattach nothing
+  fence();
   // Frames entered at or below the catcher's sp were unwound: their calls end
   // here without an exit.
   const uint32_t d = depth_of(*s);
@@ -348,7 +379,7 @@ void shadow_reattach(uintptr_t caller_sp) {
   // entry writes the trampoline, the inner finds it holding its own `ret`).
   for (uint32_t i = 0; i < n; ++i) {
     ShadowEntry &e = s->e[i];
-    if (e.slot == 0 || e.sp == kReserved) continue;
+    if (e.slot == 0 || e.sp == kReserved || e.walk != walk) continue; // attached, or an outer walk's
     if (load_word(e.slot) == e.ret) store_word(e.slot, rt->ret_tramp);
     fence();
     e.slot = 0;

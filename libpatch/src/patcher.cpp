@@ -219,6 +219,7 @@ int lp_patcher::create_probe(void *addr_p, lp_handler h, void *user, lp_probe **
   const uintptr_t addr = reinterpret_cast<uintptr_t>(addr_p);
   uintptr_t map_end = 0;
   if (!executable(addr, &map_end)) return LP_ENOTEXEC;
+  if (int rc = owned(addr, map_end); rc != 0) return rc;
   SiteShape shape;
   const int site_rc = backend->probe_site(addr, map_end - addr, &shape);
   if (site_rc == LP_EBOUNDARY || (site_rc == 0 && !function_entry(shape.addr, map_end)))
@@ -316,6 +317,7 @@ int lp_patcher::create_call_probe(void *addr_p, lp_entry_handler entry, lp_exit_
   const uintptr_t addr = reinterpret_cast<uintptr_t>(addr_p);
   uintptr_t map_end = 0;
   if (!executable(addr, &map_end)) return LP_ENOTEXEC;
+  if (int rc = owned(addr, map_end); rc != 0) return rc;
   SiteShape shape;
   const int site_rc = backend->probe_site(addr, map_end - addr, &shape);
   // The call ABI (return address at sp / in ra, arguments in place) holds only
@@ -361,6 +363,7 @@ int lp_patcher::create_replacement(void *addr_p, void *repl, lp_probe **out, boo
   const uintptr_t addr = reinterpret_cast<uintptr_t>(addr_p);
   uintptr_t map_end = 0;
   if (!executable(addr, &map_end)) return LP_ENOTEXEC;
+  if (int rc = owned(addr, map_end); rc != 0) return rc;
   SiteShape shape;
   const int site_rc = backend->probe_site(addr, map_end - addr, &shape);
   const bool sled = site_rc == 0 && function_entry(shape.addr, map_end);
@@ -487,6 +490,14 @@ void lp_patcher::publish_table() {
     std::sort(entries.begin(), entries.end(), [](const SiteEntry &a, const SiteEntry &b) { return a.addr < b.addr; });
   }
   table.publish(std::move(entries)); // by_addr is ordered: already sorted without exit traps
+}
+
+int lp_patcher::owned(uintptr_t addr, uintptr_t map_end) const {
+  for (uintptr_t a : {addr, backend->site_start(addr, map_end - addr)}) {
+    if (auto it = by_addr.find(a); it != by_addr.end() && !it->second->dead())
+      return it->second->staged == ProbeState::Removed ? LP_EBUSY : LP_EEXIST;
+  }
+  return overlaps(addr, 1) ? LP_EEXIST : 0; // inside another probe's site
 }
 
 bool lp_patcher::overlaps(uintptr_t addr, uint32_t len) const {

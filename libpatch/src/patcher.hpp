@@ -104,6 +104,10 @@ struct lp_patcher {
   int sync(lp::engine::SyncPoint point, bool evacuate);
   void publish_table();
   bool executable(uintptr_t addr, uintptr_t *map_end);
+  // 0, or why no new probe can be placed at `addr`: a live probe owns it
+  // (LP_EEXIST; LP_EBUSY while its removal is not committed yet), whatever
+  // its site bytes look like now.
+  int owned(uintptr_t addr, uintptr_t map_end) const;
   // Whether [addr, addr+len) intersects the site of a live probe.
   bool overlaps(uintptr_t addr, uint32_t len) const;
 };

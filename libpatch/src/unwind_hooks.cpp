@@ -87,6 +87,14 @@ void stage_enabled(lp_patcher &p, lp_probe *pr) {
 } // namespace
 
 void install_unwind_hooks(lp_patcher &p) {
+  // The hooks are libpatch's own: a trap where no jump fits, whatever the
+  // tracer's policy (a missing hook would break exceptions, not just cost).
+  struct PolicyScope {
+    lp_patcher &p;
+    int saved;
+    ~PolicyScope() { p.opt.policy = saved; }
+  } scope{p, p.opt.policy};
+  if (p.opt.policy == LP_PROBE_JUMP) p.opt.policy = LP_PROBE_JUMP_OR_TRAP;
   for (const EntryHook &h : kEntryHooks) {
     linux_platform::Symbol s;
     if (linux_platform::lookup_symbol(h.symbol, &s) != 0) continue; // not in this process: nothing to hook

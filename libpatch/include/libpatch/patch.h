@@ -44,7 +44,8 @@ enum lp_error {
   LP_EREMOVED = -12,   /* the probe was removed */
   LP_ESTATE = -13,     /* the text does not hold the bytes libpatch expects */
   LP_ESIGNAL = -14,    /* installing the trap signal handler failed */
-  LP_EBUSY = -15,      /* another patcher is open, or a grace period has not ended */
+  LP_EBUSY = -15,      /* another patcher is open, a grace period has not ended, or the
+                          removal of the probe at this address is not committed yet */
   LP_ENOTSUP = -16,    /* the requested option is not supported here */
   LP_ETIMEDOUT = -17   /* a grace period did not end in time */
 };
@@ -150,9 +151,10 @@ int lp_supports_instruction_sites(void);
  *
  * `call` points at the call's LP_CALL_WORDS words, zero at entry, shared by
  * the entry and exit handler of that one call (e.g. a timestamp). It is NULL
- * in the entry handler when the thread's shadow stack is full (recursion
- * deeper than LP_CALL_DEPTH probed calls): that call's exit handler will not
- * run (lp_call_stats.overflows counts it).
+ * in the entry handler of a probe without an exit handler, and when the
+ * thread's shadow stack is full (recursion deeper than LP_CALL_DEPTH probed
+ * calls): that call's exit handler will not run (lp_call_stats.overflows
+ * counts it).
  *
  * An entry handler returns LP_CALL_RUN, or LP_CALL_SKIP to return to the
  * caller at once without running the function, with the value set by

@@ -193,6 +193,7 @@ uintptr_t lp_regs_arg(const lp_regs *r, unsigned i) {
   return *reinterpret_cast<const uint64_t *>(r->x[2] + 8 * (i - 8));
 }
 uintptr_t lp_regs_ret(const lp_regs *r) { return r ? r->x[10] : 0; }
+uintptr_t lp_regs_return_address(const lp_regs *r) { return r ? r->x[1] : 0; }
 void lp_regs_set_ret(lp_regs *r, uintptr_t v) {
   if (r) r->x[10] = v;
 }

@@ -180,6 +180,7 @@ uintptr_t lp_regs_arg(const lp_regs *r, unsigned i) {
   }
 }
 uintptr_t lp_regs_ret(const lp_regs *r) { return r ? r->rax : 0; }
+uintptr_t lp_regs_return_address(const lp_regs *r) { return r ? *reinterpret_cast<const uint64_t *>(r->rsp) : 0; }
 void lp_regs_set_ret(lp_regs *r, uintptr_t v) {
   if (r) r->rax = v;
 }

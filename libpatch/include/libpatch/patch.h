@@ -174,7 +174,7 @@ int lp_supports_instruction_sites(void);
  * but no handler of the probe runs again (lp_quiesce then ends the last one).
  * Call probes need the function's entry sled (lp_probe_call elsewhere is
  * LP_ENOTSUP); they are jump probes, or trap probes where no jump fits. */
-#define LP_CALL_WORDS 2
+#define LP_CALL_WORDS 4
 #define LP_CALL_DEPTH 256
 
 enum lp_call_action {
@@ -223,6 +223,10 @@ uintptr_t lp_regs_sp(const lp_regs *);
 uintptr_t lp_regs_arg(const lp_regs *, unsigned i); /* i-th integer argument (ABI order) */
 void lp_regs_set_arg(lp_regs *, unsigned i, uintptr_t value);
 uintptr_t lp_regs_ret(const lp_regs *); /* the integer return value register (rax, a0) */
+/* At a function's entry (an entry-sled probe, a call probe's entry handler):
+ * the address the function will return to (x86-64: the word at sp; RISC-V:
+ * ra). Meaningless elsewhere. */
+uintptr_t lp_regs_return_address(const lp_regs *);
 void lp_regs_set_ret(lp_regs *, uintptr_t value);
 
 #ifdef __cplusplus

@@ -8,7 +8,8 @@
 #               [--source DIR] [--expect-mc 0|1]
 #   CASE       pkgconfig.shared | pkgconfig.static | find_package | constructor.shared |
 #              constructor.static | preload | readline | exports | no_dynamic_init |
-#              calls.readme | calls.doc (the docs' call-probe examples, verbatim)
+#              calls.readme | calls.doc (the docs' call-probe examples, verbatim) |
+#              outsider.replace (glibc's opendir/readdir replaced under Debian's ls)
 #   --build    the libpatch build tree to install (targets patch, patch_static built)
 #   --scratch  this test's own scratch directory (wiped first; under the build tree)
 #   --cc/--cxx the C / C++ compilers; --cmake the cmake binary
@@ -36,7 +37,7 @@ while [[ $# -gt 0 ]]; do
   shift 2
 done
 if [[ -z $case_name || -z $build || -z $scratch ]]; then
-  sed -n '2,18p' "${BASH_SOURCE[0]}" >&2
+  sed -n '2,19p' "${BASH_SOURCE[0]}" >&2
   exit 2
 fi
 
@@ -404,6 +405,33 @@ no_dynamic_init)
     nm -A "$ar" 2>/dev/null | grep -E '_GLOBAL__(sub_)?I_' | sed 's|^.*/||; s/^/  /' >&2
     fail "$(wc -l <<<"$offenders") object(s) in libpatch.a have a non-empty .init_array/.ctors (dynamically initialised globals: unsafe from a constructor), listed above"
   fi
+  ;;
+
+outsider.replace)
+  # Function replacement in a program nobody here wrote: Debian's ls, with
+  # glibc's opendir and readdir replaced by counting wrappers that call the
+  # originals (relocated prologues). Output identical, counts exact.
+  [[ $expect_mc == 1 ]] || skip "this build has no instruction sites (no decoder): replacements need an entry sled"
+  install_libpatch
+  need lib/libpatch.so
+  use_pkgconfig
+  step "building the LD_PRELOAD library against the installed libpatch.so" \
+    "$cc" "${cflags_common[@]}" -shared -fPIC "$src/replace_preload.c" -o "$scratch/replace.so" \
+    $(pkg-config --cflags --libs libpatch) -Wl,-rpath,"$libdir"
+  dirs=(/ /usr /etc)
+  want_readdir=0
+  for d in "${dirs[@]}"; do want_readdir=$((want_readdir + $(ls -a1 "$d" | wc -l))); done
+  echo "+ ls ${dirs[*]}  (baseline)"
+  ls "${dirs[@]}" >"$scratch/base.out" 2>&1 || fail "ls alone failed"
+  echo "+ LD_PRELOAD=$scratch/replace.so ls ${dirs[*]}"
+  LD_PRELOAD=$scratch/replace.so ls "${dirs[@]}" >"$scratch/pre.out" 2>"$scratch/pre.err"
+  rc=$?
+  cat "$scratch/pre.err"
+  [[ $rc -eq 0 ]] || fail "ls under the replacement exited with status $rc"
+  cmp -s "$scratch/base.out" "$scratch/pre.out" ||
+    fail "ls printed something else under the replacement: $(diff "$scratch/base.out" "$scratch/pre.out" | head -5 | tr '\n' ' ')"
+  grep -qxF "replace-preload: opendir=${#dirs[@]} readdir=$want_readdir" "$scratch/pre.err" ||
+    fail "expected 'replace-preload: opendir=${#dirs[@]} readdir=$want_readdir'"
   ;;
 
 calls.readme | calls.doc)

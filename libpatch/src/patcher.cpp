@@ -245,9 +245,7 @@ int lp_patcher::create_probe(void *addr_p, lp_handler h, void *user, lp_probe **
       p->tramp = Slot{};
     }
   }
-  *out = p.get();
-  by_addr[shape.addr] = p.get();
-  probes.push_back(std::move(p));
+  add_probe(std::move(p), out);
   return 0;
 }
 
@@ -351,9 +349,7 @@ int lp_patcher::create_call_probe(void *addr_p, lp_entry_handler entry, lp_exit_
       p->tramp = Slot{};
     }
   }
-  *out = p.get();
-  by_addr[shape.addr] = p.get();
-  probes.push_back(std::move(p));
+  add_probe(std::move(p), out);
   return 0;
 }
 
@@ -394,33 +390,27 @@ int lp_patcher::create_replacement(void *addr_p, void *repl, lp_probe **out, boo
     // a replacement; its relocated prologue is the callable original.
     lpl::Symbol sym;
     if (lpl::symbol_containing(addr, &sym) != 0 || sym.addr != addr) return LP_EBOUNDARY;
-    if (auto it = by_addr.find(addr); it != by_addr.end() && !it->second->dead())
-      return it->second->staged == ProbeState::Removed ? LP_EBUSY : LP_EEXIST;
-    if (int rc = prepare_insn_probe(*this, *p, addr); rc != 0) return rc;
-    std::memcpy(p->original, reinterpret_cast<const void *>(addr), p->shape.len);
-    std::memcpy(p->current, p->original, p->shape.len);
-    for (const auto &x : p->insn->exits) {
-      SiteEntry e;
-      e.addr = uintptr_t(x.pc);
-      e.len = 4;
-      e.mode = SiteMode::Stable;
-      e.resume = uintptr_t(x.target);
-      exit_traps.push_back(e);
-    }
+    return add_insn_probe(std::move(p), addr, out);
   }
-  *out = p.get();
-  by_addr[p->shape.addr] = p.get();
-  probes.push_back(std::move(p));
+  add_probe(std::move(p), out);
   return 0;
 }
 
+void lp_patcher::add_probe(std::unique_ptr<lp_probe> p, lp_probe **out) {
+  *out = p.get();
+  by_addr[p->shape.addr] = p.get();
+  probes.push_back(std::move(p));
+}
+
 int lp_patcher::create_insn_probe(uintptr_t addr, lp_handler h, void *user, lp_probe **out) {
-  if (auto it = by_addr.find(addr); it != by_addr.end() && !it->second->dead())
-    return it->second->staged == ProbeState::Removed ? LP_EBUSY : LP_EEXIST;
   auto p = std::make_unique<lp_probe>();
   p->owner = this;
   p->handler = h;
   p->user = user;
+  return add_insn_probe(std::move(p), addr, out);
+}
+
+int lp_patcher::add_insn_probe(std::unique_ptr<lp_probe> p, uintptr_t addr, lp_probe **out) {
   if (int rc = prepare_insn_probe(*this, *p, addr); rc != 0) return rc;
   std::memcpy(p->original, reinterpret_cast<const void *>(addr), p->shape.len);
   std::memcpy(p->current, p->original, p->shape.len);
@@ -433,9 +423,7 @@ int lp_patcher::create_insn_probe(uintptr_t addr, lp_handler h, void *user, lp_p
     e.resume = uintptr_t(x.target);
     exit_traps.push_back(e);
   }
-  *out = p.get();
-  by_addr[addr] = p.get();
-  probes.push_back(std::move(p));
+  add_probe(std::move(p), out);
   return 0;
 }
 

@@ -90,6 +90,9 @@ struct lp_patcher {
   int create_probe(void *addr, lp_handler h, void *user, lp_probe **out);
   bool function_entry(uintptr_t sled, uintptr_t map_end);
   int create_insn_probe(uintptr_t addr, lp_handler h, void *user, lp_probe **out);
+  // Makes `p` an instruction site at `addr` (prepare_insn_probe) and adds it.
+  int add_insn_probe(std::unique_ptr<lp_probe> p, uintptr_t addr, lp_probe **out);
+  void add_probe(std::unique_ptr<lp_probe> p, lp_probe **out);
   int create_call_probe(void *addr, lp_entry_handler entry, lp_exit_handler exit, void *user, lp_probe **out);
   int create_replacement(void *addr, void *replacement, lp_probe **out, bool internal = false);
   // The jump trampoline of an entry-sled probe (Entry or Call): 0, or why not.

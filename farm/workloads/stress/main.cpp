@@ -16,10 +16,13 @@ void usage(FILE *f) {
   std::fprintf(f,
                "usage: patch-stress [--threads T] [--functions K] [--batches B | --duration SECONDS]\n"
                "                    [--seed N] [--writer mprotect|procmem] [--sync default|membarrier|flush_icache|signal]\n"
-               "                    [--kind jump|trap|auto] [--sites entry|body]\n"
+               "                    [--kind jump|trap|auto] [--sites entry|body] [--exit-probes]\n"
                "Threads call K probed functions and check every result while a patcher toggles\n"
                "random subsets of the probes in batches. Prints one JSON object.\n"
-               "--sites body probes the first instruction after each entry sled (an instruction site).\n");
+               "--sites body probes the first instruction after each entry sled (an instruction site).\n"
+               "--exit-probes makes every probe a call probe (entry + exit handler, lp_probe_call): each\n"
+               "exit checks the returned value against the argument recorded at entry, and every\n"
+               "thread's entries must equal its exits. Needs entry sites (not with --sites body).\n");
 }
 
 [[noreturn]] void bad(const char *what, const char *value) {
@@ -49,6 +52,7 @@ int main(int argc, char **argv) {
                                 {"sync", required_argument, nullptr, 'y'},
                                 {"kind", required_argument, nullptr, 'p'},
                                 {"sites", required_argument, nullptr, 'i'},
+                                {"exit-probes", no_argument, nullptr, 'x'},
                                 {"help", no_argument, nullptr, 'h'},
                                 {nullptr, 0, nullptr, 0}};
   int o;
@@ -94,6 +98,7 @@ int main(int argc, char **argv) {
       else if (!std::strcmp(optarg, "body")) c.body_sites = true;
       else bad("--sites", optarg);
       break;
+    case 'x': c.exit_probes = true; break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
     }
@@ -101,6 +106,12 @@ int main(int argc, char **argv) {
   if (optind < argc) bad("argument", argv[optind]);
   if (have_batches && have_duration) {
     std::fprintf(stderr, "patch-stress: --batches and --duration are exclusive\n");
+    return 2;
+  }
+  if (c.exit_probes && c.body_sites) {
+    std::fprintf(stderr,
+                 "patch-stress: --exit-probes needs entry sites: call probes sit on a function's entry sled, "
+                 "so --sites body (instruction sites) cannot take them; use --sites entry\n");
     return 2;
   }
   if (have_duration) c.batches = 0;

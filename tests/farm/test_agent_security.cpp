@@ -410,6 +410,7 @@ TEST(AgentPolicy, TypedFieldsFollowExactRules) {
       {"PatchStress.sync", [](PS& s) { s.set_sync("$(id)"); }},
       {"PatchStress.probe_kind", [](PS& s) { s.set_probe_kind("jump trap"); }},
       {"PatchStress.sites", [](PS& s) { s.set_sites("middle"); }},
+      {"PatchStress.exit_probes", [](PS& s) { s.set_exit_probes(true); s.set_sites("body"); }},
   };
   for (const auto& c : hostile) {
     auto s = stress_spec();
@@ -428,6 +429,7 @@ TEST(AgentPolicy, TypedFieldsFollowExactRules) {
     fine.push_back([y](PS& s) { s.set_sync(y); });
   for (const char* k : {"jump", "trap", "auto"}) fine.push_back([k](PS& s) { s.set_probe_kind(k); });
   for (const char* i : {"entry", "body"}) fine.push_back([i](PS& s) { s.set_sites(i); });
+  for (const char* i : {"", "entry"}) fine.push_back([i](PS& s) { s.set_sites(i); s.set_exit_probes(true); });
   for (const auto& f : fine) {
     auto s = stress_spec();
     f(*s.mutable_workload()->mutable_patch_stress());
@@ -453,6 +455,12 @@ TEST(AgentPolicy, ArgvIsBuiltFromTheConfiguredBinaryAndTypedFieldsOnly) {
                                                      "--seed", "7", "--writer", "procmem", "--sync", "signal",
                                                      "--kind", "trap", "--sites", "body"}));
   EXPECT_TRUE(a.job->require_json);
+  ps->set_sites("entry");
+  ps->set_exit_probes(true);
+  auto e = p.admit(job(s));
+  ASSERT_TRUE(e) << e.refusal;
+  EXPECT_EQ(e.job->argv().back(), "--exit-probes");
+  EXPECT_EQ(e.job->argv()[e.job->argv().size() - 2], "entry");
   EXPECT_TRUE(a.job->env.empty());
 }
 

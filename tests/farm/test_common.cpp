@@ -129,6 +129,11 @@ TEST(FarmAgentExec, PatchStressArgv) {
   d.set_duration_s(2.5);
   EXPECT_EQ(farm::agent::patch_stress_argv("x", d, 1),
             (std::vector<std::string>{"x", "--duration", "2.5", "--seed", "1"}));
+  v1::PatchStress e;  // call probes: a flag without a value
+  e.set_probe_kind("jump");
+  e.set_exit_probes(true);
+  EXPECT_EQ(farm::agent::patch_stress_argv("x", e, 3),
+            (std::vector<std::string>{"x", "--seed", "3", "--kind", "jump", "--exit-probes"}));
 }
 
 TEST(FarmAgentExec, ResultClassification) {

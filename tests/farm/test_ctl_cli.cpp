@@ -211,6 +211,8 @@ TEST(FarmCtlCli, EveryUsageErrorExits2WithAClearMessage) {
   const std::string big_spec = spec("threads.json", R"({"workload":{"patch_stress":{"threads":1000}}})");
   const std::string path_spec = spec("image.json", R"({"workload":{"baremetal":{"image":"/etc/shadow"}}})");
   const std::string junk_spec = spec("junk.json", R"({"workload":{"patch_stress":{"thread":4}}})");
+  const std::string exit_body_spec =
+      spec("exitbody.json", R"({"workload":{"patch_stress":{"exit_probes":true,"sites":"body"}}})");
   const std::string bm_args_spec =
       spec("bmargs.json", R"({"workload":{"baremetal":{"image":"bm","extra_args":["-drive","file=/etc/shadow"]}}})");
 
@@ -264,6 +266,10 @@ TEST(FarmCtlCli, EveryUsageErrorExits2WithAClearMessage) {
       {{"submit", "--sync", "x"}, "--sync must be one of membarrier, flush_icache, signal, default; got 'x'"},
       {{"submit", "--kind", "x"}, "--kind must be one of jump, trap, auto; got 'x'"},
       {{"submit", "--sites", "x"}, "--sites must be one of entry, body; got 'x'"},
+      {{"submit", "--exit-probes", "--sites", "body"},
+       "farmctl: workload.patch_stress.exit_probes needs entry sites (call probes sit on a function's entry sled)"},
+      {{"submit", "--spec", exit_body_spec}, ": workload.patch_stress.exit_probes needs entry sites"},
+      {{"submit", "--image", "bm", "--exit-probes"}, "farmctl: --exit-probes applies to patch-stress jobs, not baremetal"},
       {{"submit", "--executor", "x"}, "--executor must be one of native, qemu-user, qemu-system, board; got 'x'"},
       {{"submit", "--workload", "x"}, "--workload must be one of patch-stress, baremetal, command; got 'x'"},
       {{"submit", "--arch", "x86 64"}, "--arch must be 1-32 letters, digits, '_', '-', got 'x86 64'"},
@@ -587,6 +593,10 @@ TEST_F(FarmCtlFarm, SubmitCountSeedsAndReportSinceForms) {
   EXPECT_EQ(a[2]["spec"]["seed"], "18446744073709551615");
   EXPECT_EQ(a[0]["spec"]["workload"]["patch_stress"]["duration_s"], 1.5);
   EXPECT_FALSE(a[0]["spec"]["workload"]["patch_stress"].contains("batches"));
+  EXPECT_FALSE(a[0]["spec"]["workload"]["patch_stress"].contains("exit_probes"));
+  auto e = ctl({"--json", "submit", "--tag", "suite=exit", "--kind", "trap", "--exit-probes", "--batches", "5"});
+  ASSERT_EQ(e.code, 0) << e.err;
+  EXPECT_EQ(json::parse(e.out)[0]["spec"]["workload"]["patch_stress"]["exit_probes"], true) << e.out;
   for (const char* since : {"24h", "7d", "90s", "2020-01-01", "2020-01-01T00:00:00Z", "2020-01-01T01:00:00+01:00"}) {
     auto rep = ctl({"--json", "report", "--tag", "suite=since", "--since", since});
     EXPECT_NE(rep.code, 2) << since << ": " << rep.err;

@@ -224,6 +224,10 @@ TEST_F(FarmService, RejectsMalformedSpecs) {
   bad = stress("x");
   bad.mutable_workload()->mutable_patch_stress()->set_sites("middle");
   EXPECT_EQ(code_of([&] { c.submit(bad); }), grpc::StatusCode::INVALID_ARGUMENT);
+  bad = stress("x");  // call probes sit on entry sleds: not with instruction sites
+  bad.mutable_workload()->mutable_patch_stress()->set_exit_probes(true);
+  bad.mutable_workload()->mutable_patch_stress()->set_sites("body");
+  EXPECT_EQ(code_of([&] { c.submit(bad); }), grpc::StatusCode::INVALID_ARGUMENT);
   bad = stress("x");
   bad.mutable_workload()->mutable_patch_stress()->set_duration_s(1);
   bad.mutable_workload()->mutable_patch_stress()->set_batches(1);
@@ -247,6 +251,11 @@ TEST_F(FarmService, RejectsMalformedSpecs) {
   }
   EXPECT_EQ(code_of([&] { c.get("j-nope"); }), grpc::StatusCode::NOT_FOUND);
   EXPECT_TRUE(c.list({}).empty());
+  auto fine = stress("exit probes");  // with entry sites (explicit or default) it is accepted
+  fine.mutable_workload()->mutable_patch_stress()->set_exit_probes(true);
+  fine.mutable_workload()->mutable_patch_stress()->set_sites("entry");
+  EXPECT_NO_THROW(c.submit(fine));
+  EXPECT_EQ(c.list({}).size(), 1u);
 }
 
 TEST_F(FarmService, UnmatchableJobIsRefusedWithAReason) {

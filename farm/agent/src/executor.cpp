@@ -34,6 +34,7 @@ std::vector<std::string> patch_stress_argv(const std::string& binary, const v1::
   if (!p.sync().empty()) a.insert(a.end(), {"--sync", p.sync()});
   if (!p.probe_kind().empty()) a.insert(a.end(), {"--kind", p.probe_kind()});
   if (!p.sites().empty()) a.insert(a.end(), {"--sites", p.sites()});
+  if (p.exit_probes()) a.push_back("--exit-probes");
   for (const auto& e : p.extra_args()) a.push_back(e);
   return a;
 }

@@ -22,7 +22,8 @@ const char* kFooter = R"(What the agent runs is decided here, never by a job (jo
     Its arguments come from the typed fields, each checked: threads 1-256, functions 1-256,
     batches <= 100000000, duration_s finite in [0, 86400] (not with batches), writer
     mprotect|procmem|default, sync default|membarrier|flush_icache|signal, probe_kind
-    jump|trap|auto, sites entry|body (empty or 0: the workload's default).
+    jump|trap|auto, sites entry|body, exit_probes (call probes: --exit-probes, entry sites
+    only); empty or 0: the workload's default.
   * bare-metal jobs name an --image NAME=PATH (never a path); machine is --machine or an
     --allow-machine, memory like 256M or 2G, smp 1-64, append (the image's kernel command line,
     qemu -append) at most 256 characters of [A-Za-z0-9 =._,:+-].

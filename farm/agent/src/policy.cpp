@@ -250,6 +250,8 @@ Admission Policy::patch_stress(const JobContext& ctx) const {
     return refuse("PatchStress.probe_kind '" + printable(p.probe_kind(), 40) + "' is not jump, trap or auto");
   if (!in_set(p.sites(), {"entry", "body"}))
     return refuse("PatchStress.sites '" + printable(p.sites(), 40) + "' is not entry or body");
+  if (p.exit_probes() && p.sites() == "body")
+    return refuse("PatchStress.exit_probes needs entry sites (call probes sit on entry sleds), not sites 'body'");
   if (auto why = check_extra_args(ctx, "PatchStress.extra_args", p.extra_args()); !why.empty())
     return Admission::refuse(why);
 

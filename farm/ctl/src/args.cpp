@@ -279,7 +279,8 @@ void check_spec(const v1::JobSpec& spec, std::string_view origin) {
           "it with farm-agent --patch-stress PATH or --binary KIND=PATH); a client never chooses what runs on an agent");
     if (p.extra_args_size())
       bad("workload.patch_stress.extra_args is not accepted: a client never chooses what runs on an agent; use the "
-          "workload's own fields (threads, functions, batches, duration_s, writer, sync, probe_kind, sites)");
+          "workload's own fields (threads, functions, batches, duration_s, writer, sync, probe_kind, sites, "
+          "exit_probes)");
     if (p.threads() > limits::kMaxThreads)
       bad("workload.patch_stress.threads must be in 1.." + std::to_string(limits::kMaxThreads) + ", got " +
           std::to_string(p.threads()));
@@ -296,6 +297,9 @@ void check_spec(const v1::JobSpec& spec, std::string_view origin) {
     set("sync", p.sync(), {"membarrier", "flush_icache", "signal", "default"});
     set("probe_kind", p.probe_kind(), {"jump", "trap", "auto"});
     set("sites", p.sites(), {"entry", "body"});
+    if (p.exit_probes() && p.sites() == "body")
+      bad("workload.patch_stress.exit_probes needs entry sites (call probes sit on a function's entry sled); "
+          "sites body is not allowed with it");
   } else if (w.has_baremetal()) {
     const auto& b = w.baremetal();
     if (b.image().empty())

@@ -136,6 +136,7 @@ std::string describe_workload(const v1::JobSpec& spec) {
     kv("sync", p.sync());
     kv("kind", p.probe_kind());
     kv("sites", p.sites());
+    if (p.exit_probes()) kv("exit_probes", "true");
   } else if (w.has_baremetal()) {
     kv("image", w.baremetal().image());
     kv("smp", std::to_string(w.baremetal().smp()));

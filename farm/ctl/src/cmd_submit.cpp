@@ -47,6 +47,8 @@ class Submit : public Command {
     s->add_option("--sync", sync_, "patch-stress sync: membarrier | flush_icache | signal | default");
     s->add_option("--kind", kind_, "patch-stress probe kind: jump | trap | auto");
     s->add_option("--sites", sites_, "patch-stress sites: entry (sleds) | body (an instruction site per function)");
+    s->add_flag("--exit-probes", exit_probes_,
+                "patch-stress: call probes (entry + exit handlers, return values checked); entry sites only");
     s->add_option("--image", image_,
                   "bare-metal image NAME, as the agent's operator configured it (farm-agent --image NAME=PATH)");
     s->add_option("--smp", smp_, "bare-metal harts, 1..64");
@@ -87,7 +89,7 @@ class Submit : public Command {
       throw UsageError(
           "submit --arg is not accepted: extra workload arguments would let a client choose what runs on an agent; "
           "use the workload's options (--threads, --functions, --batches, --duration, --writer, --sync, --kind, "
-          "--sites; --image, --smp, --append for bare metal)");
+          "--sites, --exit-probes; --image, --smp, --append for bare metal)");
   }
 
   int run(const Globals& g) override {
@@ -134,7 +136,8 @@ class Submit : public Command {
                        "PROGRAM ARGS...); see farmctl submit --help");
 
     static const char* const ps_flags[] = {"--threads", "--functions", "--batches", "--duration",
-                                           "--writer",  "--sync",      "--kind",    "--sites"};
+                                           "--writer",  "--sync",      "--kind",    "--sites",
+                                           "--exit-probes"};
     static const char* const bm_flags[] = {"--image", "--smp", "--machine", "--memory", "--append"};
     std::string wl = workload_;
     if (given("--workload")) {
@@ -175,6 +178,7 @@ class Submit : public Command {
         check_one_of("--sync", sync_, {"membarrier", "flush_icache", "signal", "default"}), p->set_sync(sync_);
       if (given("--kind")) check_one_of("--kind", kind_, {"jump", "trap", "auto"}), p->set_probe_kind(kind_);
       if (given("--sites")) check_one_of("--sites", sites_, {"entry", "body"}), p->set_sites(sites_);
+      if (given("--exit-probes")) p->set_exit_probes(true);
     } else if (wl == "baremetal") {
       auto* b = spec.mutable_workload()->mutable_baremetal();
       if (given("--image")) check_image_name("--image", image_), b->set_image(image_);
@@ -237,7 +241,7 @@ class Submit : public Command {
   std::string threads_, functions_, batches_, duration_, smp_, timeout_, seed_, count_, priority_, max_attempts_,
       min_cores_;
   std::vector<std::string> labels_, tags_, cmd_, removed_;
-  bool wait_ = false, allow_unmatched_ = false, logs_ = false;
+  bool wait_ = false, allow_unmatched_ = false, logs_ = false, exit_probes_ = false;
 };
 
 }  // namespace

@@ -86,7 +86,7 @@ Status patch_stress(const v1::PatchStress& p) {
   if (p.extra_args_size() > 0)
     return bad("patch_stress.extra_args (" + n(p.extra_args_size()) +
                " given) is not accepted: a client does not choose the workload's command line; use the typed "
-               "fields (threads, functions, batches, duration_s, writer, sync, probe_kind, sites)");
+               "fields (threads, functions, batches, duration_s, writer, sync, probe_kind, sites, exit_probes)");
   if (auto s = count_field("patch_stress.threads", p.threads(), 1, farm::limits::kMaxStressThreads); !s.ok()) return s;
   // patch-stress has 256 probed functions (farm/workloads/stress: lp_stress::kMaxFunctions):
   // a larger count could only be refused later, by the agent or the workload.
@@ -106,6 +106,9 @@ Status patch_stress(const v1::PatchStress& p) {
     return bad("patch_stress.probe_kind must be jump, trap or auto, not " + q(p.probe_kind()));
   if (!one_of(p.sites(), {"entry", "body"}))
     return bad("patch_stress.sites must be entry or body, not " + q(p.sites()));
+  if (p.exit_probes() && p.sites() == "body")
+    return bad("patch_stress.exit_probes needs entry sites (call probes sit on a function's entry sled); "
+               "sites body is not allowed with it");
   if (p.batches() && d > 0) return bad("patch_stress.batches and duration_s are exclusive");
   return Status::OK;
 }

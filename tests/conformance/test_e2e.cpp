@@ -39,17 +39,30 @@ TEST(ConformanceE2E, LocalX86Passes) {
                        "--patch-stress-host " PATCH_STRESS_BIN " --bench-dir-host " + kFake +
                        " --report-dir " + d / "rep"));
   ASSERT_EQ(r.status, 0) << r.out;
-  EXPECT_NE(r.out.find("PASS: 9/9 passed"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("PASS: 11/11 passed"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("stress/procmem/signal/trap"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("body/mprotect/membarrier/auto"), std::string::npos) << r.out;  // instruction sites
+  EXPECT_NE(r.out.find("exit/mprotect/membarrier/jump"), std::string::npos) << r.out;  // call probes
+  EXPECT_NE(r.out.find("exit/mprotect/membarrier/trap"), std::string::npos) << r.out;
   auto rep = load(d / "rep");
   EXPECT_EQ(rep["ok"], true);
-  EXPECT_EQ(count_status(rep, "pass"), 9);
+  EXPECT_EQ(count_status(rep, "pass"), 11);
+  int exit_cells = 0;
   for (const auto& c : rep["cells"]) {
     EXPECT_GT(c["calls"].get<uint64_t>(), 0u) << c.dump();
     EXPECT_EQ(c["result"]["verdict"], "pass");
     EXPECT_EQ(c["result"]["seed"], c["seed"]);
+    // The agent passed --exit-probes: the workload says so and checked the exits.
+    const bool exit_cell = c["test"].get<std::string>().rfind("exit/", 0) == 0;
+    EXPECT_EQ(c["result"]["exit_probes"], exit_cell) << c.dump();
+    if (exit_cell) {
+      ++exit_cells;
+      EXPECT_GT(c["result"]["exits"].get<uint64_t>(), 0u) << c.dump();
+      EXPECT_EQ(c["result"]["exits"], c["result"]["entries"]) << c.dump();
+      EXPECT_EQ(c["result"]["exit_mismatches"], 0) << c.dump();
+    }
   }
+  EXPECT_EQ(exit_cells, 2);
   auto chk = run(conftest::check_report_cmd(d / "rep"));
   EXPECT_EQ(chk.status, 0) << chk.out;
 }
@@ -65,9 +78,9 @@ TEST(ConformanceE2E, FailingWorkloadFailsTheRun) {
   EXPECT_NE(r.out.find("FAIL"), std::string::npos) << r.out;
   auto rep = load(d / "rep");
   EXPECT_EQ(rep["ok"], false);
-  EXPECT_EQ(count_status(rep, "fail"), 3);  // membarrier, signal, the instruction-site cell
+  EXPECT_EQ(count_status(rep, "fail"), 5);  // membarrier, signal, the instruction-site cell, 2 call-probe cells
   std::string junit = slurp(d / "rep/junit.xml");
-  EXPECT_EQ(conftest::count_of(junit, "<failure "), 3u);
+  EXPECT_EQ(conftest::count_of(junit, "<failure "), 5u);
   EXPECT_NE(junit.find("wrong result in f3"), std::string::npos);  // the output tail
   auto chk = run(conftest::check_report_cmd(d / "rep"));
   EXPECT_EQ(chk.status, 0) << chk.out;
@@ -83,7 +96,7 @@ TEST(ConformanceE2E, UnsupportedAndNotAvailable) {
   auto r = run("FAKE_STRESS_MODE=enotsup-procmem " + farmctl(args));
   EXPECT_EQ(r.status, 0) << r.out;
   auto rep = load(d / "rep");
-  EXPECT_EQ(count_status(rep, "pass"), 3);
+  EXPECT_EQ(count_status(rep, "pass"), 5);  // mprotect x {membarrier, signal}, body, exit x {jump, trap}
   EXPECT_EQ(count_status(rep, "unsupported"), 2);
   EXPECT_EQ(count_status(rep, "not-available"), 1);
   EXPECT_NE(r.out.find("rv64gc: not available: no " + d / "no-such-binary"), std::string::npos) << r.out;
@@ -100,7 +113,7 @@ TEST(ConformanceE2E, UnsupportedAndNotAvailable) {
 // --db keeps the store: the second run's report shows both runs.
 TEST(ConformanceE2E, HistoryAcrossRuns) {
   conftest::TempDir d;
-  std::string args = "--targets x86_64 --writers mprotect --kinds jump --body-kinds '' --no-bench "
+  std::string args = "--targets x86_64 --writers mprotect --kinds jump --body-kinds '' --exit-kinds '' --no-bench "
                      "--patch-stress-host " + kFake + "/patch-stress --db " + d / "farm.db" + " --report-dir " + d / "rep";
   ASSERT_EQ(run(farmctl(args)).status, 0);
   auto r = run("FAKE_STRESS_MODE=fail " + farmctl(args));
@@ -118,6 +131,9 @@ TEST(ConformanceE2E, UsageErrors) {
   const auto bad = run(std::string(FARMCTL_BIN) + " conformance --local --body-kinds auto,bogus");
   EXPECT_EQ(bad.status, 2);
   EXPECT_NE(bad.out.find("unknown probe kind 'bogus'"), std::string::npos) << bad.out;
+  const auto bad_exit = run(std::string(FARMCTL_BIN) + " conformance --local --exit-kinds jump,sideways");
+  EXPECT_EQ(bad_exit.status, 2);
+  EXPECT_NE(bad_exit.out.find("--exit-kinds: unknown probe kind 'sideways'"), std::string::npos) << bad_exit.out;
 }
 
 // --farm: the same matrix on a running farm (here farmd and one native agent
@@ -145,12 +161,14 @@ TEST(ConformanceE2E, FarmMode) {
                " --targets x86_64,rv64gc --writers mprotect --kinds jump --no-bench --report-dir " + d / "rep");
   EXPECT_EQ(r.status, 0) << r.out;
   auto rep = load(d / "rep");
-  EXPECT_EQ(count_status(rep, "pass"), 3);
+  EXPECT_EQ(count_status(rep, "pass"), 5);
   EXPECT_EQ(count_status(rep, "not-available"), 1);
   EXPECT_NE(r.out.find("rv64gc: not available: no worker of the farm matches"), std::string::npos) << r.out;
   for (const auto& c : rep["cells"])
     if (c["status"] == "pass") {
       EXPECT_EQ(c["worker"], "x86-1");
+      // Through farmd and the agent: exit_probes became --exit-probes (the fake echoes it).
+      EXPECT_EQ(c["result"]["exit_probes"], c["test"].get<std::string>().rfind("exit/", 0) == 0) << c.dump();
     }
 
   // Without the token: an RPC error, exit 2.

@@ -60,9 +60,10 @@ TEST(ConformanceMatrix, CellsPerTarget) {
   auto cells = fc::build_matrix(all_available(), o);
   std::map<std::string, int> per;
   for (const auto& c : cells) per[c.target]++;
-  EXPECT_EQ(per["x86_64"], 2 * 2 * 2 + 1);  // writer x sync x kind, + one instruction-site cell
-  EXPECT_EQ(per["rv64gc"], 2 * 3 * 2 + 1);
-  EXPECT_EQ(per["rv64g"], 2 * 3 * 2 + 1);
+  // writer x sync x kind, + one instruction-site cell, + the call-probe cells (jump, trap)
+  EXPECT_EQ(per["x86_64"], 2 * 2 * 2 + 1 + 2);
+  EXPECT_EQ(per["rv64gc"], 2 * 3 * 2 + 1 + 2);
+  EXPECT_EQ(per["rv64g"], 2 * 3 * 2 + 1 + 2);
   EXPECT_EQ(per["bm-rv64gc"], 2);
   EXPECT_EQ(per["bm-rv64g"], 2);
   // seeds: consecutive from --seed, all different
@@ -93,6 +94,16 @@ TEST(ConformanceMatrix, CellsPerTarget) {
   ASSERT_TRUE(s);
   EXPECT_EQ(s->spec.workload().patch_stress().batches(), 7u);  // --signal-batches
   EXPECT_FALSE(find(cells, "x86_64", "stress/mprotect/flush_icache/jump"));
+  EXPECT_FALSE(s->spec.workload().patch_stress().exit_probes());
+  for (const char* t : {"x86_64", "rv64gc", "rv64g"})
+    for (const char* k : {"jump", "trap"}) {
+      auto* e = find(cells, t, std::string("exit/mprotect/membarrier/") + k);
+      ASSERT_TRUE(e) << t << " " << k;
+      EXPECT_TRUE(e->spec.workload().patch_stress().exit_probes());
+      EXPECT_EQ(e->spec.workload().patch_stress().probe_kind(), k);
+      EXPECT_EQ(e->spec.workload().patch_stress().sites(), "");  // entry sleds
+      EXPECT_EQ(e->spec.workload().patch_stress().batches(), 1234u);
+    }
 
   auto* b = find(cells, "bm-rv64g", "baremetal/rfence");
   ASSERT_TRUE(b);
@@ -144,6 +155,31 @@ TEST(ConformanceMatrix, InstructionSiteCells) {
     }
 }
 
+TEST(ConformanceMatrix, ExitProbeCells) {
+  fc::MatrixOptions o;
+  o.writers = {"procmem", "mprotect"};
+  o.exit_kinds = {"trap", "auto"};
+  auto cells = fc::build_matrix(all_available(), o);
+  std::map<std::string, int> per;
+  for (const auto& c : cells) {
+    if (!c.spec.workload().has_patch_stress() || !c.spec.workload().patch_stress().exit_probes()) continue;
+    ++per[c.target];
+    const auto& p = c.spec.workload().patch_stress();
+    EXPECT_EQ(p.writer(), "procmem");  // the first writer, the target's first sync
+    EXPECT_EQ(p.sync(), "membarrier");
+    EXPECT_EQ(p.sites(), "");  // call probes sit on entry sleds: never combined with body sites
+    EXPECT_EQ(c.test, "exit/procmem/membarrier/" + p.probe_kind());
+    EXPECT_EQ(c.spec.tags().at("test"), c.test);
+  }
+  // x86_64 and both riscv64 flavours; none on bare metal.
+  EXPECT_EQ(per, (std::map<std::string, int>{{"x86_64", 2}, {"rv64gc", 2}, {"rv64g", 2}}));
+  o.exit_kinds.clear();
+  for (const auto& c : fc::build_matrix(all_available(), o))
+    if (c.spec.workload().has_patch_stress()) {
+      EXPECT_FALSE(c.spec.workload().patch_stress().exit_probes()) << c.test;
+    }
+}
+
 TEST(ConformanceMatrix, NotAvailableTargetIsOneCell) {
   auto t = all_available();
   t[1].available = false;
@@ -160,7 +196,7 @@ TEST(ConformanceMatrix, NotAvailableTargetIsOneCell) {
       EXPECT_EQ(c.message, "qemu-riscv64 not found");
     }
   EXPECT_EQ(n, 1);
-  EXPECT_EQ(cells.size(), 3u /*x86*/ + 1 + 4 /*rv64g*/ + 2 + 2);
+  EXPECT_EQ(cells.size(), 5u /*x86*/ + 1 + 6 /*rv64g*/ + 2 + 2);  // + 2 call-probe cells per patch-stress target
 }
 
 TEST(ConformanceClassify, States) {

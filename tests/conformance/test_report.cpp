@@ -91,6 +91,16 @@ TEST(ConformanceReport, JsonRoundTrip) {
   EXPECT_EQ(fc::report_json(back).dump(), j.dump());
   EXPECT_EQ(back.cells.size(), r.cells.size());
   EXPECT_EQ(back.cells[0].spec.workload().patch_stress().writer(), "mprotect");
+  EXPECT_EQ(j["options"]["exit_kinds"], (std::vector<std::string>{"jump", "trap"}));
+  EXPECT_EQ(back.options.exit_kinds, r.options.exit_kinds);
+  EXPECT_EQ(back.options.body_kinds, r.options.body_kinds);
+  int exit_cells = 0;
+  for (const auto& c : back.cells)
+    if (c.test.rfind("exit/", 0) == 0) {
+      ++exit_cells;
+      EXPECT_TRUE(c.spec.workload().patch_stress().exit_probes()) << c.test;
+    }
+  EXPECT_EQ(exit_cells, 2 * 2);  // x86_64, rv64gc (rv64g is not available here)
 }
 
 TEST(ConformanceReport, JunitCounts) {
@@ -113,6 +123,9 @@ TEST(ConformanceReport, HtmlIsSelfContained) {
   auto h = fc::report_html(r);
   EXPECT_NE(h.find("<table id=\"matrix\">"), std::string::npos);
   EXPECT_EQ(count_of(h, "<tr class=\"target-row\""), 5u);
+  // The call-probe cells: one column, a badge per probe kind.
+  EXPECT_EQ(count_of(h, "<th>exit/mprotect/membarrier</th>"), 1u);
+  EXPECT_NE(h.find("title=\"exit/mprotect/membarrier/trap: pass\">trap \u2713</a>"), std::string::npos);
   EXPECT_NE(h.find("<svg id=\"plot-probe-hit\""), std::string::npos);
   EXPECT_NE(h.find("<svg id=\"plot-commit-latency\""), std::string::npos);
   EXPECT_NE(h.find("<svg id=\"plot-history\""), std::string::npos);
@@ -148,5 +161,12 @@ TEST(ConformanceReport, MatrixText) {
   EXPECT_NE(t.find("unsupported"), std::string::npos);
   EXPECT_NE(t.find("not-available"), std::string::npos);
   EXPECT_NE(t.find("FAIL: "), std::string::npos);
-  EXPECT_NE(t.find("jump probe 2.50 ns, trap probe 1398.50 ns"), std::string::npos) << t;
+  EXPECT_NE(t.find("jump probe 2.50 ns, trap probe 1398.50 ns over a 1.50 ns call"), std::string::npos) << t;
+  // probe-hit's call-probe and uretprobe numbers, when the line has them
+  r.benches[0].lines = {fc::json::parse(R"({"bench":"probe-hit","plain_ns":1.5,"jump_cost_ns":2.5,"trap_cost_ns":1398.5,)"
+                                        R"("call_jump_cost_ns":12.25,"uretprobe_cost_ns":3100})")};
+  t = fc::matrix_text(r);
+  EXPECT_NE(t.find("trap probe 1398.50 ns, entry+exit jump 12.25 ns, uretprobe 3100.00 ns over a 1.50 ns call"),
+            std::string::npos)
+      << t;
 }

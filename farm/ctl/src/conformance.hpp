@@ -84,6 +84,9 @@ struct MatrixOptions {
   // Instruction sites (patch-stress --sites body): one cell per kind, with the
   // first writer and sync; empty: none.
   std::vector<std::string> body_kinds = {"auto"};
+  // Call probes (patch-stress --exit-probes: entry + exit handlers, return
+  // values checked): one cell per kind, with the first writer and sync; empty: none.
+  std::vector<std::string> exit_kinds = {"jump", "trap"};
   std::map<std::string, std::string> labels;  // extra selector labels (farm mode)
   bool pin_target_label = false;           // local: selector label conformance-<target>=yes
   int32_t priority = 0;
@@ -92,7 +95,8 @@ struct MatrixOptions {
 // One cell: a (target, test) pair and its job.
 struct Cell {
   std::string target;
-  std::string test;  // "stress/mprotect/membarrier/jump", "body/mprotect/membarrier/auto", "baremetal/ipi"
+  std::string test;  // "stress/mprotect/membarrier/jump", "body/mprotect/membarrier/auto",
+                     // "exit/mprotect/membarrier/jump", "baremetal/ipi"
   v1::JobSpec spec;
   std::string job_id;
   Status status = Status::pending;

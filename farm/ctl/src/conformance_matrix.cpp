@@ -103,7 +103,7 @@ std::vector<Cell> build_matrix(const std::vector<Target>& targets, const MatrixO
       continue;
     }
     auto stress = [&](const std::string& test, const std::string& w, const std::string& sync, const std::string& k,
-                      const std::string& sites) {
+                      const std::string& sites, bool exit_probes) {
       Cell c = base(test);
       auto* p = c.spec.mutable_workload()->mutable_patch_stress();
       p->set_threads(o.threads);
@@ -113,17 +113,17 @@ std::vector<Cell> build_matrix(const std::vector<Target>& targets, const MatrixO
       p->set_sync(sync);
       p->set_probe_kind(k);
       p->set_sites(sites);
+      p->set_exit_probes(exit_probes);
       cells.push_back(std::move(c));
     };
     for (const auto& w : o.writers)
       for (const auto& sync : t.syncs)
-        for (const auto& k : o.kinds) stress("stress/" + w + "/" + sync + "/" + k, w, sync, k, "");
+        for (const auto& k : o.kinds) stress("stress/" + w + "/" + sync + "/" + k, w, sync, k, "", false);
     if (o.writers.empty() || t.syncs.empty()) continue;
-    for (const auto& k : o.body_kinds) {
-      const std::string& w = o.writers.front();
-      const std::string& sync = t.syncs.front();
-      stress("body/" + w + "/" + sync + "/" + k, w, sync, k, "body");
-    }
+    const std::string& w = o.writers.front();
+    const std::string& sync = t.syncs.front();
+    for (const auto& k : o.body_kinds) stress("body/" + w + "/" + sync + "/" + k, w, sync, k, "body", false);
+    for (const auto& k : o.exit_kinds) stress("exit/" + w + "/" + sync + "/" + k, w, sync, k, "", true);
   }
   return cells;
 }

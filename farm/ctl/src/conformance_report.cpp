@@ -136,7 +136,7 @@ json report_json(const RunReport& r) {
   j["options"] = {{"threads", o.threads},     {"functions", o.functions},           {"batches", o.batches},
                   {"signal_batches", o.signal_batches}, {"bm_toggles", o.bm_toggles}, {"smp", o.smp},
                   {"seed", o.seed},           {"timeout_s", o.timeout_s},           {"writers", o.writers},
-                  {"kinds", o.kinds}};
+                  {"kinds", o.kinds},         {"body_kinds", o.body_kinds},         {"exit_kinds", o.exit_kinds}};
   auto cnt = count(r.cells);
   json s{{"total", cnt.total}};
   for (Status st : {Status::pass, Status::fail, Status::unsupported, Status::not_available, Status::timeout,
@@ -194,6 +194,8 @@ RunReport report_from_json(const json& j) {
     m.timeout_s = get<uint32_t>(o, "timeout_s", m.timeout_s);
     m.writers = get<std::vector<std::string>>(o, "writers", m.writers);
     m.kinds = get<std::vector<std::string>>(o, "kinds", m.kinds);
+    m.body_kinds = get<std::vector<std::string>>(o, "body_kinds", m.body_kinds);
+    m.exit_kinds = get<std::vector<std::string>>(o, "exit_kinds", m.exit_kinds);
   }
   for (const auto& t : j.value("targets", json::array())) {
     Target x;
@@ -420,7 +422,11 @@ std::string matrix_text(const RunReport& r) {
       if (b.bench == "probe-hit" && !b.lines.empty()) {
         const auto& l = b.lines.back();
         o << "jump probe " << fmt(jnum(l, "jump_cost_ns")) << " ns, trap probe " << fmt(jnum(l, "trap_cost_ns"))
-          << " ns over a " << fmt(jnum(l, "plain_ns")) << " ns call";
+          << " ns";
+        // Call probes (entry + exit) and the Linux uretprobe, when measured.
+        if (!std::isnan(jnum(l, "call_jump_cost_ns"))) o << ", entry+exit jump " << fmt(jnum(l, "call_jump_cost_ns")) << " ns";
+        if (!std::isnan(jnum(l, "uretprobe_cost_ns"))) o << ", uretprobe " << fmt(jnum(l, "uretprobe_cost_ns")) << " ns";
+        o << " over a " << fmt(jnum(l, "plain_ns")) << " ns call";
       } else {
         bool first = true;
         for (const auto& l : b.lines) {
@@ -725,10 +731,11 @@ std::string report_html(const RunReport& r) {
   h << "<p id=\"js-summary\" class=\"muted\"></p>\n";
 
   // Matrix: targets x tests. A column is a test without its probe kind
-  // ("mprotect/membarrier"); the cell shows one badge per kind (jump, trap).
+  // ("mprotect/membarrier", "exit/mprotect/membarrier"); the cell shows one
+  // badge per kind (jump, trap).
   auto split = [](const std::string& test) -> std::pair<std::string, std::string> {
     std::string t = short_test(test);
-    if (test.rfind("stress/", 0) != 0) return {t, ""};
+    if (test.rfind("stress/", 0) != 0 && test.rfind("exit/", 0) != 0) return {t, ""};
     auto slash = t.rfind('/');
     return slash == std::string::npos ? std::pair{t, std::string()} : std::pair{t.substr(0, slash), t.substr(slash + 1)};
   };

@@ -521,6 +521,9 @@ Command::Command(CLI::App& app) : o_(new Options) {
   s->add_option("--body-kinds", o.m.body_kinds,
                 "probe kinds of the instruction-site cells (patch-stress --sites body; \"\" for none)")
       ->delimiter(',')->capture_default_str();
+  s->add_option("--exit-kinds", o.m.exit_kinds,
+                "probe kinds of the call-probe cells (patch-stress --exit-probes; \"\" for none)")
+      ->delimiter(',')->capture_default_str();
   s->add_option("--slots", o.slots, "--local: concurrent jobs per local agent (native, qemu-user, qemu-system)")
       ->capture_default_str()->check(decimal(1, 64));
   s->add_option("--label", o.labels, "--farm: board label key=value every job requires (repeatable)")->allow_extra_args(false);
@@ -553,11 +556,14 @@ int Command::run(const farm::ChannelOptions& global, bool as_json) {
     return 2;
   }
   std::erase(o.m.body_kinds, std::string());  // --body-kinds "": no instruction-site cells
-  for (const auto& k : o.m.body_kinds)
-    if (k != "jump" && k != "trap" && k != "auto") {
-      std::cerr << "farmctl conformance: --body-kinds: unknown probe kind '" << k << "' (jump, trap or auto)\n";
-      return 2;
-    }
+  std::erase(o.m.exit_kinds, std::string());  // --exit-kinds "": no call-probe cells
+  for (const auto& [opt, kinds] : {std::pair<const char*, const std::vector<std::string>&>{"--body-kinds", o.m.body_kinds},
+                                   {"--exit-kinds", o.m.exit_kinds}})
+    for (const auto& k : kinds)
+      if (k != "jump" && k != "trap" && k != "auto") {
+        std::cerr << "farmctl conformance: " << opt << ": unknown probe kind '" << k << "' (jump, trap or auto)\n";
+        return 2;
+      }
   const bool local = o.local;
   const bool tty = ::isatty(1) && !as_json;
   auto logger = spdlog::stderr_color_mt("conformance");

@@ -22,6 +22,9 @@ inline void set_return_address(lp_regs *r, uintptr_t to) { r->x[1] = to; }
 // A skipped call: the entry trampoline jumps straight to ra (the real one: a
 // skipped call's return address is never swapped), a0/a1 from lp_regs.
 inline uintptr_t skip_resume(const lp_regs *r, uintptr_t) { return r->x[1]; }
+// The integer return-value register (what lp_regs_ret reads).
+inline uintptr_t ret_value(const lp_regs *r) { return r->x[10]; }
+inline void set_ret_value(lp_regs *r, uintptr_t v) { r->x[10] = v; }
 inline uintptr_t caller_sp(const lp_regs *r) { return r->x[2]; }
 inline uintptr_t entry_sp_at_return(const lp_regs *r) { return r->x[2]; }
 inline void set_pc(lp_regs *r, uintptr_t pc) {

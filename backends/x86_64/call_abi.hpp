@@ -23,6 +23,9 @@ inline void set_return_address(lp_regs *r, uintptr_t to) { *reinterpret_cast<uin
 // A skipped call: the entry trampoline's `ret` goes to the skip stub, a lone
 // `ret` that pops the real return address with the lp_regs' rax/rdx in place.
 inline uintptr_t skip_resume(const lp_regs *, uintptr_t skip_stub) { return skip_stub; }
+// The integer return-value register (what lp_regs_ret reads).
+inline uintptr_t ret_value(const lp_regs *r) { return r->rax; }
+inline void set_ret_value(lp_regs *r, uintptr_t v) { r->rax = v; }
 inline uintptr_t caller_sp(const lp_regs *r) { return r->rsp + 8; }
 inline uintptr_t entry_sp_at_return(const lp_regs *r) { return r->rsp - 8; }
 inline void set_pc(lp_regs *r, uintptr_t pc) { r->rip = pc; }

@@ -253,7 +253,17 @@ inline uintptr_t enter(lp_regs *regs, CallProbe &cp, bool trap) {
     }
     if (!e) rt.overflows.fetch_add(1, std::memory_order_relaxed);
   }
-  const int action = cp.entry ? cp.entry(regs, e ? e->words : nullptr, cp.user) : LP_CALL_RUN;
+  // An instruction-site trampoline can only fall through into the function:
+  // a skip is refused there and the call runs (counted, documented), with the
+  // return-value register as it was -- on RISC-V it is also the first
+  // argument, which the skipping handler set to its return value.
+  const uintptr_t ret_before = cp.insn_site ? call_abi::ret_value(regs) : 0;
+  int action = cp.entry ? cp.entry(regs, e ? e->words : nullptr, cp.user) : LP_CALL_RUN;
+  if (action == LP_CALL_SKIP && cp.insn_site) {
+    rt.skip_refused.fetch_add(1, std::memory_order_relaxed);
+    call_abi::set_ret_value(regs, ret_before);
+    action = LP_CALL_RUN;
+  }
   if (action == LP_CALL_SKIP) {
     if (e) set_depth(*s, idx); // nested calls the handler made are balanced: ours is the top
     rt.skipped.fetch_add(1, std::memory_order_relaxed);
@@ -279,6 +289,7 @@ inline uintptr_t enter(lp_regs *regs, CallProbe &cp, bool trap) {
 
 uintptr_t call_enter(lp_regs *regs, void *arg) { return enter(regs, *static_cast<CallProbe *>(arg), false); }
 uintptr_t call_enter_trap(lp_regs *regs, void *arg) { return enter(regs, *static_cast<CallProbe *>(arg), true); }
+void call_enter_insn(lp_regs *regs, void *arg) { (void)enter(regs, *static_cast<CallProbe *>(arg), true); }
 
 uintptr_t call_exit(lp_regs *regs, void *arg) {
   CallRuntime &rt = *static_cast<CallRuntime *>(arg);

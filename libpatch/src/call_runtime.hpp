@@ -41,7 +41,8 @@ struct CallProbe {
   lp_entry_handler entry = nullptr;
   lp_exit_handler exit = nullptr;
   void *user = nullptr;
-  uintptr_t resume = 0;          // the sled's end: where a run call continues
+  uintptr_t resume = 0;          // the sled's end (instruction site: its relocated prologue)
+  bool insn_site = false;        // at an uninstrumented entry: no skipping, swap in place
   std::atomic<bool> live{true};  // false once its removal is committed
   CallRuntime *rt = nullptr;
 };
@@ -61,7 +62,7 @@ public:
   uintptr_t skip_stub = 0; // x86-64: a `ret` to the caller
   Slot slot;
 
-  std::atomic<uint64_t> overflows{0}, unwound{0}, skipped{0};
+  std::atomic<uint64_t> overflows{0}, unwound{0}, skipped{0}, skip_refused{0};
 
   // Sums over every thread's shadow stack (racy snapshots, for stats and close).
   static uint64_t pending();
@@ -80,6 +81,9 @@ extern std::atomic<CallRuntime *> g_calls;
 // the body: the trap handler sets no scratch register for a run stub).
 uintptr_t call_enter(lp_regs *regs, void *call_probe);
 uintptr_t call_enter_trap(lp_regs *regs, void *call_probe);
+// The handler of an instruction-site call probe's trampoline (which can only
+// fall through into the relocated prologue): swaps in place, never skips.
+void call_enter_insn(lp_regs *regs, void *call_probe);
 uintptr_t call_exit(lp_regs *regs, void *runtime);
 
 // This thread, about to walk or unwind its stack: write the real return address

@@ -127,6 +127,7 @@ int lp_patcher_call_stats(const lp_patcher *p, lp_call_stats *s) {
     s->overflows = rt->overflows.load();
     s->unwound = rt->unwound.load();
     s->skipped = rt->skipped.load();
+    s->skip_refused = rt->skip_refused.load();
   }
   s->unwind_hooks = p->unwind_hooks;
   s->unwind_missing = p->unwind_missing;

@@ -318,17 +318,45 @@ int lp_patcher::create_call_probe(void *addr_p, lp_entry_handler entry, lp_exit_
   if (int rc = owned(addr, map_end); rc != 0) return rc;
   SiteShape shape;
   const int site_rc = backend->probe_site(addr, map_end - addr, &shape);
+  if (site_rc != 0 && site_rc != LP_EBOUNDARY) return site_rc;
   // The call ABI (return address at sp / in ra, arguments in place) holds only
-  // at a function's entry, and the trampolines rely on what is dead there.
-  if (site_rc == LP_EBOUNDARY || (site_rc == 0 && !function_entry(shape.addr, map_end))) return LP_ENOTSUP;
-  if (site_rc != 0) return site_rc;
-  if (auto it = by_addr.find(shape.addr); it != by_addr.end() && !it->second->dead())
-    return it->second->staged == ProbeState::Removed ? LP_EBUSY : LP_EEXIST;
-  if (overlaps(shape.addr, shape.len)) return LP_EEXIST;
-  if (int rc = ensure_call_runtime(shape.addr); rc != 0) return rc;
+  // at a function's entry: its sled, or else its first instruction.
+  const bool sled = site_rc == 0 && function_entry(shape.addr, map_end);
+  if (!sled) {
+    lpl::Symbol sym;
+    if (lpl::symbol_containing(addr, &sym) != 0 || sym.addr != addr) return LP_ENOTSUP;
+    if (!lp_supports_instruction_sites()) return LP_ENOTSUP;
+  } else {
+    if (auto it = by_addr.find(shape.addr); it != by_addr.end() && !it->second->dead())
+      return it->second->staged == ProbeState::Removed ? LP_EBUSY : LP_EEXIST;
+    if (overlaps(shape.addr, shape.len)) return LP_EEXIST;
+  }
+  if (int rc = ensure_call_runtime(sled ? shape.addr : addr); rc != 0) return rc;
   if (!unwind_hooks_tried && !(opt.flags & LP_FLAG_NO_UNWIND_HOOKS)) {
     unwind_hooks_tried = true;
     install_unwind_hooks(*this);
+  }
+  if (!sled) {
+    // An uninstrumented function: an instruction site at its first
+    // instruction, whose trampoline preserves everything and falls into the
+    // relocated prologue. The runtime swaps the return address in place (the
+    // stack slot / ra, which the trampoline restores); a skipped call is not
+    // possible there (the trampoline can only fall through), see docs/calls.md.
+    auto p = std::make_unique<lp_probe>();
+    p->owner = this;
+    p->kind = ProbeKind::Call;
+    p->call = calls->add_probe(entry, exit, user, 0);
+    p->call->insn_site = true;
+    p->handler = &call_enter_insn;
+    p->user = p->call;
+    lp_probe *made = nullptr;
+    if (int rc = add_insn_probe(std::move(p), addr, &made); rc != 0) {
+      made = nullptr;
+      return rc;
+    }
+    made->call->resume = made->insn->ool; // where a trapped or evacuated thread continues: the relocated prologue
+    *out = made;
+    return 0;
   }
   auto p = std::make_unique<lp_probe>();
   p->owner = this;

@@ -169,9 +169,9 @@ int third_doubled(int x) { return 2 * x; }
 TEST(Api, CppWrapperCallsAndReplacements) {
   auto p = libpatch::Patcher::open();
   ASSERT_TRUE(p);
-  auto bad = p->probe_call_symbol("lpt_plain", plus_one, add_hundred);
+  auto bad = p->probe_call(reinterpret_cast<char *>(&lpt_long_insn) + 2, plus_one, add_hundred);
   EXPECT_FALSE(bad);
-  EXPECT_EQ(bad.error(), LP_ENOTSUP); // no entry sled
+  EXPECT_EQ(bad.error(), LP_ENOTSUP); // not a function's entry
   EXPECT_EQ(p->replace_symbol("lpt_third", nullptr).error(), LP_EINVAL);
   auto call = p->probe_call_symbol("lpt_other", plus_one, add_hundred);
   ASSERT_TRUE(call) << call.message();

@@ -1309,11 +1309,11 @@ TEST(CallsBadInput, ProbeCallArguments) {
   EXPECT_EQ(pr, nullptr);
 }
 
-TEST(CallsBadInput, ProbeCallNeedsAnEntrySled) {
+TEST(CallsBadInput, ProbeCallNeedsAFunctionEntry) {
   Open o;
   lp_probe *pr = nullptr;
-  // A function without a sled, and an instruction boundary inside a function.
-  EXPECT_EQ(lp_probe_call(o.p, fnp(lpc_plain), nop_entry, nop_exit, nullptr, &pr), LP_ENOTSUP);
+  // An instruction boundary inside a function (after its sled), and one
+  // inside a function without a sled.
   EXPECT_EQ(lp_probe_call(o.p, tail_caller_middle(), nop_entry, nop_exit, nullptr, &pr), LP_ENOTSUP);
   EXPECT_EQ(pr, nullptr);
   // Negative control: the same function at its entry is fine.
@@ -1435,6 +1435,42 @@ std::string thread_end_param(const ::testing::TestParamInfo<std::tuple<int, int>
   return policy_name(std::get<0>(i.param)) + mode[std::get<1>(i.param)];
 }
 } // namespace
+
+// ============================================================================
+// A call probe on a function without a sled: an instruction site at its first
+// instruction (Debian's code has no sleds). Exits as on a sled; a skip
+// request runs the call and is counted.
+// ============================================================================
+
+TEST_P(Calls, CallProbeOnAFunctionWithoutASled) {
+  if (!lp_supports_instruction_sites()) GTEST_SKIP() << "this build has no decoder: no instruction sites";
+  int want[10];
+  for (int i = 0; i < 10; ++i) want[i] = lpc_plain(i);
+  Track t(7);
+  t.skip = true;
+  t.skip_arg = 5;
+  t.skip_value = 4242;
+  lp_probe *pr = nullptr;
+  const int rc = lp_probe_call(p_, fnp(lpc_plain), track_entry, track_exit, &t, &pr);
+  ASSERT_EQ(rc, 0) << lp_strerror(rc);
+  EXPECT_EQ(lp_probe_address(pr), fnp(lpc_plain));
+  ASSERT_EQ(lp_probe_enable(pr), 0);
+  commit();
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(lpc_plain(i), want[i]) << i; // 5 too: the skip is refused there
+  EXPECT_EQ(t.entries.load(), 10);
+  EXPECT_EQ(t.exits.load(), 10);
+  EXPECT_EQ(last_int(t), want[9]);
+  EXPECT_CLEAN(t);
+  const lp_call_stats s = stats();
+  EXPECT_EQ(s.skip_refused, 1u);
+  EXPECT_EQ(s.skipped, 0u);
+  EXPECT_EQ(s.pending, 0u);
+  // Disabled: back to the plain function, nothing pending.
+  ASSERT_EQ(lp_probe_disable(pr), 0);
+  commit();
+  EXPECT_EQ(lpc_plain(3), want[3]);
+  EXPECT_EQ(t.entries.load(), 10);
+}
 
 INSTANTIATE_TEST_SUITE_P(Kinds, Calls, ::testing::Values(LP_PROBE_JUMP, LP_PROBE_TRAP), policy_param);
 INSTANTIATE_TEST_SUITE_P(Kinds, CallsCleanup,

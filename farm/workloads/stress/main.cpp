@@ -110,8 +110,8 @@ int main(int argc, char **argv) {
   }
   if (c.exit_probes && c.body_sites) {
     std::fprintf(stderr,
-                 "patch-stress: --exit-probes needs entry sites: call probes sit on a function's entry sled, "
-                 "so --sites body (instruction sites) cannot take them; use --sites entry\n");
+                 "patch-stress: --exit-probes needs entry sites: call probes sit at a function's entry, and "
+                 "--sites body probes the instruction after the sled, inside the function; use --sites entry\n");
     return 2;
   }
   if (have_duration) c.batches = 0;

@@ -172,8 +172,12 @@ int lp_supports_instruction_sites(void);
  * After a call probe is disabled, calls already inside the function still get
  * their exit handler; after its removal is committed they return correctly
  * but no handler of the probe runs again (lp_quiesce then ends the last one).
- * Call probes need the function's entry sled (lp_probe_call elsewhere is
- * LP_ENOTSUP); they are jump probes, or trap probes where no jump fits. */
+ * A call probe sits on a function's entry sled or, where the function has
+ * none, on its first instruction (an instruction site, relocated like any:
+ * lp_supports_instruction_sites); anywhere else lp_probe_call is LP_ENOTSUP.
+ * At an instruction site LP_CALL_SKIP is not possible (the call runs;
+ * lp_call_stats.skip_refused counts it). Jump probes, or trap probes where no
+ * jump fits. */
 #define LP_CALL_WORDS 4
 #define LP_CALL_DEPTH 256
 
@@ -208,6 +212,7 @@ typedef struct lp_call_stats {
   uint64_t overflows; /* calls whose exit was not probed: the shadow stack was full */
   uint64_t unwound;   /* pending calls that ended without returning (longjmp, exception, thread exit) */
   uint64_t skipped;   /* calls an entry handler skipped (LP_CALL_SKIP) */
+  uint64_t skip_refused; /* LP_CALL_SKIP at an instruction-site call probe: the call ran */
   uint64_t pending;   /* shadow entries of every thread right now */
   uint32_t unwind_hooks; /* unwinder entry points libpatch hooks to restore return addresses */
   uint32_t unwind_missing; /* of those this process has, the ones that could not be hooked */

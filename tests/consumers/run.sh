@@ -9,7 +9,8 @@
 #   CASE       pkgconfig.shared | pkgconfig.static | find_package | constructor.shared |
 #              constructor.static | preload | readline | exports | no_dynamic_init |
 #              calls.readme | calls.doc (the docs' call-probe examples, verbatim) |
-#              outsider.replace (glibc's opendir/readdir replaced under Debian's ls)
+#              outsider.replace | outsider.calls (glibc's opendir/readdir replaced / call-probed
+#              under Debian's ls)
 #   --build    the libpatch build tree to install (targets patch, patch_static built)
 #   --scratch  this test's own scratch directory (wiped first; under the build tree)
 #   --cc/--cxx the C / C++ compilers; --cmake the cmake binary
@@ -37,7 +38,7 @@ while [[ $# -gt 0 ]]; do
   shift 2
 done
 if [[ -z $case_name || -z $build || -z $scratch ]]; then
-  sed -n '2,19p' "${BASH_SOURCE[0]}" >&2
+  sed -n '2,20p' "${BASH_SOURCE[0]}" >&2
   exit 2
 fi
 
@@ -405,6 +406,35 @@ no_dynamic_init)
     nm -A "$ar" 2>/dev/null | grep -E '_GLOBAL__(sub_)?I_' | sed 's|^.*/||; s/^/  /' >&2
     fail "$(wc -l <<<"$offenders") object(s) in libpatch.a have a non-empty .init_array/.ctors (dynamically initialised globals: unsafe from a constructor), listed above"
   fi
+  ;;
+
+outsider.calls)
+  # Exit probes in a program nobody here wrote: call probes on glibc's own
+  # opendir and readdir (instruction sites at their entries) under Debian's
+  # ls. Output identical; every entry has its exit; the exits see exactly
+  # one DIR per opendir, one entry per readdir and one NULL per directory.
+  [[ $expect_mc == 1 ]] || skip "this build has no instruction sites (no decoder): call probes need an entry sled"
+  install_libpatch
+  need lib/libpatch.so
+  use_pkgconfig
+  step "building the LD_PRELOAD library against the installed libpatch.so" \
+    "$cc" "${cflags_common[@]}" -shared -fPIC "$src/calls_preload.c" -o "$scratch/calls.so" \
+    $(pkg-config --cflags --libs libpatch) -Wl,-rpath,"$libdir"
+  dirs=(/ /usr /etc)
+  entries=0
+  for d in "${dirs[@]}"; do entries=$((entries + $(ls -a1 "$d" | wc -l))); done
+  n=${#dirs[@]}
+  echo "+ ls ${dirs[*]}  (baseline)"
+  ls "${dirs[@]}" >"$scratch/base.out" 2>&1 || fail "ls alone failed"
+  echo "+ LD_PRELOAD=$scratch/calls.so ls ${dirs[*]}"
+  LD_PRELOAD=$scratch/calls.so ls "${dirs[@]}" >"$scratch/pre.out" 2>"$scratch/pre.err"
+  rc=$?
+  cat "$scratch/pre.err"
+  [[ $rc -eq 0 ]] || fail "ls under the call probes exited with status $rc"
+  cmp -s "$scratch/base.out" "$scratch/pre.out" ||
+    fail "ls printed something else under the call probes: $(diff "$scratch/base.out" "$scratch/pre.out" | head -5 | tr '\n' ' ')"
+  want="calls-preload: opendir $n/$n ok $n, readdir $((entries + n))/$((entries + n)) entries $entries end $n"
+  grep -qxF "$want" "$scratch/pre.err" || fail "expected '$want'"
   ;;
 
 outsider.replace)

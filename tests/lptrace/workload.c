@@ -1,0 +1,57 @@
+/* The lptrace tests' workload: functions with known call counts, with entry
+ * sleds (wl_sled_*: compiled with -fpatchable-function-entry=5) and without
+ * (wl_plain_*, in plain.c), called from several threads and, with "fork", by
+ * a fork child too. Every result is checked: the program exits 1 on a wrong
+ * one, so a probe that broke a function fails the test. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+__attribute__((noipa)) long wl_sled_add(long a, long b) { return a + b; }
+__attribute__((noipa)) long wl_sled_twice(long a) { return wl_sled_add(a, a); }
+long wl_plain_mul(long a, long b);
+long wl_plain_square(long a);
+
+static int bad;
+
+static void *worker(void *arg) {
+  const long n = (long)arg;
+  for (long i = 0; i < n; ++i) {
+    if (wl_sled_twice(i) != 2 * i) __atomic_add_fetch(&bad, 1, __ATOMIC_RELAXED);
+    if (wl_plain_square(i) != i * i) __atomic_add_fetch(&bad, 1, __ATOMIC_RELAXED);
+  }
+  return NULL;
+}
+
+int main(int argc, char **argv) {
+  const int threads = argc > 1 ? atoi(argv[1]) : 4;
+  const long per = argc > 2 ? atol(argv[2]) : 1000;
+  const int do_fork = argc > 3 && strcmp(argv[3], "fork") == 0;
+  pthread_t t[64];
+  for (int i = 0; i < threads && i < 64; ++i) pthread_create(&t[i], NULL, worker, (void *)per);
+  for (int i = 0; i < threads && i < 64; ++i) pthread_join(t[i], NULL);
+  if (do_fork) {
+    const pid_t c = fork();
+    if (c == 0) {
+      for (long i = 0; i < 5; ++i)
+        if (wl_plain_mul(i, 3) != 3 * i) bad++;
+      _exit(bad ? 1 : 0); /* _exit: no report from this child... */
+    }
+    int st = 0;
+    waitpid(c, &st, 0);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) bad++;
+    const pid_t c2 = fork();
+    if (c2 == 0) {
+      for (long i = 0; i < 7; ++i)
+        if (wl_plain_mul(i, 4) != 4 * i) bad++;
+      exit(bad ? 1 : 0); /* ...exit: a report of its own, with its own counts */
+    }
+    waitpid(c2, &st, 0);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) bad++;
+  }
+  printf("workload: %d threads x %ld calls, %d wrong\n", threads, per, bad);
+  return bad ? 1 : 0;
+}

@@ -1,0 +1,167 @@
+// lptrace: a function tracer built on libpatch.
+//   lptrace run [-f PATTERN]... [--exit] [--json] [-o FILE] -- PROGRAM ARGS...
+// starts PROGRAM with libpatch-trace.so preloaded (tools/lptrace/agent), which
+// probes every function the patterns select while the program runs, and
+// prints per process what it saw when the program ends.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "agent/functions.hpp"
+#include "report.hpp"
+
+namespace {
+
+volatile sig_atomic_t g_child = 0;
+
+void forward(int sig) {
+  if (g_child > 0) kill(g_child, sig);
+}
+
+std::string self_dir() {
+  char buf[4096];
+  const ssize_t r = readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (r <= 0) return ".";
+  return std::filesystem::path(std::string(buf, size_t(r))).parent_path().string();
+}
+
+// The agent: $LPTRACE_AGENT, else next to lptrace (the build tree), else
+// ../lib/libpatch-trace.so (an install).
+std::string find_agent(std::string *why) {
+  if (const char *e = std::getenv("LPTRACE_AGENT"); e && *e) {
+    if (access(e, R_OK) == 0) return std::filesystem::absolute(e).string();
+    *why = std::string("LPTRACE_AGENT=") + e + ": " + std::strerror(errno);
+    return "";
+  }
+  const std::string dir = self_dir();
+  for (const std::string &c : {dir + "/libpatch-trace.so", dir + "/../lib/libpatch-trace.so"})
+    if (access(c.c_str(), R_OK) == 0) return std::filesystem::canonical(c).string();
+  *why = "libpatch-trace.so not found next to lptrace (" + dir + ") nor in " + dir + "/../lib (set LPTRACE_AGENT)";
+  return "";
+}
+
+int run(const std::vector<std::string> &patterns, bool exits, bool json, const std::string &out_file,
+        const std::vector<std::string> &cmd) {
+  for (const std::string &p : patterns) {
+    lptrace::Pattern pat;
+    std::string why;
+    if (!lptrace::parse_pattern(p, &pat, &why)) {
+      std::fprintf(stderr, "lptrace: bad -f pattern: %s\n", why.c_str());
+      return 2;
+    }
+  }
+  std::string why;
+  const std::string agent = find_agent(&why);
+  if (agent.empty()) {
+    std::fprintf(stderr, "lptrace: %s\n", why.c_str());
+    return 2;
+  }
+  std::string tmpl = (std::filesystem::temp_directory_path() / "lptrace-XXXXXX").string();
+  if (!mkdtemp(tmpl.data())) {
+    std::fprintf(stderr, "lptrace: cannot create a directory for the reports: %s\n", std::strerror(errno));
+    return 1;
+  }
+  const std::string dir = tmpl;
+  std::string funcs;
+  for (const std::string &p : patterns) funcs += p + "\n";
+  std::string preload = agent;
+  if (const char *old = std::getenv("LD_PRELOAD"); old && *old) preload += std::string(":") + old;
+
+  int ready[2];
+  if (pipe2(ready, O_CLOEXEC) != 0) return 1;
+  const pid_t pid = fork();
+  if (pid < 0) {
+    std::fprintf(stderr, "lptrace: fork: %s\n", std::strerror(errno));
+    return 1;
+  }
+  if (pid == 0) {
+    close(ready[0]);
+    setenv("LD_PRELOAD", preload.c_str(), 1);
+    setenv("LPTRACE_FUNCS", funcs.c_str(), 1);
+    setenv("LPTRACE_OUT", (dir + "/report").c_str(), 1);
+    setenv("LPTRACE_EXIT", exits ? "1" : "0", 1);
+    std::vector<char *> argv;
+    for (const std::string &a : cmd) argv.push_back(const_cast<char *>(a.c_str()));
+    argv.push_back(nullptr);
+    execvp(argv[0], argv.data());
+    const int e = errno;
+    (void)!write(ready[1], &e, sizeof e);
+    _exit(127);
+  }
+  close(ready[1]);
+  g_child = pid;
+  struct sigaction sa {};
+  sa.sa_handler = forward;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  int exec_errno = 0;
+  const bool exec_failed = read(ready[0], &exec_errno, sizeof exec_errno) == sizeof exec_errno;
+  close(ready[0]);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (exec_failed) {
+    std::fprintf(stderr, "lptrace: cannot run %s: %s\n", cmd[0].c_str(), std::strerror(exec_errno));
+    std::filesystem::remove_all(dir);
+    return 127;
+  }
+  std::string read_why;
+  const auto reports = lptrace::read_reports(dir, "report", &read_why);
+  std::filesystem::remove_all(dir);
+  const int rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  std::string text = json ? lptrace::format_json(reports) : lptrace::format_table(reports);
+  if (!read_why.empty()) text += "lptrace: " + read_why;
+  if (WIFSIGNALED(status))
+    text += "lptrace: " + cmd[0] + " died of signal " + std::to_string(WTERMSIG(status)) +
+            (reports.empty() ? ": no report (the agent writes it when the process exits normally)" : "") + "\n";
+  else if (reports.empty())
+    text += "lptrace: no report from " + cmd[0] + " (it did not load the agent: static, or exited through _exit?)\n";
+  FILE *out = stderr;
+  if (!out_file.empty()) {
+    out = std::fopen(out_file.c_str(), "we");
+    if (!out) {
+      std::fprintf(stderr, "lptrace: cannot write %s: %s\n", out_file.c_str(), std::strerror(errno));
+      return rc ? rc : 1;
+    }
+  }
+  std::fwrite(text.data(), 1, text.size(), out);
+  if (out != stderr) std::fclose(out);
+  return rc;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  CLI::App app{"lptrace: a function tracer built on libpatch (live probes, no stopped threads)"};
+  app.require_subcommand(1);
+  auto *r = app.add_subcommand("run", "run PROGRAM with the functions PATTERN selects probed");
+  std::vector<std::string> patterns, cmd;
+  bool exits = false, json = false;
+  std::string out_file;
+  r->add_option("-f,--function", patterns,
+                "[OBJECT:]FUNCTION glob (fnmatch), e.g. 'opendir', 'libc.so*:read*', 'main:lua_*'; repeatable")
+      ->required();
+  r->add_flag("--exit", exits, "also probe returns: latency total / mean / p50 / p99 / max");
+  r->add_flag("--json", json, "the report as JSON");
+  r->add_option("-o,--output", out_file, "write the report to FILE (default: stderr)");
+  r->add_option("command", cmd, "-- PROGRAM ARGS...")->required();
+  r->positionals_at_end();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError &e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  return run(patterns, exits, json, out_file, cmd);
+}

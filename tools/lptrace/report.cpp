@@ -1,0 +1,82 @@
+#include "report.hpp"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+
+#include <fmt/format.h>
+
+namespace lptrace {
+namespace {
+
+std::string ns_text(uint64_t ns) {
+  if (ns < 10000) return fmt::format("{} ns", ns);
+  if (ns < 10000000) return fmt::format("{:.1f} us", double(ns) / 1e3);
+  if (ns < 10000000000ull) return fmt::format("{:.1f} ms", double(ns) / 1e6);
+  return fmt::format("{:.2f} s", double(ns) / 1e9);
+}
+
+} // namespace
+
+std::vector<nlohmann::json> read_reports(const std::string &dir, const std::string &prefix, std::string *why) {
+  std::vector<nlohmann::json> out;
+  std::error_code ec;
+  for (const auto &e : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind(prefix + ".", 0) != 0 || e.path().extension() != ".json") continue;
+    std::ifstream in(e.path());
+    try {
+      out.push_back(nlohmann::json::parse(in));
+    } catch (const std::exception &x) {
+      *why += "unreadable report " + name + ": " + x.what() + "\n";
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const auto &a, const auto &b) { return a.value("pid", 0) < b.value("pid", 0); });
+  return out;
+}
+
+std::string format_table(const std::vector<nlohmann::json> &reports) {
+  std::string s;
+  for (const auto &r : reports) {
+    const bool exits = r.value("exits", false);
+    auto fns = r.value("functions", nlohmann::json::array());
+    const auto &failed = r.value("failed", nlohmann::json::array());
+    size_t jumps = 0;
+    for (const auto &f : fns) jumps += f.value("kind", "") == "jump";
+    s += fmt::format("lptrace: {} (pid {}): {} function(s) matched, {} probed ({} jump, {} trap), {} failed\n",
+                     r.value("program", "?"), r.value("pid", 0), r.value("matched", 0), fns.size(), jumps,
+                     fns.size() - jumps, failed.size());
+    if (r.contains("error")) s += fmt::format("  error: {}\n", r["error"].get<std::string>());
+    std::vector<nlohmann::json> rows(fns.begin(), fns.end());
+    std::stable_sort(rows.begin(), rows.end(),
+                     [](const auto &a, const auto &b) { return a.value("calls", 0ull) > b.value("calls", 0ull); });
+    size_t w = 8;
+    for (const auto &f : rows) w = std::max(w, f.value("object", "").size() + 1 + f.value("name", "").size());
+    if (exits)
+      s += fmt::format("  {:<{}} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}\n", "function", w, "calls", "total", "mean",
+                       "p50", "p99", "max");
+    else
+      s += fmt::format("  {:<{}} {:>10}\n", "function", w, "calls");
+    for (const auto &f : rows) {
+      const std::string fn = f.value("object", "") + ":" + f.value("name", "");
+      if (exits)
+        s += fmt::format("  {:<{}} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}\n", fn, w, f.value("calls", 0ull),
+                         ns_text(f.value("total_ns", 0ull)), ns_text(f.value("mean_ns", 0ull)),
+                         ns_text(f.value("p50_ns", 0ull)), ns_text(f.value("p99_ns", 0ull)),
+                         ns_text(f.value("max_ns", 0ull)));
+      else
+        s += fmt::format("  {:<{}} {:>10}\n", fn, w, f.value("calls", 0ull));
+    }
+    for (const auto &f : failed)
+      s += fmt::format("  not probed: {}:{}: {}\n", f.value("object", ""), f.value("name", ""), f.value("error", ""));
+    for (const auto &u : r.value("unmatched", nlohmann::json::array()))
+      s += fmt::format("  no function matches '{}'\n", u.get<std::string>());
+  }
+  return s;
+}
+
+std::string format_json(const std::vector<nlohmann::json> &reports) {
+  return nlohmann::json{{"processes", reports}}.dump(2) + "\n";
+}
+
+} // namespace lptrace

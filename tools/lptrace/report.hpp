@@ -1,0 +1,17 @@
+// Reading the agent's per-process reports and printing them: a table per
+// process (function, calls, and with exits total/mean/p50/p99/max), or JSON.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace lptrace {
+
+// Every PREFIX.PID.json the agent wrote under `dir`, by pid.
+std::vector<nlohmann::json> read_reports(const std::string &dir, const std::string &prefix, std::string *why);
+std::string format_table(const std::vector<nlohmann::json> &reports);
+std::string format_json(const std::vector<nlohmann::json> &reports);
+
+} // namespace lptrace

@@ -37,7 +37,14 @@ std::vector<nlohmann::json> read_reports(const std::string &dir, const std::stri
 
 std::string format_table(const std::vector<nlohmann::json> &reports) {
   std::string s;
+  // Processes that matched nothing (the shells and helpers around the
+  // program, say) are summed up in one line at the end.
+  std::vector<std::string> idle;
   for (const auto &r : reports) {
+    if (r.value("matched", 0) == 0 && !r.contains("error")) {
+      idle.push_back(fmt::format("{} ({})", r.value("program", "?"), r.value("pid", 0)));
+      continue;
+    }
     const bool exits = r.value("exits", false);
     auto fns = r.value("functions", nlohmann::json::array());
     const auto &failed = r.value("failed", nlohmann::json::array());
@@ -71,6 +78,12 @@ std::string format_table(const std::vector<nlohmann::json> &reports) {
       s += fmt::format("  not probed: {}:{}: {}\n", f.value("object", ""), f.value("name", ""), f.value("error", ""));
     for (const auto &u : r.value("unmatched", nlohmann::json::array()))
       s += fmt::format("  no function matches '{}'\n", u.get<std::string>());
+  }
+  if (!idle.empty()) {
+    s += fmt::format("lptrace: {} process(es) matched no function:", idle.size());
+    for (size_t i = 0; i < idle.size() && i < 8; ++i) s += " " + idle[i];
+    if (idle.size() > 8) s += fmt::format(" and {} more", idle.size() - 8);
+    s += "\n";
   }
   return s;
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # lptrace end to end (label lptrace): usage: run.sh CASE LPTRACE WORKLOAD SCRATCH
-#   CASE  counts | exits | fork | exec | debian | bad
+#   CASE  counts | exits | fork | exec | debian | bad | attach | ctl | attach_refused
 # Runs lptrace on the workload (known call counts, tests/lptrace/workload.c)
 # and on Debian's own programs, and checks the reports exactly (JSON, read
 # with python3). Exit 0 pass, 1 fail.
@@ -91,6 +91,86 @@ bad)
   expect 127 "cannot run /nonexistent/program: No such file" run -f open -- /nonexistent/program
   expect 2 "" bogus-subcommand
   LPTRACE_AGENT=/nonexistent/agent.so expect 2 "LPTRACE_AGENT=/nonexistent/agent.so" run -f open -- true
+  ;;
+attach | attach_refused | ctl)
+  # A multi-threaded workload lptrace did not start, calling (and checking)
+  # its functions until SIGTERM.
+  if [[ $case_name == ctl ]]; then
+    "$lptrace" run -o run-report.txt -f 'main:wl_sled_add' -- "$workload" 4 0 >wl.out &
+  else
+    "$workload" 4 0 >wl.out &
+  fi
+  bg=$!
+  trap 'kill -TERM $bg 2>/dev/null; wait $bg 2>/dev/null' EXIT
+  for _ in $(seq 500); do grep -qx ready wl.out 2>/dev/null && break; sleep 0.01; done
+  grep -qx ready wl.out || fail "the workload did not start"
+  if [[ $case_name == ctl ]]; then
+    wpid=$(pgrep -P "$bg" -x lptrace_workloa || pgrep -P "$bg")
+  else
+    wpid=$bg
+  fi
+  [[ -n $wpid ]] || fail "no workload process"
+  case $case_name in
+  attach)
+    "$lptrace" attach "$wpid" --exit --duration 1 --json -o r.json -f 'main:wl_*' 2>attach.err ||
+      fail "lptrace attach failed: $(cat attach.err)"
+    grep -q "main:wl_\*: 4 matched, 4 probed, 0 failed" attach.err || fail "attach did not probe 4 functions: $(cat attach.err)"
+    # Counted while attached; every call that returned before the detach had its exit.
+    check r.json 'len(procs) == 1' 'procs[0]["pid"] == '"$wpid" \
+      'all(f["calls"] > 0 and 0 <= f["calls"] - f["exits"] <= 8 for f in procs[0]["functions"])' \
+      'len(procs[0]["functions"]) == 4'
+    # Detached: no agent answers, and the process runs on, right.
+    "$lptrace" ctl "$wpid" stats 2>ctl.err && fail "the agent still answers after the detach"
+    grep -q "no lptrace agent in process $wpid" ctl.err || fail "ctl after detach: $(cat ctl.err)"
+    "$lptrace" attach 999999999 -f x --duration 1 2>bad.err && fail "attach to a missing pid succeeded"
+    grep -q "no process 999999999" bad.err || fail "bad pid: $(cat bad.err)"
+    ;;
+  attach_refused)
+    # An unprivileged user may not ptrace the (root's, or another user's) workload.
+    command -v setpriv >/dev/null || fail "setpriv (util-linux) missing"
+    [[ $(id -u) -eq 0 ]] || { echo "lptrace.$case_name: SKIP: needs root to run lptrace as another user"; exit 77; }
+    setpriv --reuid=65534 --regid=65534 --clear-groups "$lptrace" attach "$wpid" -f 'main:wl_*' --duration 1 2>ref.err &&
+      fail "an unprivileged lptrace attached to root's process"
+    grep -Eq "cannot attach to $wpid: not permitted to ptrace process $wpid|no lptrace agent|cannot create" ref.err ||
+      fail "no clear refusal: $(cat ref.err)"
+    grep -q "not permitted to ptrace process $wpid" ref.err || fail "the refusal does not say ptrace was not permitted: $(cat ref.err)"
+    ;;
+  ctl)
+    "$lptrace" ctl "$wpid" enable 'main:wl_plain_*' --exit >en.json || fail "ctl enable failed"
+    check_reply() { python3 -c "import json,sys; r=json.load(open('$1')); sys.exit(0 if ($2) else 1)" || fail "$1: $(cat "$1") does not satisfy: $2"; }
+    check_reply en.json 'r["ok"] and r["probed"] == 2 and r["failed"] == 0'
+    sleep 0.3
+    "$lptrace" ctl "$wpid" stats --json 2>s1.json || fail "ctl stats failed"
+    check s1.json 'len(procs) == 1' 'all(fn(procs[0], n)["calls"] > 0 for n in ("wl_sled_add", "wl_plain_mul", "wl_plain_square"))'
+    "$lptrace" ctl "$wpid" disable 'main:wl_*' >dis.json || fail "ctl disable failed"
+    check_reply dis.json 'r["ok"] and r["disabled"] == 3'
+    "$lptrace" ctl "$wpid" stats --json 2>s2.json
+    sleep 0.3
+    "$lptrace" ctl "$wpid" stats --json 2>s3.json
+    python3 -c "
+import json
+a = {f['name']: f['calls'] for f in json.load(open('s2.json'))['processes'][0]['functions']}
+b = {f['name']: f['calls'] for f in json.load(open('s3.json'))['processes'][0]['functions']}
+assert a == b, (a, b)" || fail "calls still counted after disable"
+    "$lptrace" ctl "$wpid" bogus 2>b.err && fail "a bogus request succeeded"
+    "$lptrace" ctl "$wpid" enable 'a:b:c' 2>b2.err && fail "a bad pattern was accepted"
+    grep -q "more than one ':'" b2.err || fail "bad pattern: $(cat b2.err)"
+    kill -TERM "$wpid"
+    wait "$bg"
+    rc=$?
+    [[ $rc -eq 0 ]] || fail "the workload under lptrace run exited $rc (wrong results?): $(cat wl.out run-report.txt)"
+    grep -q "0 wrong" wl.out || fail "the workload saw wrong results: $(cat wl.out)"
+    grep -q "lptrace_workload:wl_plain_mul" run-report.txt || fail "the final report lacks the function enabled by ctl: $(cat run-report.txt)"
+    ;;
+  esac
+  kill -TERM "$bg" 2>/dev/null
+  wait "$bg" 2>/dev/null
+  if [[ $case_name != ctl ]]; then
+    st=$?
+    [[ $st -eq 0 ]] || fail "the workload exited $st after lptrace (wrong results?): $(cat wl.out)"
+    grep -q "0 wrong" wl.out || fail "the workload saw wrong results: $(cat wl.out)"
+  fi
+  trap - EXIT
   ;;
 *)
   echo "run.sh: unknown case '$case_name'" >&2

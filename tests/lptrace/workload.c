@@ -1,9 +1,11 @@
 /* The lptrace tests' workload: functions with known call counts, with entry
  * sleds (wl_sled_*: compiled with -fpatchable-function-entry=5) and without
  * (wl_plain_*, in plain.c), called from several threads and, with "fork", by
- * a fork child too. Every result is checked: the program exits 1 on a wrong
+ * a fork child too; with 0 calls per thread ("serve") until SIGTERM, for
+ * attach. Every result is checked: the program exits 1 on a wrong
  * one, so a probe that broke a function fails the test. */
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,10 +18,12 @@ long wl_plain_mul(long a, long b);
 long wl_plain_square(long a);
 
 static int bad;
+static volatile sig_atomic_t stop;
+static void on_term(int sig) { (void)sig; stop = 1; }
 
 static void *worker(void *arg) {
-  const long n = (long)arg;
-  for (long i = 0; i < n; ++i) {
+  const long n = (long)arg; /* 0: until SIGTERM ("serve") */
+  for (long i = 0; n == 0 ? !stop : i < n; ++i) {
     if (wl_sled_twice(i) != 2 * i) __atomic_add_fetch(&bad, 1, __ATOMIC_RELAXED);
     if (wl_plain_square(i) != i * i) __atomic_add_fetch(&bad, 1, __ATOMIC_RELAXED);
   }
@@ -30,8 +34,13 @@ int main(int argc, char **argv) {
   const int threads = argc > 1 ? atoi(argv[1]) : 4;
   const long per = argc > 2 ? atol(argv[2]) : 1000;
   const int do_fork = argc > 3 && strcmp(argv[3], "fork") == 0;
+  if (per == 0) signal(SIGTERM, on_term);
   pthread_t t[64];
   for (int i = 0; i < threads && i < 64; ++i) pthread_create(&t[i], NULL, worker, (void *)per);
+  if (per == 0) {
+    printf("ready\n"); /* for the tests: the threads are calling */
+    fflush(stdout);
+  }
   for (int i = 0; i < threads && i < 64; ++i) pthread_join(t[i], NULL);
   if (do_fork) {
     const pid_t c = fork();

@@ -1,14 +1,22 @@
 // lptrace: a function tracer built on libpatch.
 //   lptrace run [-f PATTERN]... [--exit] [--json] [-o FILE] -- PROGRAM ARGS...
-// starts PROGRAM with libpatch-trace.so preloaded (tools/lptrace/agent), which
-// probes every function the patterns select while the program runs, and
-// prints per process what it saw when the program ends.
+//   lptrace attach PID -f PATTERN... [--exit] [--duration S] [--keep] [--json] [-o FILE]
+//   lptrace detach PID
+//   lptrace ctl PID enable|disable PATTERN [--exit] | stats [--json]
+// `run` starts PROGRAM with libpatch-trace.so preloaded (tools/lptrace/agent),
+// which probes every function the patterns select while the program runs, and
+// prints per process what it saw when the program ends. `attach` loads the
+// agent into a running process (inject.hpp), probes, waits, prints, and
+// removes every probe again; `ctl` talks to the agent of a traced process.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -18,7 +26,10 @@
 
 #include <CLI/CLI.hpp>
 
+#include "agent/ctl_protocol.hpp"
 #include "agent/functions.hpp"
+#include "ctl_client.hpp"
+#include "inject.hpp"
 #include "report.hpp"
 
 namespace {
@@ -141,6 +152,130 @@ int run(const std::vector<std::string> &patterns, bool exits, bool json, const s
   return rc;
 }
 
+
+volatile sig_atomic_t g_stop = 0;
+void on_stop(int) { g_stop = 1; }
+
+int print_report(const nlohmann::json &report, bool json, const std::string &out_file) {
+  const std::vector<nlohmann::json> reports{report};
+  const std::string text = json ? lptrace::format_json(reports) : lptrace::format_table(reports);
+  FILE *out = stderr;
+  if (!out_file.empty() && !(out = std::fopen(out_file.c_str(), "we"))) {
+    std::fprintf(stderr, "lptrace: cannot write %s: %s\n", out_file.c_str(), std::strerror(errno));
+    return 1;
+  }
+  std::fwrite(text.data(), 1, text.size(), out);
+  if (out != stderr) std::fclose(out);
+  return 0;
+}
+
+bool process_alive(pid_t pid) { return kill(pid, 0) == 0 || errno == EPERM; }
+
+int attach(pid_t pid, const std::vector<std::string> &patterns, bool exits, double duration, bool keep, bool json,
+           const std::string &out_file) {
+  for (const std::string &p : patterns) {
+    lptrace::Pattern pat;
+    std::string why;
+    if (!lptrace::parse_pattern(p, &pat, &why)) {
+      std::fprintf(stderr, "lptrace: bad -f pattern: %s\n", why.c_str());
+      return 2;
+    }
+  }
+  if (pid <= 0 || !process_alive(pid)) {
+    std::fprintf(stderr, "lptrace: no process %d\n", int(pid));
+    return 1;
+  }
+  nlohmann::json reply;
+  std::string why;
+  if (!lptrace::ctl_request(pid, "stats", &reply, &why)) {
+    // No agent there yet: load one. The marker tells it it was attached.
+    std::string agent = find_agent(&why);
+    if (agent.empty()) {
+      std::fprintf(stderr, "lptrace: %s\n", why.c_str());
+      return 2;
+    }
+    const std::string dir = lptrace::ctl_dir(), marker = lptrace::attach_marker_path(pid);
+    if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+      std::fprintf(stderr, "lptrace: cannot create %s: %s\n", dir.c_str(), std::strerror(errno));
+      return 1;
+    }
+    const int mfd = open(marker.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (mfd < 0) {
+      std::fprintf(stderr, "lptrace: cannot create %s: %s\n", marker.c_str(), std::strerror(errno));
+      return 1;
+    }
+    close(mfd);
+    if (lptrace::inject_agent(pid, agent, &why) != 0) {
+      unlink(marker.c_str());
+      std::fprintf(stderr, "lptrace: cannot attach to %d: %s\n", int(pid), why.c_str());
+      return 1;
+    }
+    bool up = false;
+    for (int i = 0; i < 500 && !up; ++i) {
+      up = lptrace::ctl_request(pid, "stats", &reply, &why);
+      if (!up) usleep(10000);
+    }
+    unlink(marker.c_str());
+    if (!up) {
+      std::fprintf(stderr, "lptrace: the agent loaded into %d does not answer: %s\n", int(pid), why.c_str());
+      return 1;
+    }
+  }
+  for (const std::string &p : patterns) {
+    if (!lptrace::ctl_request(pid, "enable " + p + (exits ? " exit" : ""), &reply, &why)) {
+      std::fprintf(stderr, "lptrace: enable %s: %s\n", p.c_str(), why.c_str());
+      return 1;
+    }
+    std::fprintf(stderr, "lptrace: %d: %s: %d matched, %d probed, %d failed\n", int(pid), p.c_str(),
+                 reply.value("matched", 0), reply.value("probed", 0), reply.value("failed", 0));
+  }
+  struct sigaction sa {};
+  sa.sa_handler = on_stop;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  const auto t0 = std::chrono::steady_clock::now();
+  while (!g_stop && process_alive(pid) &&
+         (duration <= 0 || std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() < duration))
+    usleep(20000);
+  if (!process_alive(pid)) {
+    std::fprintf(stderr, "lptrace: process %d ended\n", int(pid));
+    return 0;
+  }
+  if (!lptrace::ctl_request(pid, keep ? "stats" : "detach", &reply, &why)) {
+    std::fprintf(stderr, "lptrace: %s: %s\n", keep ? "stats" : "detach", why.c_str());
+    return 1;
+  }
+  return print_report(reply["report"], json, out_file);
+}
+
+int ctl(pid_t pid, const std::string &verb, const std::string &pattern, bool exits, bool json) {
+  std::string line;
+  if (verb == "stats" || verb == "detach") {
+    line = verb;
+  } else if (verb == "enable" || verb == "disable") {
+    lptrace::Pattern pat;
+    std::string why;
+    if (pattern.empty() || !lptrace::parse_pattern(pattern, &pat, &why)) {
+      std::fprintf(stderr, "lptrace: ctl %s needs a PATTERN%s\n", verb.c_str(), why.empty() ? "" : (": " + why).c_str());
+      return 2;
+    }
+    line = verb + " " + pattern + (exits && verb == "enable" ? " exit" : "");
+  } else {
+    std::fprintf(stderr, "lptrace: unknown ctl request '%s' (enable, disable, stats)\n", verb.c_str());
+    return 2;
+  }
+  nlohmann::json reply;
+  std::string why;
+  if (!lptrace::ctl_request(pid, line, &reply, &why)) {
+    std::fprintf(stderr, "lptrace: %s\n", why.c_str());
+    return 1;
+  }
+  if (reply.contains("report")) return print_report(reply["report"], json, "");
+  std::printf("%s\n", reply.dump().c_str());
+  return 0;
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -158,10 +293,37 @@ int main(int argc, char **argv) {
   r->add_option("-o,--output", out_file, "write the report to FILE (default: stderr)");
   r->add_option("command", cmd, "-- PROGRAM ARGS...")->required();
   r->positionals_at_end();
+
+  auto *at = app.add_subcommand("attach", "probe a running process (loads the agent with ptrace + dlopen)");
+  int pid = 0;
+  double duration = 0;
+  bool keep = false;
+  at->add_option("pid", pid, "the process")->required();
+  at->add_option("-f,--function", patterns, "[OBJECT:]FUNCTION glob; repeatable")->required();
+  at->add_flag("--exit", exits, "also probe returns (latency)");
+  at->add_option("--duration", duration, "seconds to trace (default: until Ctrl-C / SIGTERM)")
+      ->check(CLI::PositiveNumber);
+  at->add_flag("--keep", keep, "leave the probes in (lptrace detach PID removes them)");
+  at->add_flag("--json", json, "the report as JSON");
+  at->add_option("-o,--output", out_file, "write the report to FILE (default: stderr)");
+
+  auto *dt = app.add_subcommand("detach", "remove every probe of lptrace's agent from a process (one batch)");
+  dt->add_option("pid", pid, "the process")->required();
+
+  auto *ct = app.add_subcommand("ctl", "change or read the probes of a traced process");
+  std::string verb, pattern;
+  ct->add_option("pid", pid, "the process")->required();
+  ct->add_option("request", verb, "enable | disable | stats")->required();
+  ct->add_option("pattern", pattern, "[OBJECT:]FUNCTION glob (enable, disable)");
+  ct->add_flag("--exit", exits, "enable: also probe returns");
+  ct->add_flag("--json", json, "stats: as JSON");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError &e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
-  return run(patterns, exits, json, out_file, cmd);
+  if (*r) return run(patterns, exits, json, out_file, cmd);
+  if (*at) return attach(pid_t(pid), patterns, exits, duration, keep, json, out_file);
+  if (*dt) return ctl(pid_t(pid), "detach", "", false, false);
+  return ctl(pid_t(pid), verb, pattern, exits, json);
 }

@@ -9,7 +9,15 @@
 //                  children write their own; exec'd programs load the agent
 //                  again through LD_PRELOAD)
 // Handlers are async-signal-safe: relaxed atomics and clock_gettime only.
+// Loaded by `lptrace attach` (dlopen, no environment) the agent only starts
+// its control server, and lptrace drives it (ctl_protocol.hpp); in both modes
+// the server lets `lptrace ctl PID ...` change probes while the program runs.
+#include <csignal>
+#include <poll.h>
 #include <pthread.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -18,12 +26,15 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <mutex>
+#include <thread>
 #include <set>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "ctl_protocol.hpp"
 #include "functions.hpp"
 #include "latency.hpp"
 #include "libpatch/patch.h"
@@ -33,7 +44,9 @@ namespace {
 
 struct Probed {
   Function fn;
-  lp_probe *probe = nullptr;
+  lp_probe *probe = nullptr; // null: not probed (failed) or removed (detach)
+  bool enabled = false;
+  bool exits = false;
   std::atomic<uint64_t> calls{0};
   Latency lat;
 };
@@ -44,7 +57,10 @@ struct Failed {
 };
 
 struct Agent {
+  std::recursive_mutex mu; // the control thread and the exit report
   lp_patcher *patcher = nullptr;
+  bool detached = false;
+  int listen_fd = -1;
   bool exits = false;
   std::string out;
   std::deque<Probed> probed; // stable addresses: handlers hold them
@@ -89,13 +105,14 @@ std::string program_name() {
   return r > 0 ? std::string(buf, size_t(r)) : std::string("?");
 }
 
-void write_report() {
-  Agent *a = g_agent;
-  if (!a || a->out.empty()) return;
+nlohmann::json report_json(Agent *a) {
+  std::lock_guard lk(a->mu);
   nlohmann::json j;
   j["pid"] = getpid();
   j["program"] = program_name();
-  j["exits"] = a->exits;
+  bool exits = a->exits;
+  for (const Probed &p : a->probed) exits = exits || (p.probe && p.exits);
+  j["exits"] = exits; // latency columns: some probe has exits
   j["patterns"] = a->patterns;
   j["matched"] = a->matched;
   auto &none = j["unmatched"] = nlohmann::json::array();
@@ -104,83 +121,244 @@ void write_report() {
   if (a->setup_error) j["error"] = std::string(lp_strerror(a->setup_error)) + (a->setup_why.empty() ? "" : ": " + a->setup_why);
   auto &fs = j["functions"] = nlohmann::json::array();
   for (const Probed &p : a->probed) {
+    if (!p.probe) continue; // removed by a detach
     nlohmann::json f{{"object", p.fn.object},
                      {"name", p.fn.name},
                      {"addr", p.fn.addr},
                      {"kind", lp_probe_is_jump(p.probe) == 1 ? "jump" : "trap"},
+                     {"enabled", p.enabled},
                      {"calls", p.calls.load(std::memory_order_relaxed)}};
-    if (a->exits) p.lat.to_json(f);
+    if (p.exits) p.lat.to_json(f);
+    else if (exits) f.update({{"exits", 0}, {"total_ns", 0}, {"mean_ns", 0}, {"p50_ns", 0}, {"p99_ns", 0}, {"max_ns", 0}});
     fs.push_back(std::move(f));
   }
   auto &bad = j["failed"] = nlohmann::json::array();
   for (const Failed &f : a->failed) bad.push_back({{"object", f.fn.object}, {"name", f.fn.name}, {"error", lp_strerror(f.error)}});
+  return j;
+}
+
+void write_report() {
+  Agent *a = g_agent;
+  if (!a || a->out.empty()) return;
+  const std::string text = report_json(a).dump();
   const std::string path = a->out + "." + std::to_string(getpid()) + ".json";
   if (FILE *fp = std::fopen(path.c_str(), "we")) {
-    const std::string text = j.dump();
     std::fwrite(text.data(), 1, text.size(), fp);
     std::fclose(fp);
   }
 }
 
+// Probes (and enables) what `texts` select, one batch. Functions probed
+// before are enabled again, not probed twice.
+nlohmann::json probe_patterns(Agent *a, const std::vector<std::string> &texts, bool exits) {
+  std::lock_guard lk(a->mu);
+  nlohmann::json r{{"ok", true}};
+  std::vector<Pattern> pats;
+  for (const std::string &t : texts) {
+    Pattern p;
+    std::string why;
+    if (!parse_pattern(t, &p, &why)) return {{"ok", false}, {"error", "bad pattern: " + why}};
+    pats.push_back(p);
+  }
+  const size_t first = a->patterns.size();
+  for (const std::string &t : texts) a->patterns.push_back(t);
+  a->pattern_hits.resize(a->patterns.size(), 0);
+  const std::vector<Function> all = list_functions();
+  const std::string main_obj = all.empty() ? "" : all.front().object;
+  std::set<uintptr_t> taken;
+  size_t matched = 0, probed = 0, failed = 0;
+  for (const Function &f : all) {
+    bool hit = false;
+    for (size_t i = 0; i < pats.size(); ++i)
+      if (matches(pats[i], f, f.object == main_obj)) {
+        ++a->pattern_hits[first + i];
+        hit = true;
+      }
+    if (!hit || !taken.insert(f.addr).second) continue;
+    ++matched;
+    Probed *known = nullptr;
+    for (Probed &p : a->probed)
+      if (p.fn.addr == f.addr && p.probe) known = &p;
+    if (known) {
+      if (!known->enabled && lp_probe_enable(known->probe) == 0) known->enabled = true;
+      ++probed;
+      continue;
+    }
+    Probed &pr = a->probed.emplace_back();
+    pr.fn = f;
+    pr.exits = exits;
+    void *addr = reinterpret_cast<void *>(f.addr);
+    int rc = exits ? lp_probe_call(a->patcher, addr, on_entry, on_exit_, &pr, &pr.probe)
+                   : lp_probe_at(a->patcher, addr, count, &pr, &pr.probe);
+    if (rc == 0) rc = lp_probe_enable(pr.probe);
+    if (rc != 0) {
+      // Kept in the deque (stable addresses), without a probe: not reported.
+      if (pr.probe) lp_probe_remove(pr.probe);
+      pr.probe = nullptr;
+      a->failed.push_back({f, rc});
+      ++failed;
+      continue;
+    }
+    pr.enabled = true;
+    ++probed;
+  }
+  a->matched += matched;
+  if (int rc = lp_commit(a->patcher); rc != 0) return {{"ok", false}, {"error", std::string("lp_commit: ") + lp_strerror(rc)}};
+  r["matched"] = matched;
+  r["probed"] = probed;
+  r["failed"] = failed;
+  return r;
+}
+
+nlohmann::json disable_pattern(Agent *a, const std::string &text) {
+  std::lock_guard lk(a->mu);
+  Pattern p;
+  std::string why;
+  if (!parse_pattern(text, &p, &why)) return {{"ok", false}, {"error", "bad pattern: " + why}};
+  const std::string main_obj = a->probed.empty() ? "" : list_functions().front().object;
+  size_t n = 0;
+  for (Probed &pr : a->probed)
+    if (pr.probe && pr.enabled && matches(p, pr.fn, pr.fn.object == main_obj) && lp_probe_disable(pr.probe) == 0) {
+      pr.enabled = false;
+      ++n;
+    }
+  if (int rc = lp_commit(a->patcher); rc != 0) return {{"ok", false}, {"error", std::string("lp_commit: ") + lp_strerror(rc)}};
+  return {{"ok", true}, {"disabled", n}};
+}
+
+nlohmann::json detach(Agent *a) {
+  std::lock_guard lk(a->mu);
+  size_t n = 0;
+  for (Probed &pr : a->probed)
+    if (pr.probe && lp_probe_remove(pr.probe) == 0) ++n;
+  if (int rc = lp_commit(a->patcher); rc != 0) return {{"ok", false}, {"error", std::string("lp_commit: ") + lp_strerror(rc)}};
+  // Every site holds its original bytes again; the report of what was seen
+  // goes back with the reply. The patcher stays open (its trampolines stay
+  // mapped for a thread that might still be in one): nothing runs any more.
+  nlohmann::json r{{"ok", true}, {"removed", n}, {"report", report_json(a)}};
+  (void)lp_quiesce(a->patcher, 2000);
+  for (Probed &pr : a->probed) pr.probe = nullptr;
+  a->detached = true;
+  return r;
+}
+
+std::string handle(Agent *a, const std::string &line) {
+  std::string cmd = line, arg;
+  if (auto sp = line.find(' '); sp != std::string::npos) {
+    cmd = line.substr(0, sp);
+    arg = line.substr(sp + 1);
+  }
+  nlohmann::json r;
+  if (a->detached) r = {{"ok", false}, {"error", "detached"}};
+  else if (cmd == "stats") r = {{"ok", true}, {"report", report_json(a)}};
+  else if (cmd == "enable") {
+    bool exits = false;
+    if (arg.size() > 5 && arg.compare(arg.size() - 5, 5, " exit") == 0) {
+      exits = true;
+      arg.resize(arg.size() - 5);
+    }
+    r = probe_patterns(a, {arg}, exits);
+  } else if (cmd == "disable") r = disable_pattern(a, arg);
+  else if (cmd == "detach") r = detach(a);
+  else r = {{"ok", false}, {"error", "unknown request '" + cmd + "' (enable, disable, stats, detach)"}};
+  return r.dump() + "\n";
+}
+
+// The control server: one thread, one request per connection, peers of our
+// uid only. Ends after a detach.
+void serve(Agent *a) {
+  while (!a->detached) {
+    const int c = accept4(a->listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+    if (c < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    ucred cr{};
+    socklen_t len = sizeof cr;
+    std::string reply;
+    if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cr, &len) != 0 || cr.uid != getuid()) {
+      reply = "{\"ok\":false,\"error\":\"permission denied: not the traced process's uid\"}\n";
+    } else {
+      std::string line;
+      char ch;
+      pollfd pf{c, POLLIN, 0};
+      while (line.size() < 4096 && poll(&pf, 1, 5000) == 1 && read(c, &ch, 1) == 1 && ch != '\n') line += ch;
+      reply = handle(a, line);
+    }
+    (void)!write(c, reply.data(), reply.size());
+    close(c);
+  }
+  close(a->listen_fd);
+  unlink(ctl_socket_path(getpid()).c_str());
+}
+
+void start_server(Agent *a) {
+  const std::string dir = ctl_dir(), path = ctl_socket_path(getpid());
+  if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return;
+  struct stat st {};
+  if (lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != getuid() || (st.st_mode & 077)) return;
+  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return;
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  if (path.size() >= sizeof sa.sun_path) return;
+  std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
+  unlink(path.c_str());
+  const mode_t old = umask(077);
+  const int rc = bind(fd, reinterpret_cast<sockaddr *>(&sa), sizeof sa);
+  umask(old);
+  if (rc != 0 || chmod(path.c_str(), 0600) != 0 || listen(fd, 8) != 0) {
+    close(fd);
+    return;
+  }
+  a->listen_fd = fd;
+  // A plain thread (std::thread would need the agent's C++ runtime to
+  // outlive it): detached, it ends with the process or after a detach.
+  pthread_t t;
+  pthread_attr_t at;
+  pthread_attr_init(&at);
+  pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+  sigset_t all, old_mask;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old_mask); // the program's signals go to its own threads
+  pthread_create(&t, &at, [](void *p) -> void * { serve(static_cast<Agent *>(p)); return nullptr; }, a);
+  pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+  pthread_attr_destroy(&at);
+}
+
 void start() {
   const char *funcs = std::getenv("LPTRACE_FUNCS");
   const char *out = std::getenv("LPTRACE_OUT");
-  if (!funcs || !out) return; // not started by lptrace: do nothing at all
+  const std::string marker = attach_marker_path(getpid());
+  const bool attached = !funcs && access(marker.c_str(), F_OK) == 0;
+  if (!attached && (!funcs || !out)) return; // not started by lptrace: do nothing at all
+  if (attached) unlink(marker.c_str());
   auto *a = new Agent;
   g_agent = a;
-  a->out = out;
+  if (out) a->out = out;
   const char *ex = std::getenv("LPTRACE_EXIT");
   a->exits = ex && std::strcmp(ex, "1") == 0;
-  std::vector<Pattern> pats;
-  for (const char *s = funcs; *s;) {
-    const char *e = std::strchr(s, '\n');
-    std::string t = e ? std::string(s, size_t(e - s)) : std::string(s);
-    s = e ? e + 1 : s + t.size();
-    if (t.empty()) continue;
-    Pattern p;
-    std::string why;
-    if (!parse_pattern(t, &p, &why)) {
-      a->setup_error = LP_EINVAL;
-      a->setup_why = why;
-      return;
-    }
-    a->patterns.push_back(t);
-    pats.push_back(p);
-  }
   pthread_atfork(nullptr, nullptr, reset_in_child);
   if (int rc = lp_patcher_open(nullptr, &a->patcher); rc != 0) {
     a->setup_error = rc;
     a->setup_why = "lp_patcher_open";
     return;
   }
-  const std::vector<Function> all = list_functions();
-  const std::string main_obj = all.empty() ? "" : all.front().object;
-  std::set<uintptr_t> taken; // one probe per address, under the first name that matched
-  a->pattern_hits.assign(pats.size(), 0);
-  for (const Function &f : all) {
-    bool hit = false;
-    for (size_t i = 0; i < pats.size(); ++i)
-      if (matches(pats[i], f, f.object == main_obj)) {
-        ++a->pattern_hits[i];
-        hit = true;
-      }
-    if (!hit || !taken.insert(f.addr).second) continue;
-    ++a->matched;
-    Probed &pr = a->probed.emplace_back();
-    pr.fn = f;
-    void *addr = reinterpret_cast<void *>(f.addr);
-    int rc = a->exits ? lp_probe_call(a->patcher, addr, on_entry, on_exit_, &pr, &pr.probe)
-                      : lp_probe_at(a->patcher, addr, count, &pr, &pr.probe);
-    if (rc == 0) rc = lp_probe_enable(pr.probe);
-    if (rc != 0) {
-      a->failed.push_back({f, rc});
-      a->probed.pop_back();
+  if (funcs) {
+    std::vector<std::string> texts;
+    for (const char *s = funcs; *s;) {
+      const char *e = std::strchr(s, '\n');
+      std::string t = e ? std::string(s, size_t(e - s)) : std::string(s);
+      s = e ? e + 1 : s + t.size();
+      if (!t.empty()) texts.push_back(t);
+    }
+    const nlohmann::json r = probe_patterns(a, texts, a->exits);
+    if (!r.value("ok", false)) {
+      a->setup_error = LP_EINVAL;
+      a->setup_why = r.value("error", "");
     }
   }
-  if (int rc = lp_commit(a->patcher); rc != 0) {
-    a->setup_error = rc;
-    a->setup_why = "lp_commit";
-  }
+  start_server(a);
 }
 
 __attribute__((constructor)) void agent_start() { start(); }

@@ -105,7 +105,7 @@ attach | attach_refused | ctl)
   for _ in $(seq 500); do grep -qx ready wl.out 2>/dev/null && break; sleep 0.01; done
   grep -qx ready wl.out || fail "the workload did not start"
   if [[ $case_name == ctl ]]; then
-    wpid=$(pgrep -P "$bg" -x lptrace_workloa || pgrep -P "$bg")
+    wpid=$(cat /proc/"$bg"/task/"$bg"/children 2>/dev/null | awk '{print $1}') # lptrace's child: the workload
   else
     wpid=$bg
   fi

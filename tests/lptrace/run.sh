@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # lptrace end to end (label lptrace): usage: run.sh CASE LPTRACE WORKLOAD SCRATCH
-#   CASE  counts | exits | fork | exec | debian | bad | attach | ctl | attach_refused
+#   CASE  counts | exits | fork | exec | debian | bad | attach | ctl | attach_refused | record
 # Runs lptrace on the workload (known call counts, tests/lptrace/workload.c)
 # and on Debian's own programs, and checks the reports exactly (JSON, read
 # with python3). Exit 0 pass, 1 fail.
@@ -91,6 +91,55 @@ bad)
   expect 127 "cannot run /nonexistent/program: No such file" run -f open -- /nonexistent/program
   expect 2 "" bogus-subcommand
   LPTRACE_AGENT=/nonexistent/agent.so expect 2 "LPTRACE_AGENT=/nonexistent/agent.so" run -f open -- true
+  ;;
+record)
+  # --record: a Chrome trace-event file (the format Perfetto and
+  # chrome://tracing load), checked against the format's rules, its content
+  # exact, nesting right; and the ring's bound.
+  "$lptrace" run --exit --record t.json -f 'main:wl_*' -- "$workload" 2 100 >out.txt 2>rep.txt ||
+    fail "lptrace --record failed: $(cat rep.txt)"
+  grep -q "800 events written to t.json" rep.txt || fail "not 800 events: $(cat rep.txt)"
+  python3 - t.json 800 0 <<'PY2' || fail "t.json is not a valid trace (above)"
+import json, sys, collections
+t = json.load(open(sys.argv[1])); want = int(sys.argv[2]); dropped = int(sys.argv[3])
+assert isinstance(t, dict) and isinstance(t["traceEvents"], list), "no traceEvents array"
+assert t.get("displayTimeUnit") in ("ms", "ns"), "bad displayTimeUnit"
+xs = []
+for e in t["traceEvents"]:
+    assert isinstance(e.get("name"), str) and isinstance(e.get("pid"), int), e
+    ph = e.get("ph")
+    assert ph in ("X", "i", "M"), e
+    if ph == "M":
+        assert e["name"] in ("process_name", "thread_name") and isinstance(e["args"]["name"], str), e
+        continue
+    assert isinstance(e.get("tid"), int) and isinstance(e.get("ts"), (int, float)) and e["ts"] >= 0, e
+    if ph == "X":
+        assert isinstance(e.get("dur"), (int, float)) and e["dur"] >= 0, e
+        xs.append(e)
+    else:
+        assert e.get("s") in ("t", "p", "g"), e
+assert len(xs) == want, (len(xs), want)
+assert t["otherData"]["dropped_events"] == dropped, t["otherData"]
+if want == 800:
+    per = collections.Counter((e["tid"], e["name"].split(":")[1]) for e in xs)
+    assert sorted(per.values()) == [100] * 8, per
+    # Every wl_sled_add runs inside a wl_sled_twice of its thread (it is called by it).
+    outer = collections.defaultdict(list)
+    for e in xs:
+        if e["name"].endswith(":wl_sled_twice"): outer[e["tid"]].append((e["ts"], e["ts"] + e["dur"]))
+    for e in xs:
+        if e["name"].endswith(":wl_sled_add"):
+            assert any(a <= e["ts"] + 1e-3 and e["ts"] + e["dur"] <= b + 1e-3 for a, b in outer[e["tid"]]), e
+PY2
+  "$lptrace" run --exit --record small.json --ring 10 -f 'main:wl_*' -- "$workload" 2 100 >out.txt 2>rep.txt ||
+    fail "lptrace --record --ring 10 failed: $(cat rep.txt)"
+  python3 - small.json 20 780 <<'PY2' || fail "small.json: the ring did not bound the trace"
+import json, sys
+t = json.load(open(sys.argv[1]))
+xs = [e for e in t["traceEvents"] if e["ph"] == "X"]
+assert len(xs) == int(sys.argv[2]) and t["otherData"]["dropped_events"] == int(sys.argv[3]), (len(xs), t["otherData"])
+PY2
+  "$lptrace" run --record x.json --ring 0 -f x -- true 2>r0.txt && fail "--ring 0 accepted"
   ;;
 attach | attach_refused | ctl)
   # A multi-threaded workload lptrace did not start, calling (and checking)

@@ -1,5 +1,5 @@
 // lptrace: a function tracer built on libpatch.
-//   lptrace run [-f PATTERN]... [--exit] [--json] [-o FILE] -- PROGRAM ARGS...
+//   lptrace run [-f PATTERN]... [--exit] [--json] [-o FILE] [--record TRACE [--ring N]] -- PROGRAM ARGS...
 //   lptrace attach PID -f PATTERN... [--exit] [--duration S] [--keep] [--json] [-o FILE]
 //   lptrace detach PID
 //   lptrace ctl PID enable|disable PATTERN [--exit] | stats [--json]
@@ -63,7 +63,7 @@ std::string find_agent(std::string *why) {
 }
 
 int run(const std::vector<std::string> &patterns, bool exits, bool json, const std::string &out_file,
-        const std::vector<std::string> &cmd) {
+        const std::string &record, uint64_t ring, const std::vector<std::string> &cmd) {
   for (const std::string &p : patterns) {
     lptrace::Pattern pat;
     std::string why;
@@ -102,6 +102,7 @@ int run(const std::vector<std::string> &patterns, bool exits, bool json, const s
     setenv("LPTRACE_FUNCS", funcs.c_str(), 1);
     setenv("LPTRACE_OUT", (dir + "/report").c_str(), 1);
     setenv("LPTRACE_EXIT", exits ? "1" : "0", 1);
+    if (!record.empty()) setenv("LPTRACE_RECORD", std::to_string(ring).c_str(), 1);
     std::vector<char *> argv;
     for (const std::string &a : cmd) argv.push_back(const_cast<char *>(a.c_str()));
     argv.push_back(nullptr);
@@ -130,9 +131,12 @@ int run(const std::vector<std::string> &patterns, bool exits, bool json, const s
   }
   std::string read_why;
   const auto reports = lptrace::read_reports(dir, "report", &read_why);
+  long recorded = -2;
+  if (!record.empty()) recorded = lptrace::write_trace(dir, "report", reports, record, &read_why);
   std::filesystem::remove_all(dir);
   const int rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   std::string text = json ? lptrace::format_json(reports) : lptrace::format_table(reports);
+  if (recorded >= 0) text += "lptrace: " + std::to_string(recorded) + " events written to " + record + "\n";
   if (!read_why.empty()) text += "lptrace: " + read_why;
   if (WIFSIGNALED(status))
     text += "lptrace: " + cmd[0] + " died of signal " + std::to_string(WTERMSIG(status)) +
@@ -291,6 +295,11 @@ int main(int argc, char **argv) {
   r->add_flag("--exit", exits, "also probe returns: latency total / mean / p50 / p99 / max");
   r->add_flag("--json", json, "the report as JSON");
   r->add_option("-o,--output", out_file, "write the report to FILE (default: stderr)");
+  std::string record;
+  uint64_t ring = 100000;
+  r->add_option("--record", record, "write the calls as a Chrome trace-event / Perfetto JSON file");
+  r->add_option("--ring", ring, "--record: the last N events of each thread are kept (default 100000)")
+      ->check(CLI::Range(uint64_t(1), uint64_t(100000000)));
   r->add_option("command", cmd, "-- PROGRAM ARGS...")->required();
   r->positionals_at_end();
 
@@ -322,7 +331,7 @@ int main(int argc, char **argv) {
   } catch (const CLI::ParseError &e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
-  if (*r) return run(patterns, exits, json, out_file, cmd);
+  if (*r) return run(patterns, exits, json, out_file, record, ring, cmd);
   if (*at) return attach(pid_t(pid), patterns, exits, duration, keep, json, out_file);
   if (*dt) return ctl(pid_t(pid), "detach", "", false, false);
   return ctl(pid_t(pid), verb, pattern, exits, json);

@@ -93,3 +93,61 @@ std::string format_json(const std::vector<nlohmann::json> &reports) {
 }
 
 } // namespace lptrace
+
+namespace lptrace {
+
+long write_trace(const std::string &dir, const std::string &prefix, const std::vector<nlohmann::json> &reports,
+                 const std::string &file, std::string *why) {
+  nlohmann::json events = nlohmann::json::array();
+  uint64_t dropped = 0;
+  long n = 0;
+  for (const auto &r : reports) {
+    const int pid = r.value("pid", 0);
+    const std::string path = dir + "/" + prefix + "." + std::to_string(pid) + ".events";
+    std::ifstream in(path);
+    if (!in) continue;
+    nlohmann::json ev;
+    try {
+      ev = nlohmann::json::parse(in);
+    } catch (const std::exception &e) {
+      *why += "unreadable events of pid " + std::to_string(pid) + ": " + e.what() + "\n";
+      continue;
+    }
+    events.push_back({{"name", "process_name"}, {"ph", "M"}, {"pid", pid}, {"args", {{"name", r.value("program", "?")}}}});
+    const auto &names = ev["names"];
+    for (const auto &t : ev["threads"]) {
+      const int tid = t.value("tid", 0);
+      dropped += t.value("dropped", 0ull);
+      events.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", pid}, {"tid", tid},
+                        {"args", {{"name", "thread " + std::to_string(tid)}}}});
+      for (const auto &e : t["events"]) {
+        const size_t fn = e[0].get<size_t>();
+        const double ts = double(e[1].get<uint64_t>()) / 1000.0;
+        const int64_t dur = e[2].get<int64_t>();
+        nlohmann::json x{{"name", fn < names.size() ? names[fn].get<std::string>() : "?"}, {"cat", "lptrace"},
+                         {"ts", ts}, {"pid", pid}, {"tid", tid}};
+        if (dur >= 0) {
+          x["ph"] = "X";
+          x["dur"] = double(dur) / 1000.0;
+        } else {
+          x["ph"] = "i";
+          x["s"] = "t";
+        }
+        events.push_back(std::move(x));
+        ++n;
+      }
+    }
+  }
+  nlohmann::json out{{"traceEvents", std::move(events)},
+                     {"displayTimeUnit", "ns"},
+                     {"otherData", {{"tool", "lptrace"}, {"dropped_events", dropped}}}};
+  std::ofstream f(file);
+  if (!f) {
+    *why += "cannot write " + file + "\n";
+    return -1;
+  }
+  f << out.dump() << "\n";
+  return f ? n : -1;
+}
+
+} // namespace lptrace

@@ -5,6 +5,8 @@
 //   LPTRACE_FUNCS  the patterns, one per line ([OBJECT:]FUNCTION globs)
 //   LPTRACE_EXIT   "1": call probes with an exit handler (latency), else
 //                  entry probes (counts only)
+//   LPTRACE_RECORD N: keep the last N call events of every thread (ring.hpp)
+//                  and write them at exit, PREFIX.PID.events
 //   LPTRACE_OUT    report path prefix: PREFIX.PID.json, one per process (fork
 //                  children write their own; exec'd programs load the agent
 //                  again through LD_PRELOAD)
@@ -37,12 +39,14 @@
 #include "ctl_protocol.hpp"
 #include "functions.hpp"
 #include "latency.hpp"
+#include "ring.hpp"
 #include "libpatch/patch.h"
 
 namespace lptrace {
 namespace {
 
 struct Probed {
+  uint32_t index = 0; // in the event rings
   Function fn;
   lp_probe *probe = nullptr; // null: not probed (failed) or removed (detach)
   bool enabled = false;
@@ -73,6 +77,7 @@ struct Agent {
 };
 
 Agent *g_agent = nullptr;
+Rings g_rings; // --record
 
 uint64_t now_ns() {
   timespec t;
@@ -80,7 +85,11 @@ uint64_t now_ns() {
   return uint64_t(t.tv_sec) * 1000000000ull + uint64_t(t.tv_nsec);
 }
 
-void count(lp_regs *, void *u) { static_cast<Probed *>(u)->calls.fetch_add(1, std::memory_order_relaxed); }
+void count(lp_regs *, void *u) {
+  auto *p = static_cast<Probed *>(u);
+  p->calls.fetch_add(1, std::memory_order_relaxed);
+  if (g_rings.on()) g_rings.add(p->index, now_ns(), UINT64_MAX);
+}
 
 int on_entry(lp_regs *, uint64_t *call, void *u) {
   static_cast<Probed *>(u)->calls.fetch_add(1, std::memory_order_relaxed);
@@ -88,11 +97,17 @@ int on_entry(lp_regs *, uint64_t *call, void *u) {
   return LP_CALL_RUN;
 }
 
-void on_exit_(lp_regs *, uint64_t *call, void *u) { static_cast<Probed *>(u)->lat.add(now_ns() - call[0]); }
+void on_exit_(lp_regs *, uint64_t *call, void *u) {
+  auto *p = static_cast<Probed *>(u);
+  const uint64_t dur = now_ns() - call[0];
+  p->lat.add(dur);
+  if (g_rings.on()) g_rings.add(p->index, call[0], dur);
+}
 
 // A fork child reports only what it does itself.
 void reset_in_child() {
   if (!g_agent) return;
+  g_rings.forget_all();
   for (Probed &p : g_agent->probed) {
     p.calls.store(0, std::memory_order_relaxed);
     p.lat.reset();
@@ -137,9 +152,36 @@ nlohmann::json report_json(Agent *a) {
   return j;
 }
 
+// --record: this process's events, for lptrace to merge into one trace.
+nlohmann::json events_json(Agent *a) {
+  std::lock_guard lk(a->mu);
+  nlohmann::json j;
+  auto &names = j["names"] = nlohmann::json::array();
+  for (const Probed &p : a->probed) names.push_back(p.fn.object + ":" + p.fn.name);
+  auto &threads = j["threads"] = nlohmann::json::array();
+  for (const Ring *r : g_rings.all()) {
+    const uint64_t n = r->n.load(std::memory_order_acquire);
+    const uint64_t first = n > r->cap ? n - r->cap : 0;
+    nlohmann::json ev = nlohmann::json::array();
+    for (uint64_t i = first; i < n; ++i) {
+      const Event &e = r->ev[i % r->cap];
+      ev.push_back({e.fn, e.ts_ns, e.dur_ns == UINT64_MAX ? -1 : int64_t(e.dur_ns)});
+    }
+    threads.push_back({{"tid", r->tid}, {"dropped", first}, {"events", std::move(ev)}});
+  }
+  return j;
+}
+
 void write_report() {
   Agent *a = g_agent;
   if (!a || a->out.empty()) return;
+  if (g_rings.on()) {
+    const std::string ev = events_json(a).dump();
+    if (FILE *fp = std::fopen((a->out + "." + std::to_string(getpid()) + ".events").c_str(), "we")) {
+      std::fwrite(ev.data(), 1, ev.size(), fp);
+      std::fclose(fp);
+    }
+  }
   const std::string text = report_json(a).dump();
   const std::string path = a->out + "." + std::to_string(getpid()) + ".json";
   if (FILE *fp = std::fopen(path.c_str(), "we")) {
@@ -185,6 +227,7 @@ nlohmann::json probe_patterns(Agent *a, const std::vector<std::string> &texts, b
       continue;
     }
     Probed &pr = a->probed.emplace_back();
+    pr.index = uint32_t(a->probed.size() - 1);
     pr.fn = f;
     pr.exits = exits;
     void *addr = reinterpret_cast<void *>(f.addr);
@@ -338,6 +381,8 @@ void start() {
   if (out) a->out = out;
   const char *ex = std::getenv("LPTRACE_EXIT");
   a->exits = ex && std::strcmp(ex, "1") == 0;
+  if (const char *rec = std::getenv("LPTRACE_RECORD"); rec && std::strtoull(rec, nullptr, 10) > 0)
+    g_rings.set_capacity(std::strtoull(rec, nullptr, 10));
   pthread_atfork(nullptr, nullptr, reset_in_child);
   if (int rc = lp_patcher_open(nullptr, &a->patcher); rc != 0) {
     a->setup_error = rc;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # lptrace end to end (label lptrace): usage: run.sh CASE LPTRACE WORKLOAD SCRATCH
-#   CASE  counts | exits | fork | exec | debian | bad | attach | ctl | attach_refused | record
+#   CASE  counts | exits | fork | exec | debian | bad | attach | ctl | attach_refused | record | interval
 # Runs lptrace on the workload (known call counts, tests/lptrace/workload.c)
 # and on Debian's own programs, and checks the reports exactly (JSON, read
 # with python3). Exit 0 pass, 1 fail.
@@ -91,6 +91,18 @@ bad)
   expect 127 "cannot run /nonexistent/program: No such file" run -f open -- /nonexistent/program
   expect 2 "" bogus-subcommand
   LPTRACE_AGENT=/nonexistent/agent.so expect 2 "LPTRACE_AGENT=/nonexistent/agent.so" run -f open -- true
+  ;;
+interval)
+  # --interval: live lines on a terminal (script(1) gives lptrace a pty),
+  # none when stderr is a file.
+  command -v script >/dev/null || fail "script (bsdutils) missing"
+  script -qec "$lptrace run --interval 0.1 -f 'main:wl_*' -- $workload 2 3000000" typescript >/dev/null 2>&1 ||
+    fail "lptrace --interval under script failed: $(cat typescript)"
+  grep -aEq "lptrace: wl_[a-z_]+ [0-9]+/s" typescript || fail "no live line on the terminal: $(cat -v typescript | head -5)"
+  grep -aq "0 wrong" typescript || fail "the workload saw wrong results"
+  "$lptrace" run --interval 0.1 -f 'main:wl_*' -- "$workload" 2 3000000 >out.txt 2>err.txt || fail "lptrace --interval failed"
+  grep -Eq "[0-9]+/s" err.txt && fail "live lines on a non-terminal: $(head -3 err.txt)"
+  "$lptrace" run --interval 0 -f x -- true 2>e0.txt && fail "--interval 0 accepted"
   ;;
 record)
   # --record: a Chrome trace-event file (the format Perfetto and

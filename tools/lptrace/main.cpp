@@ -20,11 +20,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <algorithm>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
 
 #include "agent/ctl_protocol.hpp"
 #include "agent/functions.hpp"
@@ -62,8 +65,35 @@ std::string find_agent(std::string *why) {
   return "";
 }
 
+// --interval: one live line per tick on a terminal (calls/s of the busiest
+// functions of the traced process, from its agent's stats), nothing when
+// stderr is not a terminal.
+struct Live {
+  double interval = 0;
+  std::map<std::string, uint64_t> last;
+  void tick(pid_t pid, double dt) {
+    nlohmann::json reply;
+    std::string why;
+    if (!lptrace::ctl_request(pid, "stats", &reply, &why)) return;
+    std::vector<std::pair<double, std::string>> rates;
+    for (const auto &f : reply["report"].value("functions", nlohmann::json::array())) {
+      const std::string name = f.value("name", "?");
+      const uint64_t calls = f.value("calls", 0ull);
+      const uint64_t before = last.count(name) ? last[name] : 0;
+      last[name] = calls;
+      if (calls > before) rates.emplace_back(double(calls - before) / dt, name);
+    }
+    std::sort(rates.rbegin(), rates.rend());
+    std::string line = "lptrace: ";
+    for (size_t i = 0; i < rates.size() && i < 4; ++i)
+      line += fmt::format("{}{} {:.0f}/s", i ? ", " : "", rates[i].second, rates[i].first);
+    if (rates.empty()) line += "no calls";
+    std::fprintf(stderr, "\r\033[K%s", line.c_str());
+  }
+};
+
 int run(const std::vector<std::string> &patterns, bool exits, bool json, const std::string &out_file,
-        const std::string &record, uint64_t ring, const std::vector<std::string> &cmd) {
+        const std::string &record, uint64_t ring, double interval, const std::vector<std::string> &cmd) {
   for (const std::string &p : patterns) {
     lptrace::Pattern pat;
     std::string why;
@@ -122,7 +152,26 @@ int run(const std::vector<std::string> &patterns, bool exits, bool json, const s
   const bool exec_failed = read(ready[0], &exec_errno, sizeof exec_errno) == sizeof exec_errno;
   close(ready[0]);
   int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  Live live;
+  live.interval = !exec_failed && isatty(2) ? interval : 0;
+  bool printed_live = false;
+  if (live.interval > 0) {
+    auto t = std::chrono::steady_clock::now();
+    for (;;) {
+      const pid_t w = waitpid(pid, &status, WNOHANG);
+      if (w == pid || (w < 0 && errno != EINTR)) break;
+      if (std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count() >= live.interval) {
+        const auto now = std::chrono::steady_clock::now();
+        live.tick(pid, std::chrono::duration<double>(now - t).count());
+        t = now;
+        printed_live = true;
+      }
+      usleep(20000);
+    }
+    if (printed_live) std::fprintf(stderr, "\r\033[K");
+  } else {
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
   }
   if (exec_failed) {
     std::fprintf(stderr, "lptrace: cannot run %s: %s\n", cmd[0].c_str(), std::strerror(exec_errno));
@@ -298,6 +347,9 @@ int main(int argc, char **argv) {
   std::string record;
   uint64_t ring = 100000;
   r->add_option("--record", record, "write the calls as a Chrome trace-event / Perfetto JSON file");
+  double interval = 0;
+  r->add_option("--interval", interval, "on a terminal, a live line every S seconds: calls/s of the busiest functions")
+      ->check(CLI::PositiveNumber);
   r->add_option("--ring", ring, "--record: the last N events of each thread are kept (default 100000)")
       ->check(CLI::Range(uint64_t(1), uint64_t(100000000)));
   r->add_option("command", cmd, "-- PROGRAM ARGS...")->required();
@@ -331,7 +383,7 @@ int main(int argc, char **argv) {
   } catch (const CLI::ParseError &e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
-  if (*r) return run(patterns, exits, json, out_file, record, ring, cmd);
+  if (*r) return run(patterns, exits, json, out_file, record, ring, interval, cmd);
   if (*at) return attach(pid_t(pid), patterns, exits, duration, keep, json, out_file);
   if (*dt) return ctl(pid_t(pid), "detach", "", false, false);
   return ctl(pid_t(pid), verb, pattern, exits, json);

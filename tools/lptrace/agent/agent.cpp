@@ -38,8 +38,10 @@
 
 #include "ctl_protocol.hpp"
 #include "functions.hpp"
+#include "clock.hpp"
 #include "latency.hpp"
 #include "ring.hpp"
+#include "thread_stats.hpp"
 #include "libpatch/patch.h"
 
 namespace lptrace {
@@ -51,8 +53,7 @@ struct Probed {
   lp_probe *probe = nullptr; // null: not probed (failed) or removed (detach)
   bool enabled = false;
   bool exits = false;
-  std::atomic<uint64_t> calls{0};
-  Latency lat;
+  Stats shared; // threads without room in their own table (thread_stats.hpp)
 };
 
 struct Failed {
@@ -77,41 +78,49 @@ struct Agent {
 };
 
 Agent *g_agent = nullptr;
-Rings g_rings; // --record
+Rings g_rings;       // --record
+ThreadStats g_stats; // per-thread counters: no locked instruction on the hit path
+Clock g_clock;
 
-uint64_t now_ns() {
-  timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return uint64_t(t.tv_sec) * 1000000000ull + uint64_t(t.tv_nsec);
-}
-
+// The handlers: this thread's Stats of the function (plain stores), the
+// shared one only when the thread's table has no room for it.
 void count(lp_regs *, void *u) {
   auto *p = static_cast<Probed *>(u);
-  p->calls.fetch_add(1, std::memory_order_relaxed);
-  if (g_rings.on()) g_rings.add(p->index, now_ns(), UINT64_MAX);
+  if (Stats *s = g_stats.mine(p->index)) s->own_call();
+  else p->shared.shared_call();
+  if (g_rings.on()) g_rings.add(p->index, g_clock.now(), UINT64_MAX);
 }
 
 int on_entry(lp_regs *, uint64_t *call, void *u) {
-  static_cast<Probed *>(u)->calls.fetch_add(1, std::memory_order_relaxed);
-  if (call) call[0] = now_ns();
+  auto *p = static_cast<Probed *>(u);
+  if (Stats *s = g_stats.mine(p->index)) s->own_call();
+  else p->shared.shared_call();
+  if (call) call[0] = g_clock.now();
   return LP_CALL_RUN;
 }
 
 void on_exit_(lp_regs *, uint64_t *call, void *u) {
   auto *p = static_cast<Probed *>(u);
-  const uint64_t dur = now_ns() - call[0];
-  p->lat.add(dur);
+  const uint64_t dur = g_clock.now() - call[0];
+  if (Stats *s = g_stats.mine(p->index)) s->own_exit(dur);
+  else p->shared.shared_exit(dur);
   if (g_rings.on()) g_rings.add(p->index, call[0], dur);
+}
+
+Summary summary_of(const Probed &p) {
+  Summary sum;
+  sum.add(p.shared);
+  for (const ThreadTable *t : g_stats.all())
+    if (p.index < t->cap) sum.add(t->slot[p.index]);
+  return sum;
 }
 
 // A fork child reports only what it does itself.
 void reset_in_child() {
   if (!g_agent) return;
   g_rings.forget_all();
-  for (Probed &p : g_agent->probed) {
-    p.calls.store(0, std::memory_order_relaxed);
-    p.lat.reset();
-  }
+  g_stats.forget_all();
+  for (Probed &p : g_agent->probed) p.shared.reset();
 }
 
 std::string program_name() {
@@ -135,15 +144,17 @@ nlohmann::json report_json(Agent *a) {
     if (a->pattern_hits[i] == 0) none.push_back(a->patterns[i]);
   if (a->setup_error) j["error"] = std::string(lp_strerror(a->setup_error)) + (a->setup_why.empty() ? "" : ": " + a->setup_why);
   auto &fs = j["functions"] = nlohmann::json::array();
+  const double k = g_clock.ns_per_tick();
   for (const Probed &p : a->probed) {
     if (!p.probe) continue; // removed by a detach
+    const Summary sum = summary_of(p);
     nlohmann::json f{{"object", p.fn.object},
                      {"name", p.fn.name},
                      {"addr", p.fn.addr},
                      {"kind", lp_probe_is_jump(p.probe) == 1 ? "jump" : "trap"},
                      {"enabled", p.enabled},
-                     {"calls", p.calls.load(std::memory_order_relaxed)}};
-    if (p.exits) p.lat.to_json(f);
+                     {"calls", sum.calls}};
+    if (p.exits) sum.to_json(f, k);
     else if (exits) f.update({{"exits", 0}, {"total_ns", 0}, {"mean_ns", 0}, {"p50_ns", 0}, {"p99_ns", 0}, {"max_ns", 0}});
     fs.push_back(std::move(f));
   }
@@ -159,13 +170,14 @@ nlohmann::json events_json(Agent *a) {
   auto &names = j["names"] = nlohmann::json::array();
   for (const Probed &p : a->probed) names.push_back(p.fn.object + ":" + p.fn.name);
   auto &threads = j["threads"] = nlohmann::json::array();
+  const double k = g_clock.ns_per_tick();
   for (const Ring *r : g_rings.all()) {
     const uint64_t n = r->n.load(std::memory_order_acquire);
     const uint64_t first = n > r->cap ? n - r->cap : 0;
     nlohmann::json ev = nlohmann::json::array();
     for (uint64_t i = first; i < n; ++i) {
       const Event &e = r->ev[i % r->cap];
-      ev.push_back({e.fn, e.ts_ns, e.dur_ns == UINT64_MAX ? -1 : int64_t(e.dur_ns)});
+      ev.push_back({e.fn, g_clock.to_mono_ns(e.ts_ns), e.dur_ns == UINT64_MAX ? -1 : int64_t(double(e.dur_ns) * k)});
     }
     threads.push_back({{"tid", r->tid}, {"dropped", first}, {"events", std::move(ev)}});
   }
@@ -246,6 +258,7 @@ nlohmann::json probe_patterns(Agent *a, const std::vector<std::string> &texts, b
     ++probed;
   }
   a->matched += matched;
+  g_stats.set_capacity(uint32_t(a->probed.size() + 64)); // threads that start now get room for all, and more
   if (int rc = lp_commit(a->patcher); rc != 0) return {{"ok", false}, {"error", std::string("lp_commit: ") + lp_strerror(rc)}};
   r["matched"] = matched;
   r["probed"] = probed;
@@ -383,6 +396,7 @@ void start() {
   a->exits = ex && std::strcmp(ex, "1") == 0;
   if (const char *rec = std::getenv("LPTRACE_RECORD"); rec && std::strtoull(rec, nullptr, 10) > 0)
     g_rings.set_capacity(std::strtoull(rec, nullptr, 10));
+  g_clock.start();
   pthread_atfork(nullptr, nullptr, reset_in_child);
   if (int rc = lp_patcher_open(nullptr, &a->patcher); rc != 0) {
     a->setup_error = rc;

@@ -1,6 +1,13 @@
-// Per-function call latency: count, total, max and a histogram with 8
-// buckets per power of two (values within 12.5%), so p50/p99 need no
-// samples kept. Lock-free: relaxed atomics, safe from a signal handler.
+// Per-function call statistics: calls, and the latency of those with exits --
+// count, total, max and a histogram with 8 buckets per power of two (values
+// within 12.5%), so p50/p99 need no samples kept. Values are clock ticks
+// (clock.hpp), converted to nanoseconds in the report.
+//
+// Kept per thread (thread_stats.hpp: one Stats per function per thread,
+// written only by its thread with plain relaxed stores, no locked
+// instruction on the hit path), summed at the report. A Stats shared by all
+// threads (atomic read-modify-writes) is the fallback for functions beyond a
+// thread's table.
 #pragma once
 
 #include <atomic>
@@ -10,32 +17,43 @@
 
 namespace lptrace {
 
-class Latency {
-public:
-  static constexpr unsigned kBuckets = 64 * 8;
-  void add(uint64_t ns) {
-    n_.fetch_add(1, std::memory_order_relaxed);
-    total_.fetch_add(ns, std::memory_order_relaxed);
-    uint64_t m = max_.load(std::memory_order_relaxed);
-    while (ns > m && !max_.compare_exchange_weak(m, ns, std::memory_order_relaxed)) {
-    }
-    hist_[bucket(ns)].fetch_add(1, std::memory_order_relaxed);
-  }
-  void reset() {
-    n_.store(0);
-    total_.store(0);
-    max_.store(0);
-    for (auto &h : hist_) h.store(0);
-  }
-  // The upper bound of the bucket holding the q-quantile (0 < q <= 1).
-  uint64_t quantile(double q) const;
-  void to_json(nlohmann::json &j) const;
-  static unsigned bucket(uint64_t ns);
-  static uint64_t bucket_top(unsigned b);
+inline constexpr unsigned kBuckets = 64 * 8;
+unsigned latency_bucket(uint64_t v);
+uint64_t latency_bucket_top(unsigned b);
 
-private:
-  std::atomic<uint64_t> n_{0}, total_{0}, max_{0};
-  std::atomic<uint64_t> hist_[kBuckets] = {};
+struct Stats {
+  std::atomic<uint64_t> calls{0}, exits{0}, total{0}, max{0};
+  std::atomic<uint32_t> hist[kBuckets] = {};
+
+  // The owner thread only: no read-modify-write.
+  void own_call() { calls.store(calls.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }
+  void own_exit(uint64_t v) {
+    exits.store(exits.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    total.store(total.load(std::memory_order_relaxed) + v, std::memory_order_relaxed);
+    if (v > max.load(std::memory_order_relaxed)) max.store(v, std::memory_order_relaxed);
+    auto &h = hist[latency_bucket(v)];
+    h.store(h.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
+  // Any thread.
+  void shared_call() { calls.fetch_add(1, std::memory_order_relaxed); }
+  void shared_exit(uint64_t v) {
+    exits.fetch_add(1, std::memory_order_relaxed);
+    total.fetch_add(v, std::memory_order_relaxed);
+    uint64_t m = max.load(std::memory_order_relaxed);
+    while (v > m && !max.compare_exchange_weak(m, v, std::memory_order_relaxed)) {
+    }
+    hist[latency_bucket(v)].fetch_add(1, std::memory_order_relaxed);
+  }
+  void reset();
+};
+
+// A sum of Stats, for the report.
+struct Summary {
+  uint64_t calls = 0, exits = 0, total = 0, max = 0;
+  uint64_t hist[kBuckets] = {};
+  void add(const Stats &s);
+  uint64_t quantile(double q) const; // in ticks: the top of the bucket holding it
+  void to_json(nlohmann::json &j, double ns_per_tick) const;
 };
 
 } // namespace lptrace

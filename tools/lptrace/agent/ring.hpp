@@ -12,8 +12,8 @@
 namespace lptrace {
 
 struct Event {
-  uint64_t ts_ns;  // CLOCK_MONOTONIC at entry
-  uint64_t dur_ns; // UINT64_MAX: an entry without an exit probe
+  uint64_t ts_ns;  // at entry, in clock ticks (clock.hpp; converted in the report)
+  uint64_t dur_ns; // ticks; UINT64_MAX: an entry without an exit probe
   uint32_t fn;     // index of the function in the agent's table
 };
 

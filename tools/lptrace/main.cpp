@@ -92,16 +92,22 @@ struct Live {
   }
 };
 
-int run(const std::vector<std::string> &patterns, bool exits, bool json, const std::string &out_file,
-        const std::string &record, uint64_t ring, double interval, const std::vector<std::string> &cmd) {
+// Every -f pattern well-formed, else the first error said.
+bool patterns_ok(const std::vector<std::string> &patterns) {
   for (const std::string &p : patterns) {
     lptrace::Pattern pat;
     std::string why;
     if (!lptrace::parse_pattern(p, &pat, &why)) {
       std::fprintf(stderr, "lptrace: bad -f pattern: %s\n", why.c_str());
-      return 2;
+      return false;
     }
   }
+  return true;
+}
+
+int run(const std::vector<std::string> &patterns, bool exits, bool json, const std::string &out_file,
+        const std::string &record, uint64_t ring, double interval, const std::vector<std::string> &cmd) {
+  if (!patterns_ok(patterns)) return 2;
   std::string why;
   const std::string agent = find_agent(&why);
   if (agent.empty()) {
@@ -226,14 +232,7 @@ bool process_alive(pid_t pid) { return kill(pid, 0) == 0 || errno == EPERM; }
 
 int attach(pid_t pid, const std::vector<std::string> &patterns, bool exits, double duration, bool keep, bool json,
            const std::string &out_file) {
-  for (const std::string &p : patterns) {
-    lptrace::Pattern pat;
-    std::string why;
-    if (!lptrace::parse_pattern(p, &pat, &why)) {
-      std::fprintf(stderr, "lptrace: bad -f pattern: %s\n", why.c_str());
-      return 2;
-    }
-  }
+  if (!patterns_ok(patterns)) return 2;
   if (pid <= 0 || !process_alive(pid)) {
     std::fprintf(stderr, "lptrace: no process %d\n", int(pid));
     return 1;

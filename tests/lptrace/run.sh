@@ -39,6 +39,14 @@ counts | exits)
   check r.json 'len(procs) == 1' 'procs[0]["failed"] == []' 'procs[0]["matched"] == 4' \
     'all(fn(procs[0], n)["calls"] == 4000 for n in ("wl_sled_add", "wl_sled_twice", "wl_plain_mul", "wl_plain_square"))' \
     'all(fn(procs[0], n)["kind"] == "jump" for n in ("wl_sled_add", "wl_sled_twice", "wl_plain_mul", "wl_plain_square"))'
+  # Per thread: the 4 workers, each 1000 calls of each function.
+  check r.json '[len(t["functions"]) for t in procs[0]["threads"] if t["functions"]] == [4, 4, 4, 4]' \
+    'all(f["calls"] == 1000 for t in procs[0]["threads"] for f in t["functions"])' \
+    'len(set(t["tid"] for t in procs[0]["threads"])) == len(procs[0]["threads"])'
+  "$lptrace" run "${flag[@]}" --per-thread -f 'main:wl_sled_add' -- "$workload" 2 10 >/dev/null 2>pt.txt ||
+    fail "lptrace --per-thread failed"
+  [[ $(grep -c '^  thread [0-9]*:$' pt.txt) -eq 2 ]] || fail "--per-thread: not 2 thread tables: $(cat pt.txt)"
+  [[ $(grep -cE '^    lptrace_workload:wl_sled_add +10( |$)' pt.txt) -eq 2 ]] || fail "--per-thread rows: $(cat pt.txt)"
   if [[ $case_name == exits ]]; then
     check r.json 'all(f["exits"] == f["calls"] for f in procs[0]["functions"])' \
       'all(0 < f["p50_ns"] <= f["p99_ns"] <= f["max_ns"] for f in procs[0]["functions"])' \

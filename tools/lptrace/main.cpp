@@ -1,5 +1,6 @@
 // lptrace: a function tracer built on libpatch.
-//   lptrace run [-f PATTERN]... [--exit] [--json] [-o FILE] [--record TRACE [--ring N]] -- PROGRAM ARGS...
+//   lptrace run [-f PATTERN]... [--exit] [--per-thread] [--json] [-o FILE] [--record TRACE [--ring N]]
+//               [--interval S] -- PROGRAM ARGS...
 //   lptrace attach PID -f PATTERN... [--exit] [--duration S] [--keep] [--json] [-o FILE]
 //   lptrace detach PID
 //   lptrace ctl PID enable|disable PATTERN [--exit] | stats [--json]
@@ -105,7 +106,7 @@ bool patterns_ok(const std::vector<std::string> &patterns) {
   return true;
 }
 
-int run(const std::vector<std::string> &patterns, bool exits, bool json, const std::string &out_file,
+int run(const std::vector<std::string> &patterns, bool exits, bool json, bool per_thread, const std::string &out_file,
         const std::string &record, uint64_t ring, double interval, const std::vector<std::string> &cmd) {
   if (!patterns_ok(patterns)) return 2;
   std::string why;
@@ -190,7 +191,7 @@ int run(const std::vector<std::string> &patterns, bool exits, bool json, const s
   if (!record.empty()) recorded = lptrace::write_trace(dir, "report", reports, record, &read_why);
   std::filesystem::remove_all(dir);
   const int rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  std::string text = json ? lptrace::format_json(reports) : lptrace::format_table(reports);
+  std::string text = json ? lptrace::format_json(reports) : lptrace::format_table(reports, per_thread);
   if (recorded >= 0) text += "lptrace: " + std::to_string(recorded) + " events written to " + record + "\n";
   if (!read_why.empty()) text += "lptrace: " + read_why;
   if (WIFSIGNALED(status))
@@ -342,6 +343,8 @@ int main(int argc, char **argv) {
       ->required();
   r->add_flag("--exit", exits, "also probe returns: latency total / mean / p50 / p99 / max");
   r->add_flag("--json", json, "the report as JSON");
+  bool per_thread = false;
+  r->add_flag("--per-thread", per_thread, "also a table per thread");
   r->add_option("-o,--output", out_file, "write the report to FILE (default: stderr)");
   std::string record;
   uint64_t ring = 100000;
@@ -382,7 +385,7 @@ int main(int argc, char **argv) {
   } catch (const CLI::ParseError &e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
-  if (*r) return run(patterns, exits, json, out_file, record, ring, interval, cmd);
+  if (*r) return run(patterns, exits, json, per_thread, out_file, record, ring, interval, cmd);
   if (*at) return attach(pid_t(pid), patterns, exits, duration, keep, json, out_file);
   if (*dt) return ctl(pid_t(pid), "detach", "", false, false);
   return ctl(pid_t(pid), verb, pattern, exits, json);

@@ -35,7 +35,36 @@ std::vector<nlohmann::json> read_reports(const std::string &dir, const std::stri
   return out;
 }
 
-std::string format_table(const std::vector<nlohmann::json> &reports) {
+namespace {
+
+std::string rows_of(nlohmann::json fns, bool exits, const std::string &indent) {
+  std::string s;
+  std::vector<nlohmann::json> rows(fns.begin(), fns.end());
+  std::stable_sort(rows.begin(), rows.end(),
+                   [](const auto &a, const auto &b) { return a.value("calls", 0ull) > b.value("calls", 0ull); });
+  size_t w = 8;
+  for (const auto &f : rows) w = std::max(w, f.value("object", "").size() + 1 + f.value("name", "").size());
+  if (exits)
+    s += fmt::format("{}{:<{}} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}\n", indent, "function", w, "calls", "total",
+                     "mean", "p50", "p99", "max");
+  else
+    s += fmt::format("{}{:<{}} {:>10}\n", indent, "function", w, "calls");
+  for (const auto &f : rows) {
+    const std::string fn = f.value("object", "") + ":" + f.value("name", "");
+    if (exits)
+      s += fmt::format("{}{:<{}} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}\n", indent, fn, w, f.value("calls", 0ull),
+                       ns_text(f.value("total_ns", 0ull)), ns_text(f.value("mean_ns", 0ull)),
+                       ns_text(f.value("p50_ns", 0ull)), ns_text(f.value("p99_ns", 0ull)),
+                       ns_text(f.value("max_ns", 0ull)));
+    else
+      s += fmt::format("{}{:<{}} {:>10}\n", indent, fn, w, f.value("calls", 0ull));
+  }
+  return s;
+}
+
+} // namespace
+
+std::string format_table(const std::vector<nlohmann::json> &reports, bool per_thread) {
   std::string s;
   // Processes that matched nothing (the shells and helpers around the
   // program, say) are summed up in one line at the end.
@@ -54,26 +83,12 @@ std::string format_table(const std::vector<nlohmann::json> &reports) {
                      r.value("program", "?"), r.value("pid", 0), r.value("matched", 0), fns.size(), jumps,
                      fns.size() - jumps, failed.size());
     if (r.contains("error")) s += fmt::format("  error: {}\n", r["error"].get<std::string>());
-    std::vector<nlohmann::json> rows(fns.begin(), fns.end());
-    std::stable_sort(rows.begin(), rows.end(),
-                     [](const auto &a, const auto &b) { return a.value("calls", 0ull) > b.value("calls", 0ull); });
-    size_t w = 8;
-    for (const auto &f : rows) w = std::max(w, f.value("object", "").size() + 1 + f.value("name", "").size());
-    if (exits)
-      s += fmt::format("  {:<{}} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}\n", "function", w, "calls", "total", "mean",
-                       "p50", "p99", "max");
-    else
-      s += fmt::format("  {:<{}} {:>10}\n", "function", w, "calls");
-    for (const auto &f : rows) {
-      const std::string fn = f.value("object", "") + ":" + f.value("name", "");
-      if (exits)
-        s += fmt::format("  {:<{}} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}\n", fn, w, f.value("calls", 0ull),
-                         ns_text(f.value("total_ns", 0ull)), ns_text(f.value("mean_ns", 0ull)),
-                         ns_text(f.value("p50_ns", 0ull)), ns_text(f.value("p99_ns", 0ull)),
-                         ns_text(f.value("max_ns", 0ull)));
-      else
-        s += fmt::format("  {:<{}} {:>10}\n", fn, w, f.value("calls", 0ull));
-    }
+    s += rows_of(fns, exits, "  ");
+    if (per_thread)
+      for (const auto &t : r.value("threads", nlohmann::json::array())) {
+        s += fmt::format("  thread {}:\n", t.value("tid", 0));
+        s += rows_of(t.value("functions", nlohmann::json::array()), exits, "    ");
+      }
     for (const auto &f : failed)
       s += fmt::format("  not probed: {}:{}: {}\n", f.value("object", ""), f.value("name", ""), f.value("error", ""));
     for (const auto &u : r.value("unmatched", nlohmann::json::array()))

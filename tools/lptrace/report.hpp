@@ -11,7 +11,8 @@ namespace lptrace {
 
 // Every PREFIX.PID.json the agent wrote under `dir`, by pid.
 std::vector<nlohmann::json> read_reports(const std::string &dir, const std::string &prefix, std::string *why);
-std::string format_table(const std::vector<nlohmann::json> &reports);
+// per_thread: each process's table is followed by one per thread.
+std::string format_table(const std::vector<nlohmann::json> &reports, bool per_thread = false);
 std::string format_json(const std::vector<nlohmann::json> &reports);
 // --record: merges every process's PREFIX.PID.events under `dir` into one
 // Chrome trace-event JSON file (loads in Perfetto / chrome://tracing):

@@ -158,6 +158,22 @@ nlohmann::json report_json(Agent *a) {
     else if (exits) f.update({{"exits", 0}, {"total_ns", 0}, {"mean_ns", 0}, {"p50_ns", 0}, {"p99_ns", 0}, {"max_ns", 0}});
     fs.push_back(std::move(f));
   }
+  // Per thread (lptrace --per-thread): what each thread's own table holds
+  // (calls that fell back to the shared Stats are in the totals only).
+  auto &threads = j["threads"] = nlohmann::json::array();
+  for (const ThreadTable *t : g_stats.all()) {
+    nlohmann::json tf = nlohmann::json::array();
+    for (const Probed &p : a->probed) {
+      if (!p.probe || p.index >= t->cap) continue;
+      Summary one;
+      one.add(t->slot[p.index]);
+      if (one.calls == 0) continue;
+      nlohmann::json f{{"object", p.fn.object}, {"name", p.fn.name}, {"calls", one.calls}};
+      if (p.exits) one.to_json(f, k);
+      tf.push_back(std::move(f));
+    }
+    threads.push_back({{"tid", t->tid}, {"functions", std::move(tf)}});
+  }
   auto &bad = j["failed"] = nlohmann::json::array();
   for (const Failed &f : a->failed) bad.push_back({{"object", f.fn.object}, {"name", f.fn.name}, {"error", lp_strerror(f.error)}});
   return j;

@@ -2,6 +2,8 @@
 
 #include <new>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 namespace lptrace {
 namespace {
@@ -23,6 +25,7 @@ Stats *ThreadStats::mine(uint32_t fn) {
     }
     t = static_cast<ThreadTable *>(m); // zero-filled: every Stats starts at 0
     t->cap = cap;
+    t->tid = int(syscall(SYS_gettid)); // once per thread
     ThreadTable *h = head_.load(std::memory_order_relaxed);
     do t->next = h;
     while (!head_.compare_exchange_weak(h, t, std::memory_order_release, std::memory_order_relaxed));

@@ -14,6 +14,7 @@ namespace lptrace {
 
 struct ThreadTable {
   ThreadTable *next;
+  int tid;
   uint32_t cap;
   Stats slot[1]; // cap of them
 };

@@ -213,38 +213,56 @@ bool lp_patcher::function_entry(uintptr_t sled, uintptr_t map_end) {
   return backend->probe_site(sym.addr, map_end - sym.addr, &at_entry) == 0 && at_entry.addr == sled;
 }
 
+int lp_patcher::locate(uintptr_t addr, SiteShape *shape, bool *sled) {
+  uintptr_t map_end = 0;
+  if (!executable(addr, &map_end)) return LP_ENOTEXEC;
+  if (int rc = owned(addr, map_end); rc != 0) return rc;
+  const int site_rc = backend->probe_site(addr, map_end - addr, shape);
+  if (site_rc != 0 && site_rc != LP_EBOUNDARY) return site_rc;
+  *sled = site_rc == 0 && function_entry(shape->addr, map_end);
+  if (!*sled) return 0;
+  if (auto it = by_addr.find(shape->addr); it != by_addr.end() && !it->second->dead())
+    return it->second->staged == ProbeState::Removed ? LP_EBUSY : LP_EEXIST; // EBUSY: removal not committed yet
+  return overlaps(shape->addr, shape->len) ? LP_EEXIST : 0;
+}
+
+bool lp_patcher::function_start(uintptr_t addr) const {
+  lpl::Symbol sym;
+  return lpl::symbol_containing(addr, &sym) == 0 && sym.addr == addr;
+}
+
+void lp_patcher::take_sled(lp_probe &p, const SiteShape &shape) const {
+  p.shape = shape;
+  std::memcpy(p.original, reinterpret_cast<const void *>(shape.addr), shape.len);
+  // A site probed before (and removed) holds its normalised disabled bytes.
+  std::memcpy(p.current, p.original, shape.len);
+}
+
+int lp_patcher::jump_or_trap(lp_probe &p, int (lp_patcher::*setup)(lp_probe &)) {
+  p.jump = opt.policy != LP_PROBE_TRAP;
+  if (!p.jump) return 0;
+  const int rc = (this->*setup)(p);
+  if (rc == 0) return 0;
+  if (opt.policy == LP_PROBE_JUMP) return rc;
+  p.jump = false; // falls back to a trap probe, which works everywhere
+  p.tramp = Slot{};
+  return 0;
+}
+
 int lp_patcher::create_probe(void *addr_p, lp_handler h, void *user, lp_probe **out) {
   if (!addr_p || !h || !out) return LP_EINVAL;
   std::lock_guard lk(mu);
   const uintptr_t addr = reinterpret_cast<uintptr_t>(addr_p);
-  uintptr_t map_end = 0;
-  if (!executable(addr, &map_end)) return LP_ENOTEXEC;
-  if (int rc = owned(addr, map_end); rc != 0) return rc;
   SiteShape shape;
-  const int site_rc = backend->probe_site(addr, map_end - addr, &shape);
-  if (site_rc == LP_EBOUNDARY || (site_rc == 0 && !function_entry(shape.addr, map_end)))
-    return create_insn_probe(addr, h, user, out);
-  if (site_rc != 0) return site_rc;
-  if (auto it = by_addr.find(shape.addr); it != by_addr.end() && !it->second->dead())
-    return it->second->staged == ProbeState::Removed ? LP_EBUSY : LP_EEXIST; // EBUSY: removal not committed yet
-  if (overlaps(shape.addr, shape.len)) return LP_EEXIST;
+  bool sled = false;
+  if (int rc = locate(addr, &shape, &sled); rc != 0) return rc;
+  if (!sled) return create_insn_probe(addr, h, user, out);
   auto p = std::make_unique<lp_probe>();
   p->owner = this;
-  p->shape = shape;
+  take_sled(*p, shape);
   p->handler = h;
   p->user = user;
-  std::memcpy(p->original, reinterpret_cast<const void *>(shape.addr), shape.len);
-  // A site probed before (and removed) holds its normalised disabled bytes.
-  std::memcpy(p->current, p->original, shape.len);
-
-  p->jump = opt.policy != LP_PROBE_TRAP;
-  if (p->jump) {
-    if (int rc = setup_entry_jump(*p); rc != 0) {
-      if (opt.policy == LP_PROBE_JUMP) return rc;
-      p->jump = false; // falls back to a trap probe, which works everywhere
-      p->tramp = Slot{};
-    }
-  }
+  if (int rc = jump_or_trap(*p, &lp_patcher::setup_entry_jump); rc != 0) return rc;
   add_probe(std::move(p), out);
   return 0;
 }
@@ -313,24 +331,12 @@ int lp_patcher::create_call_probe(void *addr_p, lp_entry_handler entry, lp_exit_
   if (!addr_p || (!entry && !exit) || !out) return LP_EINVAL;
   std::lock_guard lk(mu);
   const uintptr_t addr = reinterpret_cast<uintptr_t>(addr_p);
-  uintptr_t map_end = 0;
-  if (!executable(addr, &map_end)) return LP_ENOTEXEC;
-  if (int rc = owned(addr, map_end); rc != 0) return rc;
   SiteShape shape;
-  const int site_rc = backend->probe_site(addr, map_end - addr, &shape);
-  if (site_rc != 0 && site_rc != LP_EBOUNDARY) return site_rc;
+  bool sled = false;
+  if (int rc = locate(addr, &shape, &sled); rc != 0) return rc;
   // The call ABI (return address at sp / in ra, arguments in place) holds only
   // at a function's entry: its sled, or else its first instruction.
-  const bool sled = site_rc == 0 && function_entry(shape.addr, map_end);
-  if (!sled) {
-    lpl::Symbol sym;
-    if (lpl::symbol_containing(addr, &sym) != 0 || sym.addr != addr) return LP_ENOTSUP;
-    if (!lp_supports_instruction_sites()) return LP_ENOTSUP;
-  } else {
-    if (auto it = by_addr.find(shape.addr); it != by_addr.end() && !it->second->dead())
-      return it->second->staged == ProbeState::Removed ? LP_EBUSY : LP_EEXIST;
-    if (overlaps(shape.addr, shape.len)) return LP_EEXIST;
-  }
+  if (!sled && (!function_start(addr) || !lp_supports_instruction_sites())) return LP_ENOTSUP;
   if (int rc = ensure_call_runtime(sled ? shape.addr : addr); rc != 0) return rc;
   if (!unwind_hooks_tried && !(opt.flags & LP_FLAG_NO_UNWIND_HOOKS)) {
     unwind_hooks_tried = true;
@@ -361,21 +367,14 @@ int lp_patcher::create_call_probe(void *addr_p, lp_entry_handler entry, lp_exit_
   auto p = std::make_unique<lp_probe>();
   p->owner = this;
   p->kind = ProbeKind::Call;
-  p->shape = shape;
+  take_sled(*p, shape);
   p->call = calls->add_probe(entry, exit, user, shape.addr + shape.len);
   p->handler = reinterpret_cast<lp_handler>(reinterpret_cast<void (*)()>(&call_enter)); // called as what it is
   p->user = p->call;
-  std::memcpy(p->original, reinterpret_cast<const void *>(shape.addr), shape.len);
-  std::memcpy(p->current, p->original, shape.len);
-  p->jump = opt.policy != LP_PROBE_TRAP;
-  if (p->jump) {
-    if (int rc = setup_entry_jump(*p); rc != 0) {
-      p->call->live.store(false);
-      if (opt.policy == LP_PROBE_JUMP) return rc;
-      p->call->live.store(true);
-      p->jump = false; // the trap flavour: the trap handler runs the same runtime
-      p->tramp = Slot{};
-    }
+  // No jump fits: the trap flavour, whose trap handler runs the same runtime.
+  if (int rc = jump_or_trap(*p, &lp_patcher::setup_entry_jump); rc != 0) {
+    p->call->live.store(false); // never reachable; the runtime keeps the record
+    return rc;
   }
   add_probe(std::move(p), out);
   return 0;
@@ -385,41 +384,24 @@ int lp_patcher::create_replacement(void *addr_p, void *repl, lp_probe **out, boo
   if (!addr_p || !repl || !out) return LP_EINVAL;
   std::lock_guard lk(mu);
   const uintptr_t addr = reinterpret_cast<uintptr_t>(addr_p);
-  uintptr_t map_end = 0;
-  if (!executable(addr, &map_end)) return LP_ENOTEXEC;
-  if (int rc = owned(addr, map_end); rc != 0) return rc;
   SiteShape shape;
-  const int site_rc = backend->probe_site(addr, map_end - addr, &shape);
-  const bool sled = site_rc == 0 && function_entry(shape.addr, map_end);
-  if (site_rc != 0 && site_rc != LP_EBOUNDARY) return site_rc;
+  bool sled = false;
+  if (int rc = locate(addr, &shape, &sled); rc != 0) return rc;
   auto p = std::make_unique<lp_probe>();
   p->owner = this;
   p->kind = ProbeKind::Replace;
   p->internal = internal;
   p->replacement = reinterpret_cast<uintptr_t>(repl);
-  if (sled) {
-    if (auto it = by_addr.find(shape.addr); it != by_addr.end() && !it->second->dead())
-      return it->second->staged == ProbeState::Removed ? LP_EBUSY : LP_EEXIST;
-    if (overlaps(shape.addr, shape.len)) return LP_EEXIST;
-    p->shape = shape;
-    std::memcpy(p->original, reinterpret_cast<const void *>(shape.addr), shape.len);
-    std::memcpy(p->current, p->original, shape.len);
-    p->original_fn = shape.addr + shape.len; // the sled is nops: the function proper starts after it
-    p->jump = opt.policy != LP_PROBE_TRAP;
-    if (p->jump) {
-      if (int rc = setup_redirect_stub(*p); rc != 0) {
-        if (opt.policy == LP_PROBE_JUMP) return rc;
-        p->jump = false; // the trap flavour: the trap handler continues at the replacement
-        p->tramp = Slot{};
-      }
-    }
-  } else {
+  if (!sled) {
     // An uninstrumented function: only its entry (the symbol's address) takes
     // a replacement; its relocated prologue is the callable original.
-    lpl::Symbol sym;
-    if (lpl::symbol_containing(addr, &sym) != 0 || sym.addr != addr) return LP_EBOUNDARY;
+    if (!function_start(addr)) return LP_EBOUNDARY;
     return add_insn_probe(std::move(p), addr, out);
   }
+  take_sled(*p, shape);
+  p->original_fn = shape.addr + shape.len; // the sled is nops: the function proper starts after it
+  // No jump fits: the trap flavour, whose trap handler continues at the replacement.
+  if (int rc = jump_or_trap(*p, &lp_patcher::setup_redirect_stub); rc != 0) return rc;
   add_probe(std::move(p), out);
   return 0;
 }

@@ -88,6 +88,15 @@ struct lp_patcher {
   int open(const lp_options &o);
   void close();
   int create_probe(void *addr, lp_handler h, void *user, lp_probe **out);
+  // What the probe creators share: 0 with the site shape and whether it is a
+  // function's entry sled (no probe owns it, nothing overlaps it), or why no
+  // probe can go at `addr`.
+  int locate(uintptr_t addr, lp::SiteShape *shape, bool *sled);
+  bool function_start(uintptr_t addr) const; // a symbol starts exactly here
+  void take_sled(lp_probe &p, const lp::SiteShape &shape) const; // shape + its current bytes
+  // p.jump as the policy allows: the jump `setup` prepares, else the trap
+  // fallback (0), or why the jump LP_PROBE_JUMP requires failed.
+  int jump_or_trap(lp_probe &p, int (lp_patcher::*setup)(lp_probe &));
   bool function_entry(uintptr_t sled, uintptr_t map_end);
   int create_insn_probe(uintptr_t addr, lp_handler h, void *user, lp_probe **out);
   // Makes `p` an instruction site at `addr` (prepare_insn_probe) and adds it.

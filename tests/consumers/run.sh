@@ -408,17 +408,20 @@ no_dynamic_init)
   fi
   ;;
 
-outsider.calls)
-  # Exit probes in a program nobody here wrote: call probes on glibc's own
-  # opendir and readdir (instruction sites at their entries) under Debian's
-  # ls. Output identical; every entry has its exit; the exits see exactly
-  # one DIR per opendir, one entry per readdir and one NULL per directory.
-  [[ $expect_mc == 1 ]] || skip "this build has no instruction sites (no decoder): call probes need an entry sled"
+outsider.calls | outsider.replace)
+  # A program nobody here wrote: Debian's ls, with glibc's own opendir and
+  # readdir (no sleds: instruction sites at their entries) under call probes
+  # (outsider.calls: every entry has its exit; the exits see one DIR per
+  # opendir, one entry per readdir and one NULL per directory) or replaced by
+  # counting wrappers that call the originals through their relocated
+  # prologues (outsider.replace). Output identical, counts exact.
+  [[ $expect_mc == 1 ]] || skip "this build has no instruction sites (no decoder): these need an entry sled"
+  what=${case_name#outsider.}
   install_libpatch
   need lib/libpatch.so
   use_pkgconfig
   step "building the LD_PRELOAD library against the installed libpatch.so" \
-    "$cc" "${cflags_common[@]}" -shared -fPIC "$src/calls_preload.c" -o "$scratch/calls.so" \
+    "$cc" "${cflags_common[@]}" -shared -fPIC "$src/${what}_preload.c" -o "$scratch/$what.so" \
     $(pkg-config --cflags --libs libpatch) -Wl,-rpath,"$libdir"
   dirs=(/ /usr /etc)
   entries=0
@@ -426,42 +429,19 @@ outsider.calls)
   n=${#dirs[@]}
   echo "+ ls ${dirs[*]}  (baseline)"
   ls "${dirs[@]}" >"$scratch/base.out" 2>&1 || fail "ls alone failed"
-  echo "+ LD_PRELOAD=$scratch/calls.so ls ${dirs[*]}"
-  LD_PRELOAD=$scratch/calls.so ls "${dirs[@]}" >"$scratch/pre.out" 2>"$scratch/pre.err"
+  echo "+ LD_PRELOAD=$scratch/$what.so ls ${dirs[*]}"
+  LD_PRELOAD=$scratch/$what.so ls "${dirs[@]}" >"$scratch/pre.out" 2>"$scratch/pre.err"
   rc=$?
   cat "$scratch/pre.err"
-  [[ $rc -eq 0 ]] || fail "ls under the call probes exited with status $rc"
+  [[ $rc -eq 0 ]] || fail "ls under ${what}_preload.so exited with status $rc"
   cmp -s "$scratch/base.out" "$scratch/pre.out" ||
-    fail "ls printed something else under the call probes: $(diff "$scratch/base.out" "$scratch/pre.out" | head -5 | tr '\n' ' ')"
-  want="calls-preload: opendir $n/$n ok $n, readdir $((entries + n))/$((entries + n)) entries $entries end $n"
+    fail "ls printed something else under ${what}_preload.so: $(diff "$scratch/base.out" "$scratch/pre.out" | head -5 | tr '\n' ' ')"
+  if [[ $what == calls ]]; then
+    want="calls-preload: opendir $n/$n ok $n, readdir $((entries + n))/$((entries + n)) entries $entries end $n"
+  else
+    want="replace-preload: opendir=$n readdir=$entries"
+  fi
   grep -qxF "$want" "$scratch/pre.err" || fail "expected '$want'"
-  ;;
-
-outsider.replace)
-  # Function replacement in a program nobody here wrote: Debian's ls, with
-  # glibc's opendir and readdir replaced by counting wrappers that call the
-  # originals (relocated prologues). Output identical, counts exact.
-  [[ $expect_mc == 1 ]] || skip "this build has no instruction sites (no decoder): replacements need an entry sled"
-  install_libpatch
-  need lib/libpatch.so
-  use_pkgconfig
-  step "building the LD_PRELOAD library against the installed libpatch.so" \
-    "$cc" "${cflags_common[@]}" -shared -fPIC "$src/replace_preload.c" -o "$scratch/replace.so" \
-    $(pkg-config --cflags --libs libpatch) -Wl,-rpath,"$libdir"
-  dirs=(/ /usr /etc)
-  want_readdir=0
-  for d in "${dirs[@]}"; do want_readdir=$((want_readdir + $(ls -a1 "$d" | wc -l))); done
-  echo "+ ls ${dirs[*]}  (baseline)"
-  ls "${dirs[@]}" >"$scratch/base.out" 2>&1 || fail "ls alone failed"
-  echo "+ LD_PRELOAD=$scratch/replace.so ls ${dirs[*]}"
-  LD_PRELOAD=$scratch/replace.so ls "${dirs[@]}" >"$scratch/pre.out" 2>"$scratch/pre.err"
-  rc=$?
-  cat "$scratch/pre.err"
-  [[ $rc -eq 0 ]] || fail "ls under the replacement exited with status $rc"
-  cmp -s "$scratch/base.out" "$scratch/pre.out" ||
-    fail "ls printed something else under the replacement: $(diff "$scratch/base.out" "$scratch/pre.out" | head -5 | tr '\n' ' ')"
-  grep -qxF "replace-preload: opendir=${#dirs[@]} readdir=$want_readdir" "$scratch/pre.err" ||
-    fail "expected 'replace-preload: opendir=${#dirs[@]} readdir=$want_readdir'"
   ;;
 
 calls.readme | calls.doc)

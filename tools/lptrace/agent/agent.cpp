@@ -28,6 +28,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <thread>
 #include <set>
@@ -69,7 +70,9 @@ struct Agent {
   bool exits = false;
   std::string out;
   std::deque<Probed> probed; // stable addresses: handlers hold them
+  std::map<uintptr_t, Probed *> by_addr; // the probed ones, by function address
   std::vector<Failed> failed;
+  std::string main_object; // the executable's name among the objects ("main:" patterns)
   std::vector<std::string> patterns;
   std::vector<size_t> pattern_hits; // functions each pattern matched
   size_t matched = 0;
@@ -234,7 +237,8 @@ nlohmann::json probe_patterns(Agent *a, const std::vector<std::string> &texts, b
   for (const std::string &t : texts) a->patterns.push_back(t);
   a->pattern_hits.resize(a->patterns.size(), 0);
   const std::vector<Function> all = list_functions();
-  const std::string main_obj = all.empty() ? "" : all.front().object;
+  if (!all.empty()) a->main_object = all.front().object;
+  const std::string &main_obj = a->main_object;
   std::set<uintptr_t> taken;
   size_t matched = 0, probed = 0, failed = 0;
   for (const Function &f : all) {
@@ -246,9 +250,8 @@ nlohmann::json probe_patterns(Agent *a, const std::vector<std::string> &texts, b
       }
     if (!hit || !taken.insert(f.addr).second) continue;
     ++matched;
-    Probed *known = nullptr;
-    for (Probed &p : a->probed)
-      if (p.fn.addr == f.addr && p.probe) known = &p;
+    auto it = a->by_addr.find(f.addr);
+    Probed *known = it != a->by_addr.end() && it->second->probe ? it->second : nullptr;
     if (known) {
       if (!known->enabled && lp_probe_enable(known->probe) == 0) known->enabled = true;
       ++probed;
@@ -271,6 +274,7 @@ nlohmann::json probe_patterns(Agent *a, const std::vector<std::string> &texts, b
       continue;
     }
     pr.enabled = true;
+    a->by_addr[f.addr] = &pr;
     ++probed;
   }
   a->matched += matched;
@@ -287,7 +291,7 @@ nlohmann::json disable_pattern(Agent *a, const std::string &text) {
   Pattern p;
   std::string why;
   if (!parse_pattern(text, &p, &why)) return {{"ok", false}, {"error", "bad pattern: " + why}};
-  const std::string main_obj = a->probed.empty() ? "" : list_functions().front().object;
+  const std::string &main_obj = a->main_object; // known since the first enable: no second ELF read
   size_t n = 0;
   for (Probed &pr : a->probed)
     if (pr.probe && pr.enabled && matches(p, pr.fn, pr.fn.object == main_obj) && lp_probe_disable(pr.probe) == 0) {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # lptrace end to end (label lptrace): usage: run.sh CASE LPTRACE WORKLOAD SCRATCH
-#   CASE  counts | exits | fork | exec | debian | bad | attach | ctl | attach_refused | record | interval
+#   CASE  counts | exits | fork | exec | exec_image | dlopen | signal | debian | bad | attach | ctl |
+#         attach_refused | record | interval
 # Runs lptrace on the workload (known call counts, tests/lptrace/workload.c)
 # and on Debian's own programs, and checks the reports exactly (JSON, read
 # with python3). Exit 0 pass, 1 fail.
@@ -27,6 +28,45 @@ for expr in sys.argv[2:]:
         ok = False
 sys.exit(0 if ok else 1)
 PY
+}
+
+# trace_ok FILE EVENTS DROPPED: FILE is a Chrome trace-event file (the format
+# Perfetto and chrome://tracing load) by the format's rules, with EVENTS
+# complete events and DROPPED dropped ("-": any); EVENTS 800: the record
+# case's exact content and nesting.
+trace_ok() {
+  python3 - "$@" <<'PY2' || fail "$1 is not a valid trace (above)"
+import json, sys, collections
+t = json.load(open(sys.argv[1])); want = int(sys.argv[2]); dropped = sys.argv[3]
+assert isinstance(t, dict) and isinstance(t["traceEvents"], list), "no traceEvents array"
+assert t.get("displayTimeUnit") in ("ms", "ns"), "bad displayTimeUnit"
+xs = []
+for e in t["traceEvents"]:
+    assert isinstance(e.get("name"), str) and isinstance(e.get("pid"), int), e
+    ph = e.get("ph")
+    assert ph in ("X", "i", "M"), e
+    if ph == "M":
+        assert e["name"] in ("process_name", "thread_name") and isinstance(e["args"]["name"], str), e
+        continue
+    assert isinstance(e.get("tid"), int) and isinstance(e.get("ts"), (int, float)) and e["ts"] >= 0, e
+    if ph == "X":
+        assert isinstance(e.get("dur"), (int, float)) and e["dur"] >= 0, e
+        xs.append(e)
+    else:
+        assert e.get("s") in ("t", "p", "g"), e
+assert len(xs) == want, (len(xs), want)
+assert dropped == "-" or t["otherData"]["dropped_events"] == int(dropped), t["otherData"]
+if want == 800:
+    per = collections.Counter((e["tid"], e["name"].split(":")[1]) for e in xs)
+    assert sorted(per.values()) == [100] * 8, per
+    # Every wl_sled_add runs inside a wl_sled_twice of its thread (it is called by it).
+    outer = collections.defaultdict(list)
+    for e in xs:
+        if e["name"].endswith(":wl_sled_twice"): outer[e["tid"]].append((e["ts"], e["ts"] + e["dur"]))
+    for e in xs:
+        if e["name"].endswith(":wl_sled_add"):
+            assert any(a <= e["ts"] + 1e-3 and e["ts"] + e["dur"] <= b + 1e-3 for a, b in outer[e["tid"]]), e
+PY2
 }
 
 case $case_name in
@@ -56,10 +96,72 @@ counts | exits)
 fork)
   "$lptrace" run --json -o r.json -f 'main:wl_plain_mul' -- "$workload" 1 10 fork >out.txt ||
     fail "lptrace or the workload failed: $(cat out.txt r.json 2>/dev/null)"
-  # The parent (10 calls through wl_plain_square), the exit() child (7); the
-  # _exit() child writes no report.
-  check r.json 'len(procs) == 2' 'sorted(fn(p, "wl_plain_mul")["calls"] for p in procs) == [7, 10]' \
-    'len(set(p["pid"] for p in procs)) == 2'
+  # The parent (10 calls through wl_plain_square), the _exit() child (5:
+  # reported by the agent's _exit hook), the exit() child (7).
+  check r.json 'len(procs) == 3' 'sorted(fn(p, "wl_plain_mul")["calls"] for p in procs) == [5, 7, 10]' \
+    'len(set(p["pid"] for p in procs)) == 3'
+  ;;
+exec_image)
+  # The workload execs itself: two program images in one process, each
+  # reported (the first by the agent's execve hook) with its own counts.
+  "$lptrace" run --json -o r.json -f 'main:wl_*' -- "$workload" 2 10 exec >out.txt ||
+    fail "lptrace or the workload failed: $(cat out.txt r.json 2>/dev/null)"
+  [[ $(grep -c ", 0 wrong" out.txt) -eq 2 ]] || fail "not two images that ran right: $(cat out.txt)"
+  check r.json 'len(procs) == 2' 'procs[0]["pid"] == procs[1]["pid"]' 'procs[0]["image"] != procs[1]["image"]' \
+    'sorted(fn(p, "wl_sled_add")["calls"] for p in procs) == [3, 20]' \
+    'sorted(fn(p, "wl_plain_square")["calls"] for p in procs) == [3, 20]'
+  ;;
+dlopen)
+  # Objects loaded after the start are probed before dlopen returns: Debian's
+  # libz (the workload dlopen's it twice, a dlclose between: the probed
+  # object stays loaded) and python3's _bz2 module with its libbz2. A pattern
+  # on dlopen itself is counted by the agent's dlopen hook.
+  "$lptrace" run --exit --json -o r.json -f 'libz.so*:crc32' -f 'libc.so*:dlopen' -- "$workload" 1 10 dlopen >out.txt ||
+    fail "lptrace or the workload failed: $(cat out.txt r.json 2>/dev/null)"
+  grep -q ", 0 wrong" out.txt || fail "the workload saw wrong results: $(cat out.txt)"
+  check r.json 'len(procs) == 1' 'procs[0]["failed"] == [] and procs[0]["unmatched"] == []' \
+    'fn(procs[0], "crc32")["calls"] == 11 and fn(procs[0], "crc32")["exits"] == 11' \
+    'fn(procs[0], "crc32")["object"] == "libz.so.1"' \
+    'fn(procs[0], "dlopen")["calls"] == 2 and fn(procs[0], "dlopen")["exits"] == 2' \
+    'procs[0]["dlopen_rescans"] == 1' '"hook_errors" not in procs[0]'
+  py=/usr/bin/python3
+  [[ -x $py ]] || fail "$py (Debian's python3) missing"
+  "$lptrace" run --exit --json -o py.json -f 'libbz2.so*:BZ2_bzCompress*' -f '_bz2.cpython*:PyInit__bz2' \
+    -- "$py" -c 'import bz2; [bz2.compress(b"lptrace") for i in range(3)]' || fail "lptrace python3 failed"
+  check py.json 'len(procs) == 1' 'fn(procs[0], "PyInit__bz2")["calls"] == 1' \
+    'fn(procs[0], "BZ2_bzCompressInit")["calls"] == 3 and fn(procs[0], "BZ2_bzCompressEnd")["calls"] == 3' \
+    'fn(procs[0], "BZ2_bzCompressInit")["object"].startswith("libbz2.so")'
+  ;;
+signal)
+  # SIGINT and SIGHUP (left at their default by the workload): the agent
+  # reports, then the signal kills the program as it would have; lptrace
+  # prints the report and exits 128+N. (A background job of a
+  # non-interactive shell starts with SIGINT ignored -- the agent then leaves
+  # it alone -- so python3 puts SIGINT back to its default before the exec.)
+  for sig in INT HUP; do
+    rm -f r.json wl.out
+    python3 -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])' \
+      "$lptrace" run --json -o r.json -f 'main:wl_*' -- "$workload" 2 0 >wl.out &
+    bg=$!
+    trap 'kill -KILL $bg 2>/dev/null' EXIT
+    for _ in $(seq 500); do grep -qx ready wl.out 2>/dev/null && break; sleep 0.01; done
+    grep -qx ready wl.out || fail "the workload did not start"
+    wpid=$(cat /proc/"$bg"/task/"$bg"/children 2>/dev/null | awk '{print $1}')
+    [[ -n $wpid ]] || fail "no workload process"
+    grep -q "^SigCgt:" /proc/"$wpid"/status || fail "no /proc/$wpid/status"
+    sleep 0.2
+    kill -"$sig" "$wpid"
+    for _ in $(seq 1000); do kill -0 "$bg" 2>/dev/null || break; sleep 0.01; done
+    kill -0 "$bg" 2>/dev/null && fail "SIG$sig did not end the traced workload in 10 s"
+    wait "$bg"
+    rc=$?
+    trap - EXIT
+    want=$((128 + $(kill -l "$sig")))
+    [[ $rc -eq $want ]] || fail "SIG$sig: lptrace exited $rc, not $want (the program's death by the signal)"
+    check r.json 'len(procs) == 1' 'procs[0]["pid"] == '"$wpid" \
+      'all(fn(procs[0], n)["calls"] > 0 for n in ("wl_sled_add", "wl_sled_twice", "wl_plain_mul", "wl_plain_square"))'
+    [[ ! -e /tmp/lptrace-$(id -u)/$wpid.sock ]] || fail "SIG$sig: the agent's socket was left behind"
+  done
   ;;
 exec)
   "$lptrace" run --json -o r.json -f 'libc.so*:opendir' -- sh -c 'ls / >/dev/null; ls /usr >/dev/null; true' ||
@@ -119,38 +221,7 @@ record)
   "$lptrace" run --exit --record t.json -f 'main:wl_*' -- "$workload" 2 100 >out.txt 2>rep.txt ||
     fail "lptrace --record failed: $(cat rep.txt)"
   grep -q "800 events written to t.json" rep.txt || fail "not 800 events: $(cat rep.txt)"
-  python3 - t.json 800 0 <<'PY2' || fail "t.json is not a valid trace (above)"
-import json, sys, collections
-t = json.load(open(sys.argv[1])); want = int(sys.argv[2]); dropped = int(sys.argv[3])
-assert isinstance(t, dict) and isinstance(t["traceEvents"], list), "no traceEvents array"
-assert t.get("displayTimeUnit") in ("ms", "ns"), "bad displayTimeUnit"
-xs = []
-for e in t["traceEvents"]:
-    assert isinstance(e.get("name"), str) and isinstance(e.get("pid"), int), e
-    ph = e.get("ph")
-    assert ph in ("X", "i", "M"), e
-    if ph == "M":
-        assert e["name"] in ("process_name", "thread_name") and isinstance(e["args"]["name"], str), e
-        continue
-    assert isinstance(e.get("tid"), int) and isinstance(e.get("ts"), (int, float)) and e["ts"] >= 0, e
-    if ph == "X":
-        assert isinstance(e.get("dur"), (int, float)) and e["dur"] >= 0, e
-        xs.append(e)
-    else:
-        assert e.get("s") in ("t", "p", "g"), e
-assert len(xs) == want, (len(xs), want)
-assert t["otherData"]["dropped_events"] == dropped, t["otherData"]
-if want == 800:
-    per = collections.Counter((e["tid"], e["name"].split(":")[1]) for e in xs)
-    assert sorted(per.values()) == [100] * 8, per
-    # Every wl_sled_add runs inside a wl_sled_twice of its thread (it is called by it).
-    outer = collections.defaultdict(list)
-    for e in xs:
-        if e["name"].endswith(":wl_sled_twice"): outer[e["tid"]].append((e["ts"], e["ts"] + e["dur"]))
-    for e in xs:
-        if e["name"].endswith(":wl_sled_add"):
-            assert any(a <= e["ts"] + 1e-3 and e["ts"] + e["dur"] <= b + 1e-3 for a, b in outer[e["tid"]]), e
-PY2
+  trace_ok t.json 800 0
   "$lptrace" run --exit --record small.json --ring 10 -f 'main:wl_*' -- "$workload" 2 100 >out.txt 2>rep.txt ||
     fail "lptrace --record --ring 10 failed: $(cat rep.txt)"
   python3 - small.json 20 780 <<'PY2' || fail "small.json: the ring did not bound the trace"
@@ -181,9 +252,12 @@ attach | attach_refused | ctl)
   [[ -n $wpid ]] || fail "no workload process"
   case $case_name in
   attach)
-    "$lptrace" attach "$wpid" --exit --duration 1 --json -o r.json -f 'main:wl_*' 2>attach.err ||
+    "$lptrace" attach "$wpid" --exit --duration 1 --json -o r.json --record at.json --ring 50 -f 'main:wl_*' 2>attach.err ||
       fail "lptrace attach failed: $(cat attach.err)"
     grep -q "main:wl_\*: 4 matched, 4 probed, 0 failed" attach.err || fail "attach did not probe 4 functions: $(cat attach.err)"
+    # --record: the last 50 calls of each of the 4 threads, taken at the detach.
+    grep -q "200 events written to at.json" attach.err || fail "attach --record: not 200 events: $(cat attach.err)"
+    trace_ok at.json 200 -
     # Counted while attached; every call that returned before the detach had its exit.
     check r.json 'len(procs) == 1' 'procs[0]["pid"] == '"$wpid" \
       'all(f["calls"] > 0 and 0 <= f["calls"] - f["exits"] <= 8 for f in procs[0]["functions"])' \

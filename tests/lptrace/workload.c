@@ -2,8 +2,12 @@
  * sleds (wl_sled_*: compiled with -fpatchable-function-entry=5) and without
  * (wl_plain_*, in plain.c), called from several threads and, with "fork", by
  * a fork child too; with 0 calls per thread ("serve") until SIGTERM, for
- * attach. Every result is checked: the program exits 1 on a wrong
- * one, so a probe that broke a function fails the test. */
+ * attach; "dlopen": Debian's libz loaded after the start, its crc32 called
+ * 9 + 2 times (a dlclose between); "exec": the program then execs itself
+ * ("1 3": one thread, 3 calls) in the same process. Every result is
+ * checked: the program exits 1 on a wrong one, so a probe that broke a
+ * function fails the test. */
+#include <dlfcn.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -33,7 +37,8 @@ static void *worker(void *arg) {
 int main(int argc, char **argv) {
   const int threads = argc > 1 ? atoi(argv[1]) : 4;
   const long per = argc > 2 ? atol(argv[2]) : 1000;
-  const int do_fork = argc > 3 && strcmp(argv[3], "fork") == 0;
+  const char *mode = argc > 3 ? argv[3] : "";
+  const int do_fork = strcmp(mode, "fork") == 0;
   if (per == 0) signal(SIGTERM, on_term);
   pthread_t t[64];
   for (int i = 0; i < threads && i < 64; ++i) pthread_create(&t[i], NULL, worker, (void *)per);
@@ -61,6 +66,30 @@ int main(int argc, char **argv) {
     waitpid(c2, &st, 0);
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) bad++;
   }
+  if (strcmp(mode, "dlopen") == 0) {
+    /* crc32("lptrace"), as zlib and python3's zlib.crc32 compute it. */
+    static const unsigned char text[] = "lptrace";
+    for (int round = 0; round < 2; ++round) {
+      void *z = dlopen("libz.so.1", RTLD_NOW);
+      unsigned long (*crc)(unsigned long, const unsigned char *, unsigned) =
+          z ? (unsigned long (*)(unsigned long, const unsigned char *, unsigned))dlsym(z, "crc32") : NULL;
+      if (!crc) {
+        fprintf(stderr, "workload: libz.so.1: %s\n", dlerror());
+        bad++;
+        break;
+      }
+      for (int i = 0; i < (round ? 2 : 9); ++i)
+        if (crc(0, text, 7) != 0x2d21d692UL) bad++;
+      dlclose(z);
+    }
+  }
   printf("workload: %d threads x %ld calls, %d wrong\n", threads, per, bad);
+  if (strcmp(mode, "exec") == 0) {
+    fflush(stdout);
+    if (bad) return 1;
+    execl("/proc/self/exe", argv[0], "1", "3", (char *)NULL);
+    perror("workload: exec");
+    return 1;
+  }
   return bad ? 1 : 0;
 }

@@ -1,7 +1,7 @@
 // lptrace: a function tracer built on libpatch.
 //   lptrace run [-f PATTERN]... [--exit] [--per-thread] [--json] [-o FILE] [--record TRACE [--ring N]]
 //               [--interval S] -- PROGRAM ARGS...
-//   lptrace attach PID -f PATTERN... [--exit] [--duration S] [--keep] [--json] [-o FILE]
+//   lptrace attach PID -f PATTERN... [--exit] [--duration S] [--keep] [--json] [-o FILE] [--record TRACE [--ring N]]
 //   lptrace detach PID
 //   lptrace ctl PID enable|disable PATTERN [--exit] | stats [--json]
 // `run` starts PROGRAM with libpatch-trace.so preloaded (tools/lptrace/agent),
@@ -192,13 +192,17 @@ int run(const std::vector<std::string> &patterns, bool exits, bool json, bool pe
   std::filesystem::remove_all(dir);
   const int rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   std::string text = json ? lptrace::format_json(reports) : lptrace::format_table(reports, per_thread);
-  if (recorded >= 0) text += "lptrace: " + std::to_string(recorded) + " events written to " + record + "\n";
-  if (!read_why.empty()) text += "lptrace: " + read_why;
+  // Notes follow a table; with --json they go to stderr (the JSON stays JSON).
+  std::string notes;
+  if (recorded >= 0) notes += "lptrace: " + std::to_string(recorded) + " events written to " + record + "\n";
+  if (!read_why.empty()) notes += "lptrace: " + read_why;
   if (WIFSIGNALED(status))
-    text += "lptrace: " + cmd[0] + " died of signal " + std::to_string(WTERMSIG(status)) +
-            (reports.empty() ? ": no report (the agent writes it when the process exits normally)" : "") + "\n";
+    notes += "lptrace: " + cmd[0] + " died of signal " + std::to_string(WTERMSIG(status)) +
+            (reports.empty() ? ": no report (the agent reports at exit, _exit, exec and SIGINT/SIGTERM/SIGHUP left at their "
+                               "default; not at SIGKILL or a crash)"
+                             : "") + "\n";
   else if (reports.empty())
-    text += "lptrace: no report from " + cmd[0] + " (it did not load the agent: static, or exited through _exit?)\n";
+    notes += "lptrace: no report from " + cmd[0] + " (it did not load the agent: a static program, or LD_PRELOAD removed)\n";
   FILE *out = stderr;
   if (!out_file.empty()) {
     out = std::fopen(out_file.c_str(), "we");
@@ -207,6 +211,8 @@ int run(const std::vector<std::string> &patterns, bool exits, bool json, bool pe
       return rc ? rc : 1;
     }
   }
+  if (json) std::fwrite(notes.data(), 1, notes.size(), stderr);
+  else text += notes;
   std::fwrite(text.data(), 1, text.size(), out);
   if (out != stderr) std::fclose(out);
   return rc;
@@ -232,7 +238,7 @@ int print_report(const nlohmann::json &report, bool json, const std::string &out
 bool process_alive(pid_t pid) { return kill(pid, 0) == 0 || errno == EPERM; }
 
 int attach(pid_t pid, const std::vector<std::string> &patterns, bool exits, double duration, bool keep, bool json,
-           const std::string &out_file) {
+           const std::string &out_file, const std::string &record, uint64_t ring) {
   if (!patterns_ok(patterns)) return 2;
   if (pid <= 0 || !process_alive(pid)) {
     std::fprintf(stderr, "lptrace: no process %d\n", int(pid));
@@ -274,6 +280,11 @@ int attach(pid_t pid, const std::vector<std::string> &patterns, bool exits, doub
       return 1;
     }
   }
+  // --record: the rings first, so every probed call from the first batch on is kept.
+  if (!record.empty() && !lptrace::ctl_request(pid, "record " + std::to_string(ring), &reply, &why)) {
+    std::fprintf(stderr, "lptrace: record: %s\n", why.c_str());
+    return 1;
+  }
   for (const std::string &p : patterns) {
     if (!lptrace::ctl_request(pid, "enable " + p + (exits ? " exit" : ""), &reply, &why)) {
       std::fprintf(stderr, "lptrace: enable %s: %s\n", p.c_str(), why.c_str());
@@ -298,6 +309,20 @@ int attach(pid_t pid, const std::vector<std::string> &patterns, bool exits, doub
   if (!lptrace::ctl_request(pid, keep ? "stats" : "detach", &reply, &why)) {
     std::fprintf(stderr, "lptrace: %s: %s\n", keep ? "stats" : "detach", why.c_str());
     return 1;
+  }
+  if (!record.empty()) {
+    // The detach's reply carries the events (read after the last handler
+    // ran); with --keep they are asked for.
+    nlohmann::json events = reply.contains("events") ? reply["events"] : nlohmann::json();
+    nlohmann::json ev_reply;
+    if (!events.is_object() && lptrace::ctl_request(pid, "events", &ev_reply, &why)) events = ev_reply["events"];
+    std::string twhy;
+    const long n = lptrace::write_trace({reply["report"]}, {events}, record, &twhy);
+    if (n < 0) {
+      std::fprintf(stderr, "lptrace: %s", twhy.c_str());
+      return 1;
+    }
+    std::fprintf(stderr, "lptrace: %ld events written to %s\n", n, record.c_str());
   }
   return print_report(reply["report"], json, out_file);
 }
@@ -369,6 +394,11 @@ int main(int argc, char **argv) {
   at->add_flag("--keep", keep, "leave the probes in (lptrace detach PID removes them)");
   at->add_flag("--json", json, "the report as JSON");
   at->add_option("-o,--output", out_file, "write the report to FILE (default: stderr)");
+  std::string at_record;
+  uint64_t at_ring = 100000;
+  at->add_option("--record", at_record, "write the calls as a Chrome trace-event / Perfetto JSON file");
+  at->add_option("--ring", at_ring, "--record: the last N events of each thread are kept (default 100000)")
+      ->check(CLI::Range(uint64_t(1), uint64_t(100000000)));
 
   auto *dt = app.add_subcommand("detach", "remove every probe of lptrace's agent from a process (one batch)");
   dt->add_option("pid", pid, "the process")->required();
@@ -386,7 +416,7 @@ int main(int argc, char **argv) {
     return app.exit(e) == 0 ? 0 : 2;
   }
   if (*r) return run(patterns, exits, json, per_thread, out_file, record, ring, interval, cmd);
-  if (*at) return attach(pid_t(pid), patterns, exits, duration, keep, json, out_file);
+  if (*at) return attach(pid_t(pid), patterns, exits, duration, keep, json, out_file, at_record, at_ring);
   if (*dt) return ctl(pid_t(pid), "detach", "", false, false);
   return ctl(pid_t(pid), verb, pattern, exits, json);
 }

@@ -111,23 +111,42 @@ std::string format_json(const std::vector<nlohmann::json> &reports) {
 
 namespace lptrace {
 
+std::vector<nlohmann::json> read_events(const std::string &dir, const std::string &prefix,
+                                        const std::vector<nlohmann::json> &reports, std::string *why) {
+  std::vector<nlohmann::json> out;
+  for (const auto &r : reports) {
+    const int pid = r.value("pid", 0);
+    // PREFIX.PID.IMAGE.events: each program image's own, next to its report.
+    const std::string path =
+        dir + "/" + prefix + "." + std::to_string(pid) + "." + std::to_string(r.value("image", 0ull)) + ".events";
+    nlohmann::json ev;
+    if (std::ifstream in(path); in) {
+      try {
+        ev = nlohmann::json::parse(in);
+      } catch (const std::exception &e) {
+        *why += "unreadable events of pid " + std::to_string(pid) + ": " + e.what() + "\n";
+        ev = nullptr;
+      }
+    }
+    out.push_back(std::move(ev));
+  }
+  return out;
+}
+
 long write_trace(const std::string &dir, const std::string &prefix, const std::vector<nlohmann::json> &reports,
+                 const std::string &file, std::string *why) {
+  return write_trace(reports, read_events(dir, prefix, reports, why), file, why);
+}
+
+long write_trace(const std::vector<nlohmann::json> &reports, const std::vector<nlohmann::json> &process_events,
                  const std::string &file, std::string *why) {
   nlohmann::json events = nlohmann::json::array();
   uint64_t dropped = 0;
   long n = 0;
-  for (const auto &r : reports) {
+  for (size_t i = 0; i < reports.size() && i < process_events.size(); ++i) {
+    const nlohmann::json &r = reports[i], &ev = process_events[i];
+    if (!ev.is_object()) continue;
     const int pid = r.value("pid", 0);
-    const std::string path = dir + "/" + prefix + "." + std::to_string(pid) + ".events";
-    std::ifstream in(path);
-    if (!in) continue;
-    nlohmann::json ev;
-    try {
-      ev = nlohmann::json::parse(in);
-    } catch (const std::exception &e) {
-      *why += "unreadable events of pid " + std::to_string(pid) + ": " + e.what() + "\n";
-      continue;
-    }
     events.push_back({{"name", "process_name"}, {"ph", "M"}, {"pid", pid}, {"args", {{"name", r.value("program", "?")}}}});
     const auto &names = ev["names"];
     for (const auto &t : ev["threads"]) {

@@ -1,114 +1,77 @@
 // libpatch-trace.so: lptrace's agent, preloaded into the traced program by
 // `lptrace run`. It probes the functions the patterns select as soon as it is
-// loaded (a constructor: every call of the program's main runs probed) and
-// writes a report when the process exits. Configuration, from lptrace:
+// loaded (a constructor: every call of the program's main runs probed), and
+// the functions of every object the program dlopen's later (hooks.cpp), and
+// writes a report when the process ends. Configuration, from lptrace:
 //   LPTRACE_FUNCS  the patterns, one per line ([OBJECT:]FUNCTION globs)
 //   LPTRACE_EXIT   "1": call probes with an exit handler (latency), else
 //                  entry probes (counts only)
 //   LPTRACE_RECORD N: keep the last N call events of every thread (ring.hpp)
-//                  and write them at exit, PREFIX.PID.events
-//   LPTRACE_OUT    report path prefix: PREFIX.PID.json, one per process (fork
-//                  children write their own; exec'd programs load the agent
-//                  again through LD_PRELOAD)
-// Handlers are async-signal-safe: relaxed atomics and clock_gettime only.
+//                  and write them with the report, PREFIX.PID.IMAGE.events
+//   LPTRACE_OUT    report path prefix: PREFIX.PID.IMAGE.json, one per process
+//                  image (fork children write their own; an exec'd program
+//                  loads the agent again through LD_PRELOAD and writes its
+//                  own; IMAGE tells two images of one pid apart)
+// When a report is written: at exit (a destructor), at _exit and at a
+// successful exec (hooks on libc's _exit / execve / execveat / fexecve: those
+// end the image without destructors), and at SIGINT / SIGTERM / SIGHUP when
+// the program leaves them at their default action (the agent reports, then
+// the signal kills the process as it would have). Not at SIGKILL or a crash.
+// Handlers are async-signal-safe: per-thread plain stores and the clock.
 // Loaded by `lptrace attach` (dlopen, no environment) the agent only starts
 // its control server, and lptrace drives it (ctl_protocol.hpp); in both modes
 // the server lets `lptrace ctl PID ...` change probes while the program runs.
-#include <csignal>
-#include <poll.h>
+#include <dlfcn.h>
 #include <pthread.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
-#include <time.h>
+#include <signal.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <deque>
-#include <map>
-#include <mutex>
-#include <thread>
-#include <set>
-#include <string>
-#include <vector>
 
-#include <nlohmann/json.hpp>
-
+#include "agent.hpp"
 #include "ctl_protocol.hpp"
-#include "functions.hpp"
-#include "clock.hpp"
-#include "latency.hpp"
-#include "ring.hpp"
-#include "thread_stats.hpp"
-#include "libpatch/patch.h"
 
 namespace lptrace {
-namespace {
-
-struct Probed {
-  uint32_t index = 0; // in the event rings
-  Function fn;
-  lp_probe *probe = nullptr; // null: not probed (failed) or removed (detach)
-  bool enabled = false;
-  bool exits = false;
-  Stats shared; // threads without room in their own table (thread_stats.hpp)
-};
-
-struct Failed {
-  Function fn;
-  int error;
-};
-
-struct Agent {
-  std::recursive_mutex mu; // the control thread and the exit report
-  lp_patcher *patcher = nullptr;
-  bool detached = false;
-  int listen_fd = -1;
-  bool exits = false;
-  std::string out;
-  std::deque<Probed> probed; // stable addresses: handlers hold them
-  std::map<uintptr_t, Probed *> by_addr; // the probed ones, by function address
-  std::vector<Failed> failed;
-  std::string main_object; // the executable's name among the objects ("main:" patterns)
-  std::vector<std::string> patterns;
-  std::vector<size_t> pattern_hits; // functions each pattern matched
-  size_t matched = 0;
-  int setup_error = 0;
-  std::string setup_why;
-};
 
 Agent *g_agent = nullptr;
-Rings g_rings;       // --record
-ThreadStats g_stats; // per-thread counters: no locked instruction on the hit path
+Rings g_rings;
+ThreadStats g_stats;
 Clock g_clock;
+pid_t g_pid = 0;
+uint64_t g_image = 0;
+int g_sync_signal = 0;
 
 // The handlers: this thread's Stats of the function (plain stores), the
 // shared one only when the thread's table has no room for it.
-void count(lp_regs *, void *u) {
-  auto *p = static_cast<Probed *>(u);
+void note_call(Probed *p) {
   if (Stats *s = g_stats.mine(p->index)) s->own_call();
   else p->shared.shared_call();
+}
+
+void note_exit(Probed *p, uint64_t start) {
+  const uint64_t dur = g_clock.now() - start;
+  if (Stats *s = g_stats.mine(p->index)) s->own_exit(dur);
+  else p->shared.shared_exit(dur);
+  if (g_rings.on()) g_rings.add(p->index, start, dur);
+}
+
+namespace {
+
+void count(lp_regs *, void *u) {
+  auto *p = static_cast<Probed *>(u);
+  note_call(p);
   if (g_rings.on()) g_rings.add(p->index, g_clock.now(), UINT64_MAX);
 }
 
 int on_entry(lp_regs *, uint64_t *call, void *u) {
-  auto *p = static_cast<Probed *>(u);
-  if (Stats *s = g_stats.mine(p->index)) s->own_call();
-  else p->shared.shared_call();
+  note_call(static_cast<Probed *>(u));
   if (call) call[0] = g_clock.now();
   return LP_CALL_RUN;
 }
 
-void on_exit_(lp_regs *, uint64_t *call, void *u) {
-  auto *p = static_cast<Probed *>(u);
-  const uint64_t dur = g_clock.now() - call[0];
-  if (Stats *s = g_stats.mine(p->index)) s->own_exit(dur);
-  else p->shared.shared_exit(dur);
-  if (g_rings.on()) g_rings.add(p->index, call[0], dur);
-}
+void on_exit_(lp_regs *, uint64_t *call, void *u) { note_exit(static_cast<Probed *>(u), call[0]); }
 
 Summary summary_of(const Probed &p) {
   Summary sum;
@@ -118,34 +81,56 @@ Summary summary_of(const Probed &p) {
   return sum;
 }
 
-// A fork child reports only what it does itself.
-void reset_in_child() {
-  if (!g_agent) return;
-  g_rings.forget_all();
-  g_stats.forget_all();
-  for (Probed &p : g_agent->probed) p.shared.reset();
-}
-
 std::string program_name() {
   char buf[4096];
   const ssize_t r = readlink("/proc/self/exe", buf, sizeof buf - 1);
   return r > 0 ? std::string(buf, size_t(r)) : std::string("?");
 }
 
+// Enabled or disabled (the caller commits). A hooked function's probe is the
+// hook's: only the flag its handler reads changes.
+int set_enabled(Probed &p, bool on) {
+  if (!p.hook) {
+    const int rc = on ? lp_probe_enable(p.probe) : lp_probe_disable(p.probe);
+    if (rc != 0) return rc;
+  }
+  p.enabled.store(on, std::memory_order_relaxed);
+  return 0;
+}
+
+// An object with a probe in it stays loaded: a dlclose that unmapped it
+// would leave the probe pointing at text that is gone (or someone else's),
+// and the detach would write into it. RTLD_NODELETE pins it.
+void pin(Agent *a, const LoadedObject &o) {
+  if (o.is_main || !a->pinned.insert(o.path).second) return;
+  ++t_in_agent;
+  (void)dlopen(o.path.c_str(), RTLD_LAZY | RTLD_NOLOAD | RTLD_NODELETE);
+  --t_in_agent;
+}
+
+std::string image_path(const Agent *a, const char *ext) {
+  return a->out + "." + std::to_string(getpid()) + "." + std::to_string(g_image) + ext;
+}
+
+} // namespace
+
 nlohmann::json report_json(Agent *a) {
   std::lock_guard lk(a->mu);
   nlohmann::json j;
   j["pid"] = getpid();
+  j["image"] = g_image;
   j["program"] = program_name();
   bool exits = a->exits;
   for (const Probed &p : a->probed) exits = exits || (p.probe && p.exits);
   j["exits"] = exits; // latency columns: some probe has exits
   j["patterns"] = a->patterns;
   j["matched"] = a->matched;
+  j["dlopen_rescans"] = a->loads_seen;
   auto &none = j["unmatched"] = nlohmann::json::array();
   for (size_t i = 0; i < a->patterns.size() && i < a->pattern_hits.size(); ++i)
     if (a->pattern_hits[i] == 0) none.push_back(a->patterns[i]);
   if (a->setup_error) j["error"] = std::string(lp_strerror(a->setup_error)) + (a->setup_why.empty() ? "" : ": " + a->setup_why);
+  if (!a->hook_errors.empty()) j["hook_errors"] = a->hook_errors;
   auto &fs = j["functions"] = nlohmann::json::array();
   const double k = g_clock.ns_per_tick();
   for (const Probed &p : a->probed) {
@@ -155,7 +140,7 @@ nlohmann::json report_json(Agent *a) {
                      {"name", p.fn.name},
                      {"addr", p.fn.addr},
                      {"kind", lp_probe_is_jump(p.probe) == 1 ? "jump" : "trap"},
-                     {"enabled", p.enabled},
+                     {"enabled", p.enabled.load(std::memory_order_relaxed)},
                      {"calls", sum.calls}};
     if (p.exits) sum.to_json(f, k);
     else if (exits) f.update({{"exits", 0}, {"total_ns", 0}, {"mean_ns", 0}, {"p50_ns", 0}, {"p99_ns", 0}, {"max_ns", 0}});
@@ -203,29 +188,78 @@ nlohmann::json events_json(Agent *a) {
   return j;
 }
 
+// Written to a temporary name and renamed: a report read while a later one
+// of the same image (exec that failed, then exit) is being written is whole.
 void write_report() {
   Agent *a = g_agent;
-  if (!a || a->out.empty()) return;
-  if (g_rings.on()) {
-    const std::string ev = events_json(a).dump();
-    if (FILE *fp = std::fopen((a->out + "." + std::to_string(getpid()) + ".events").c_str(), "we")) {
-      std::fwrite(ev.data(), 1, ev.size(), fp);
-      std::fclose(fp);
-    }
-  }
-  const std::string text = report_json(a).dump();
-  const std::string path = a->out + "." + std::to_string(getpid()) + ".json";
-  if (FILE *fp = std::fopen(path.c_str(), "we")) {
-    std::fwrite(text.data(), 1, text.size(), fp);
-    std::fclose(fp);
-  }
+  if (!a || a->out.empty() || getpid() != g_pid) return; // a vfork child: the parent's state
+  std::lock_guard lk(a->mu);
+  auto put = [](const std::string &path, const std::string &text) {
+    const std::string tmp = path + ".tmp";
+    FILE *fp = std::fopen(tmp.c_str(), "we");
+    if (!fp) return;
+    const bool ok = std::fwrite(text.data(), 1, text.size(), fp) == text.size();
+    if (std::fclose(fp) == 0 && ok) std::rename(tmp.c_str(), path.c_str());
+    else std::remove(tmp.c_str());
+  };
+  if (g_rings.on()) put(image_path(a, ".events"), events_json(a).dump());
+  put(image_path(a, ".json"), report_json(a).dump());
 }
 
-// Probes (and enables) what `texts` select, one batch. Functions probed
-// before are enabled again, not probed twice.
+void apply_enables(Agent *a, const std::vector<LoadedObject> &objs, size_t first, Tally *t) {
+  std::set<uintptr_t> taken;
+  for (const LoadedObject &o : objs) {
+    if (o.is_main) a->main_object = o.name;
+    bool probed_here = false;
+    for (const Function &f : functions_of(o)) {
+      const Enable *hit = nullptr;
+      for (size_t i = first; i < a->enables.size(); ++i)
+        if (matches(a->enables[i].pat, f, o.is_main)) {
+          ++a->pattern_hits[a->enables[i].index];
+          if (!hit) hit = &a->enables[i];
+        }
+      if (!hit || !taken.insert(f.addr).second) continue;
+      ++t->matched;
+      auto it = a->by_addr.find(f.addr);
+      if (it != a->by_addr.end() && it->second->probe) { // probed before: enabled again, not probed twice
+        Probed *known = it->second;
+        if (!known->enabled.load(std::memory_order_relaxed)) (void)set_enabled(*known, true);
+        ++t->probed;
+        continue;
+      }
+      Probed &pr = a->probed.emplace_back();
+      pr.index = uint32_t(a->probed.size() - 1);
+      pr.fn = f;
+      pr.exits = hit->exits;
+      if (Hook *h = hook_at(f.addr)) {
+        adopt(h, &pr); // counted by the hook's probe (one probe per address)
+      } else {
+        void *addr = reinterpret_cast<void *>(f.addr);
+        int rc = pr.exits ? lp_probe_call(a->patcher, addr, on_entry, on_exit_, &pr, &pr.probe)
+                          : lp_probe_at(a->patcher, addr, count, &pr, &pr.probe);
+        if (rc == 0) rc = set_enabled(pr, true);
+        if (rc != 0) {
+          // Kept in the deque (stable addresses), without a probe: not reported.
+          if (pr.probe) lp_probe_remove(pr.probe);
+          pr.probe = nullptr;
+          a->failed.push_back({f, rc});
+          ++t->failed;
+          continue;
+        }
+      }
+      a->by_addr[f.addr] = &pr;
+      ++t->probed;
+      probed_here = true;
+    }
+    if (probed_here) pin(a, o);
+  }
+  a->matched += t->matched;
+  g_stats.set_capacity(uint32_t(a->probed.size() + 64)); // threads that start now get room for all, and more
+}
+
+// Probes (and enables) what `texts` select in every loaded object, one batch.
 nlohmann::json probe_patterns(Agent *a, const std::vector<std::string> &texts, bool exits) {
   std::lock_guard lk(a->mu);
-  nlohmann::json r{{"ok", true}};
   std::vector<Pattern> pats;
   for (const std::string &t : texts) {
     Pattern p;
@@ -233,57 +267,18 @@ nlohmann::json probe_patterns(Agent *a, const std::vector<std::string> &texts, b
     if (!parse_pattern(t, &p, &why)) return {{"ok", false}, {"error", "bad pattern: " + why}};
     pats.push_back(p);
   }
-  const size_t first = a->patterns.size();
-  for (const std::string &t : texts) a->patterns.push_back(t);
-  a->pattern_hits.resize(a->patterns.size(), 0);
-  const std::vector<Function> all = list_functions();
-  if (!all.empty()) a->main_object = all.front().object;
-  const std::string &main_obj = a->main_object;
-  std::set<uintptr_t> taken;
-  size_t matched = 0, probed = 0, failed = 0;
-  for (const Function &f : all) {
-    bool hit = false;
-    for (size_t i = 0; i < pats.size(); ++i)
-      if (matches(pats[i], f, f.object == main_obj)) {
-        ++a->pattern_hits[first + i];
-        hit = true;
-      }
-    if (!hit || !taken.insert(f.addr).second) continue;
-    ++matched;
-    auto it = a->by_addr.find(f.addr);
-    Probed *known = it != a->by_addr.end() && it->second->probe ? it->second : nullptr;
-    if (known) {
-      if (!known->enabled && lp_probe_enable(known->probe) == 0) known->enabled = true;
-      ++probed;
-      continue;
-    }
-    Probed &pr = a->probed.emplace_back();
-    pr.index = uint32_t(a->probed.size() - 1);
-    pr.fn = f;
-    pr.exits = exits;
-    void *addr = reinterpret_cast<void *>(f.addr);
-    int rc = exits ? lp_probe_call(a->patcher, addr, on_entry, on_exit_, &pr, &pr.probe)
-                   : lp_probe_at(a->patcher, addr, count, &pr, &pr.probe);
-    if (rc == 0) rc = lp_probe_enable(pr.probe);
-    if (rc != 0) {
-      // Kept in the deque (stable addresses), without a probe: not reported.
-      if (pr.probe) lp_probe_remove(pr.probe);
-      pr.probe = nullptr;
-      a->failed.push_back({f, rc});
-      ++failed;
-      continue;
-    }
-    pr.enabled = true;
-    a->by_addr[f.addr] = &pr;
-    ++probed;
+  const size_t first = a->enables.size();
+  for (size_t i = 0; i < texts.size(); ++i) {
+    a->enables.push_back({pats[i], a->patterns.size(), exits});
+    a->patterns.push_back(texts[i]);
   }
-  a->matched += matched;
-  g_stats.set_capacity(uint32_t(a->probed.size() + 64)); // threads that start now get room for all, and more
+  a->pattern_hits.resize(a->patterns.size(), 0);
+  const std::vector<LoadedObject> objs = loaded_objects();
+  for (const LoadedObject &o : objs) a->known_objects.insert({o.path, o.bias});
+  Tally t;
+  apply_enables(a, objs, first, &t);
   if (int rc = lp_commit(a->patcher); rc != 0) return {{"ok", false}, {"error", std::string("lp_commit: ") + lp_strerror(rc)}};
-  r["matched"] = matched;
-  r["probed"] = probed;
-  r["failed"] = failed;
-  return r;
+  return {{"ok", true}, {"matched", t.matched}, {"probed", t.probed}, {"failed", t.failed}};
 }
 
 nlohmann::json disable_pattern(Agent *a, const std::string &text) {
@@ -294,10 +289,9 @@ nlohmann::json disable_pattern(Agent *a, const std::string &text) {
   const std::string &main_obj = a->main_object; // known since the first enable: no second ELF read
   size_t n = 0;
   for (Probed &pr : a->probed)
-    if (pr.probe && pr.enabled && matches(p, pr.fn, pr.fn.object == main_obj) && lp_probe_disable(pr.probe) == 0) {
-      pr.enabled = false;
+    if (pr.probe && pr.enabled.load(std::memory_order_relaxed) && matches(p, pr.fn, pr.fn.object == main_obj) &&
+        set_enabled(pr, false) == 0)
       ++n;
-    }
   if (int rc = lp_commit(a->patcher); rc != 0) return {{"ok", false}, {"error", std::string("lp_commit: ") + lp_strerror(rc)}};
   return {{"ok", true}, {"disabled", n}};
 }
@@ -306,100 +300,37 @@ nlohmann::json detach(Agent *a) {
   std::lock_guard lk(a->mu);
   size_t n = 0;
   for (Probed &pr : a->probed)
-    if (pr.probe && lp_probe_remove(pr.probe) == 0) ++n;
+    if (pr.probe && (pr.hook || lp_probe_remove(pr.probe) == 0)) ++n;
+  remove_hooks(a);
   if (int rc = lp_commit(a->patcher); rc != 0) return {{"ok", false}, {"error", std::string("lp_commit: ") + lp_strerror(rc)}};
   // Every site holds its original bytes again; the report of what was seen
-  // goes back with the reply. The patcher stays open (its trampolines stay
+  // goes back with the reply (and the events, --record, read now that no
+  // handler writes them). The patcher stays open (its trampolines stay
   // mapped for a thread that might still be in one): nothing runs any more.
-  nlohmann::json r{{"ok", true}, {"removed", n}, {"report", report_json(a)}};
   (void)lp_quiesce(a->patcher, 2000);
+  nlohmann::json r{{"ok", true}, {"removed", n}, {"report", report_json(a)}};
+  if (g_rings.on()) r["events"] = events_json(a);
   for (Probed &pr : a->probed) pr.probe = nullptr;
   a->detached = true;
   return r;
 }
 
-std::string handle(Agent *a, const std::string &line) {
-  std::string cmd = line, arg;
-  if (auto sp = line.find(' '); sp != std::string::npos) {
-    cmd = line.substr(0, sp);
-    arg = line.substr(sp + 1);
-  }
-  nlohmann::json r;
-  if (a->detached) r = {{"ok", false}, {"error", "detached"}};
-  else if (cmd == "stats") r = {{"ok", true}, {"report", report_json(a)}};
-  else if (cmd == "enable") {
-    bool exits = false;
-    if (arg.size() > 5 && arg.compare(arg.size() - 5, 5, " exit") == 0) {
-      exits = true;
-      arg.resize(arg.size() - 5);
-    }
-    r = probe_patterns(a, {arg}, exits);
-  } else if (cmd == "disable") r = disable_pattern(a, arg);
-  else if (cmd == "detach") r = detach(a);
-  else r = {{"ok", false}, {"error", "unknown request '" + cmd + "' (enable, disable, stats, detach)"}};
-  return r.dump() + "\n";
-}
+namespace {
 
-// The control server: one thread, one request per connection, peers of our
-// uid only. Ends after a detach.
-void serve(Agent *a) {
-  while (!a->detached) {
-    const int c = accept4(a->listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
-    if (c < 0) {
-      if (errno == EINTR) continue;
-      break;
+// A fork child reports only what it does itself, under its own pid, and has
+// its own control server (the parent's thread did not survive the fork).
+void reset_in_child() {
+  if (!g_agent) return;
+  g_pid = getpid();
+  g_rings.forget_all();
+  g_stats.forget_all();
+  for (Probed &p : g_agent->probed) p.shared.reset();
+  for (int *fd : {&g_agent->listen_fd, &g_agent->wake_fd, &g_agent->wake_rd}) // the parent's server's
+    if (*fd >= 0) {
+      close(*fd);
+      *fd = -1;
     }
-    ucred cr{};
-    socklen_t len = sizeof cr;
-    std::string reply;
-    if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cr, &len) != 0 || cr.uid != getuid()) {
-      reply = "{\"ok\":false,\"error\":\"permission denied: not the traced process's uid\"}\n";
-    } else {
-      std::string line;
-      char ch;
-      pollfd pf{c, POLLIN, 0};
-      while (line.size() < 4096 && poll(&pf, 1, 5000) == 1 && read(c, &ch, 1) == 1 && ch != '\n') line += ch;
-      reply = handle(a, line);
-    }
-    (void)!write(c, reply.data(), reply.size());
-    close(c);
-  }
-  close(a->listen_fd);
-  unlink(ctl_socket_path(getpid()).c_str());
-}
-
-void start_server(Agent *a) {
-  const std::string dir = ctl_dir(), path = ctl_socket_path(getpid());
-  if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return;
-  struct stat st {};
-  if (lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != getuid() || (st.st_mode & 077)) return;
-  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return;
-  sockaddr_un sa{};
-  sa.sun_family = AF_UNIX;
-  if (path.size() >= sizeof sa.sun_path) return;
-  std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
-  unlink(path.c_str());
-  const mode_t old = umask(077);
-  const int rc = bind(fd, reinterpret_cast<sockaddr *>(&sa), sizeof sa);
-  umask(old);
-  if (rc != 0 || chmod(path.c_str(), 0600) != 0 || listen(fd, 8) != 0) {
-    close(fd);
-    return;
-  }
-  a->listen_fd = fd;
-  // A plain thread (std::thread would need the agent's C++ runtime to
-  // outlive it): detached, it ends with the process or after a detach.
-  pthread_t t;
-  pthread_attr_t at;
-  pthread_attr_init(&at);
-  pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-  sigset_t all, old_mask;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old_mask); // the program's signals go to its own threads
-  pthread_create(&t, &at, [](void *p) -> void * { serve(static_cast<Agent *>(p)); return nullptr; }, a);
-  pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
-  pthread_attr_destroy(&at);
+  if (!g_agent->detached && start_server(g_agent) && !g_agent->out.empty()) install_signal_reports(g_agent->wake_fd);
 }
 
 void start() {
@@ -411,6 +342,8 @@ void start() {
   if (attached) unlink(marker.c_str());
   auto *a = new Agent;
   g_agent = a;
+  g_pid = getpid();
+  g_image = mono_ns();
   if (out) a->out = out;
   const char *ex = std::getenv("LPTRACE_EXIT");
   a->exits = ex && std::strcmp(ex, "1") == 0;
@@ -418,11 +351,15 @@ void start() {
     g_rings.set_capacity(std::strtoull(rec, nullptr, 10));
   g_clock.start();
   pthread_atfork(nullptr, nullptr, reset_in_child);
-  if (int rc = lp_patcher_open(nullptr, &a->patcher); rc != 0) {
+  lp_options opt;
+  lp_options_init(&opt);
+  opt.signal = g_sync_signal = SIGRTMIN + 5; // named: the server thread must not block it
+  if (int rc = lp_patcher_open(&opt, &a->patcher); rc != 0) {
     a->setup_error = rc;
     a->setup_why = "lp_patcher_open";
     return;
   }
+  install_hooks(a, !a->out.empty());
   if (funcs) {
     std::vector<std::string> texts;
     for (const char *s = funcs; *s;) {
@@ -431,17 +368,22 @@ void start() {
       s = e ? e + 1 : s + t.size();
       if (!t.empty()) texts.push_back(t);
     }
-    const nlohmann::json r = probe_patterns(a, texts, a->exits);
+    const nlohmann::json r = probe_patterns(a, texts, a->exits); // the hooks in the same batch
     if (!r.value("ok", false)) {
       a->setup_error = LP_EINVAL;
       a->setup_why = r.value("error", "");
     }
+  } else if (int rc = lp_commit(a->patcher); rc != 0) {
+    a->hook_errors.push_back(std::string("lp_commit: ") + lp_strerror(rc));
   }
-  start_server(a);
+  if (start_server(a) && !a->out.empty()) install_signal_reports(a->wake_fd);
 }
 
 __attribute__((constructor)) void agent_start() { start(); }
-__attribute__((destructor)) void agent_stop() { write_report(); }
+__attribute__((destructor)) void agent_stop() {
+  write_report();
+  stop_server_files();
+}
 
 } // namespace
 } // namespace lptrace

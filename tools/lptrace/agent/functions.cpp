@@ -14,28 +14,30 @@
 namespace lptrace {
 namespace {
 
-struct Object {
-  std::string path;
-  uintptr_t bias;
-};
-
-int collect(struct dl_phdr_info *info, size_t, void *data) {
-  auto *objs = static_cast<std::vector<Object> *>(data);
-  std::string path = info->dlpi_name ? info->dlpi_name : "";
-  if (path.empty()) {
-    if (!objs->empty()) return 0; // the vdso and friends: no file
-    path = "/proc/self/exe";      // the first object is the executable
-  }
-  objs->push_back({path, uintptr_t(info->dlpi_addr)});
-  return 0;
-}
-
 std::string basename_of(const std::string &p) {
   const auto s = p.rfind('/');
   return s == std::string::npos ? p : p.substr(s + 1);
 }
 
-void read_object(const Object &o, const std::string &name, std::set<std::pair<uintptr_t, std::string>> *seen,
+int collect(struct dl_phdr_info *info, size_t, void *data) {
+  auto *objs = static_cast<std::vector<LoadedObject> *>(data);
+  std::string path = info->dlpi_name ? info->dlpi_name : "";
+  const bool first = objs->empty();
+  if (path.empty()) {
+    if (!first) return 0;    // the vdso and friends: no file
+    path = "/proc/self/exe"; // the first object is the executable
+  }
+  std::string name = basename_of(path);
+  if (first) {
+    char buf[4096];
+    const ssize_t r = readlink("/proc/self/exe", buf, sizeof buf - 1);
+    if (r > 0) name = basename_of(std::string(buf, size_t(r)));
+  }
+  objs->push_back({path, name, uintptr_t(info->dlpi_addr), first});
+  return 0;
+}
+
+void read_object(const LoadedObject &o, const std::string &name, std::set<std::pair<uintptr_t, std::string>> *seen,
                  std::vector<Function> *out) {
   const int fd = open(o.path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return;
@@ -80,20 +82,23 @@ void read_object(const Object &o, const std::string &name, std::set<std::pair<ui
 
 } // namespace
 
-std::vector<Function> list_functions() {
-  std::vector<Object> objs;
+std::vector<LoadedObject> loaded_objects() {
+  std::vector<LoadedObject> objs;
   dl_iterate_phdr(collect, &objs);
+  return objs;
+}
+
+std::vector<Function> functions_of(const LoadedObject &o) {
   std::vector<Function> out;
   std::set<std::pair<uintptr_t, std::string>> seen;
-  for (size_t i = 0; i < objs.size(); ++i) {
-    std::string name = basename_of(objs[i].path);
-    if (i == 0) {
-      char buf[4096];
-      const ssize_t r = readlink("/proc/self/exe", buf, sizeof buf - 1);
-      if (r > 0) name = basename_of(std::string(buf, size_t(r)));
-    }
-    read_object(objs[i], name, &seen, &out);
-  }
+  read_object(o, o.name, &seen, &out);
+  return out;
+}
+
+std::vector<Function> list_functions() {
+  std::vector<Function> out;
+  std::set<std::pair<uintptr_t, std::string>> seen; // across objects too: one (address, name) once
+  for (const LoadedObject &o : loaded_objects()) read_object(o, o.name, &seen, &out);
   return out;
 }
 

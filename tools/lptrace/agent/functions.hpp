@@ -17,8 +17,21 @@ struct Function {
   uint64_t size = 0;
 };
 
-// Every (address, name) once: aliases (readdir and readdir64) are listed
-// under each of their names, so a pattern may name any of them.
+// A loaded ELF object: its file, the name patterns see (the basename; for the
+// executable the name of /proc/self/exe), and its load bias.
+struct LoadedObject {
+  std::string path;
+  std::string name;
+  uintptr_t bias = 0;
+  bool is_main = false; // the executable (the first object)
+};
+std::vector<LoadedObject> loaded_objects();
+
+// The functions of one object: every (address, name) once, aliases (readdir
+// and readdir64) listed under each of their names, so a pattern may name any.
+std::vector<Function> functions_of(const LoadedObject &o);
+
+// functions_of every loaded object, the executable's first.
 std::vector<Function> list_functions();
 
 // `[OBJECT_GLOB:]FUNCTION_GLOB` (fnmatch). OBJECT_GLOB "main" also matches the

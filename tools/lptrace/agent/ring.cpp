@@ -12,12 +12,14 @@ __thread Ring *t_ring __attribute__((tls_model("initial-exec"))) = nullptr;
 
 Ring *Rings::mine() {
   if (Ring *r = t_ring) return r;
-  const size_t bytes = sizeof(Ring) + (cap_ - 1) * sizeof(Event);
+  const uint64_t cap = cap_.load(std::memory_order_relaxed);
+  if (cap == 0) return nullptr;
+  const size_t bytes = sizeof(Ring) + (cap - 1) * sizeof(Event);
   void *m = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (m == MAP_FAILED) return nullptr;
   auto *r = static_cast<Ring *>(m);
   r->tid = int(syscall(SYS_gettid));
-  r->cap = cap_;
+  r->cap = cap;
   r->n.store(0, std::memory_order_relaxed);
   Ring *h = head_.load(std::memory_order_relaxed);
   do r->next = h;

@@ -28,15 +28,17 @@ struct Ring {
 class Rings {
 public:
   // 0: recording off.
-  void set_capacity(uint64_t events_per_thread) { cap_ = events_per_thread; }
-  bool on() const { return cap_ != 0; }
+  // Set once: at the start (lptrace run) or by `record N` before the first
+  // probe of an attach. A ring already mapped keeps its size.
+  void set_capacity(uint64_t events_per_thread) { cap_.store(events_per_thread, std::memory_order_relaxed); }
+  bool on() const { return cap_.load(std::memory_order_relaxed) != 0; }
   void add(uint32_t fn, uint64_t ts, uint64_t dur);
   std::vector<const Ring *> all() const;
   void forget_all(); // a fork child: the parent's rings are the parent's
 
 private:
   Ring *mine();
-  uint64_t cap_ = 0;
+  std::atomic<uint64_t> cap_{0};
   std::atomic<Ring *> head_{nullptr};
 };
 

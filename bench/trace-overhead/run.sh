@@ -62,6 +62,19 @@ printf '  %-28s %10.2f ns/iteration\n' "untraced" "$base"
 row "lptrace run --exit" "$lp" "lptrace failed: $(head -c 200 "$tmp/err")"
 row "uftrace record -P" "$uf" "${uf_why:-}"
 row "bpftrace uprobe+uretprobe" "$bp" "${bp_why:-}"
+# The clock floor: a tracer that times every call reads a clock twice per
+# call, 4 times per iteration here (lptrace: the TSC; uftrace: clock_gettime).
+clk=$("$wl" clock 10000000)
+tsc=$(sed -n 's/.* rdtsc \([0-9.]*\) ns\/read.*/\1/p' <<<"$clk")
+cgt=$(sed -n 's/.* clock_gettime \([0-9.]*\) ns\/read.*/\1/p' <<<"$clk")
+[[ -n $tsc ]] && printf '  %-28s %10.2f ns/read (lptrace)\n' "clock: rdtsc" "$tsc"
+printf '  %-28s %10.2f ns/read (uftrace)\n' "clock: clock_gettime" "$cgt"
+beyond() { # name traced reads-cost-per-read
+  [[ -n $2 && -n $3 ]] || return 0
+  awk -v n="$1" -v t="$2" -v c="$3" -v b="$base" 'BEGIN { printf "  %-28s %10.2f ns/iteration beyond its 4 clock reads\n", n, t - b - 4 * c }'
+}
+beyond "lptrace run --exit" "$lp" "${tsc:-$cgt}"
+beyond "uftrace record -P" "$uf" "$cgt"
 ratio() { # name traced
   [[ -n $2 && -n $lp ]] || return 0
   awk -v n="$1" -v t="$2" -v l="$lp" -v b="$base" 'BEGIN { printf "  overhead %s / lptrace: %.1fx\n", n, (t - b) / (l - b) }'

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # lptrace end to end (label lptrace): usage: run.sh CASE LPTRACE WORKLOAD SCRATCH
-#   CASE  counts | exits | fork | exec | exec_image | dlopen | signal | debian | bad | attach | ctl |
-#         attach_refused | record | interval
+#   CASE  counts | exits | fork | exec | exec_image | dlopen | signal | debian | bad | attach | attach_start |
+#         ctl | attach_refused | record | interval
 # Runs lptrace on the workload (known call counts, tests/lptrace/workload.c)
 # and on Debian's own programs, and checks the reports exactly (JSON, read
 # with python3). Exit 0 pass, 1 fail.
@@ -231,6 +231,22 @@ xs = [e for e in t["traceEvents"] if e["ph"] == "X"]
 assert len(xs) == int(sys.argv[2]) and t["otherData"]["dropped_events"] == int(sys.argv[3]), (len(xs), t["otherData"])
 PY2
   "$lptrace" run --record x.json --ring 0 -f x -- true 2>r0.txt && fail "--ring 0 accepted"
+  ;;
+attach_start)
+  # Attached the instant it was started (`prog & lptrace attach $!`): the
+  # process may still be in exec or in the loader; lptrace waits until its
+  # libc is initialised (a dlopen made to run earlier crashed it). 10 times.
+  for i in $(seq 10); do
+    "$workload" 2 0 >wl.out &
+    bg=$!
+    "$lptrace" attach "$bg" --duration 0.2 -f 'main:wl_*' 2>a.err || { kill -KILL $bg; fail "attach $i failed: $(cat a.err)"; }
+    grep -q "main:wl_\*: 4 matched, 4 probed, 0 failed" a.err || { kill -KILL $bg; fail "attach $i: $(cat a.err)"; }
+    kill -TERM "$bg"
+    wait "$bg"
+    st=$?
+    [[ $st -eq 0 ]] || fail "attach $i: the workload exited $st: $(cat wl.out)"
+    grep -q "0 wrong" wl.out || fail "attach $i: the workload saw wrong results: $(cat wl.out)"
+  done
   ;;
 attach | attach_refused | ctl)
   # A multi-threaded workload lptrace did not start, calling (and checking)

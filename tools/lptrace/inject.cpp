@@ -69,6 +69,14 @@ bool wait_stop(pid_t pid, int *sig, std::string *why) {
   }
 }
 
+bool peek(pid_t pid, uintptr_t addr, void *data, size_t len) {
+  const int fd = open(("/proc/" + std::to_string(pid) + "/mem").c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool ok = pread(fd, data, len, off_t(addr)) == ssize_t(len);
+  close(fd);
+  return ok;
+}
+
 bool poke(pid_t pid, uintptr_t addr, const void *data, size_t len) {
   const int fd = open(("/proc/" + std::to_string(pid) + "/mem").c_str(), O_RDWR | O_CLOEXEC);
   if (fd < 0) return false;
@@ -94,6 +102,40 @@ int inject_agent(pid_t pid, const std::string &agent, std::string *why) {
     *why = "ptrace is disabled on this machine (/proc/sys/kernel/yama/ptrace_scope is 3)";
     return 1;
   }
+  // Where the target's dlopen is: ours, moved to its libc.
+  void *self_dlopen = dlsym(RTLD_DEFAULT, "dlopen");
+  Dl_info di{};
+  if (!self_dlopen || !dladdr(self_dlopen, &di) || !di.dli_fname) {
+    *why = "cannot find dlopen in lptrace's own libc";
+    return 1;
+  }
+  char real[PATH_MAX];
+  const std::string libc = realpath(di.dli_fname, real) ? real : di.dli_fname;
+  // A process attached right after its start (`prog & lptrace attach $!`)
+  // may still be exec'ing or in the dynamic loader: libc not mapped yet, or
+  // mapped but not initialised -- a dlopen made to run then crashes it (seen:
+  // glibc's allocate_stack assertion, its default thread attributes not set
+  // yet). Its `__environ` is set by libc's initialisation, after the loader's
+  // __libc_early_init: wait (up to 2 s) until the target's is non-null. A
+  // program that cleared its environment reads null for ever: after 2 s it
+  // is long past its start. Without permission to read its memory there is
+  // nothing to wait for: PTRACE_ATTACH below says why.
+  {
+    void *self_env = dlsym(RTLD_DEFAULT, "__environ");
+    const uintptr_t self_base0 = reinterpret_cast<uintptr_t>(di.dli_fbase);
+    Dl_info ei{};
+    const bool env_in_libc = self_env && dladdr(self_env, &ei) && ei.dli_fbase == di.dli_fbase;
+    auto initialised = [&] {
+      const uintptr_t base = mapping_base(pid, libc);
+      if (base == 0) return false;
+      if (!env_in_libc) return true;
+      uint64_t v = 0;
+      return peek(pid, base + (reinterpret_cast<uintptr_t>(self_env) - self_base0), &v, sizeof v) && v != 0;
+    };
+    const std::string mem = "/proc/" + std::to_string(pid) + "/mem";
+    if (access(mem.c_str(), R_OK) == 0)
+      for (int i = 0; i < 200 && !initialised() && kill(pid, 0) == 0; ++i) usleep(10000);
+  }
   if (ptrace(PTRACE_ATTACH, pid, nullptr, nullptr) != 0) {
     *why = errno == ESRCH ? "no process " + std::to_string(pid) : ptrace_refusal(pid, errno);
     return 1;
@@ -112,15 +154,7 @@ int inject_agent(pid_t pid, const std::string &agent, std::string *why) {
     *why = reason;
     return 1;
   };
-  // Where the target's dlopen is: ours, moved to its libc (read once attached:
-  // /proc/PID/maps needs the same permission as ptrace).
-  void *self_dlopen = dlsym(RTLD_DEFAULT, "dlopen");
-  Dl_info di{};
-  if (!self_dlopen || !dladdr(self_dlopen, &di) || !di.dli_fname) {
-    return give_back("cannot find dlopen in lptrace's own libc");
-  }
-  char real[PATH_MAX];
-  const std::string libc = realpath(di.dli_fname, real) ? real : di.dli_fname;
+  // The libc mapping, read again now that the process is stopped.
   const uintptr_t self_base = reinterpret_cast<uintptr_t>(di.dli_fbase);
   const uintptr_t target_base = mapping_base(pid, libc);
   if (target_base == 0) {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # lptrace end to end (label lptrace): usage: run.sh CASE LPTRACE WORKLOAD SCRATCH
 #   CASE  counts | exits | fork | exec | exec_image | dlopen | signal | debian | bad | attach | attach_start |
-#         ctl | attach_refused | record | interval
+#         ctl | attach_refused | record | interval | docs
 # Runs lptrace on the workload (known call counts, tests/lptrace/workload.c)
 # and on Debian's own programs, and checks the reports exactly (JSON, read
 # with python3). Exit 0 pass, 1 fail.
@@ -231,6 +231,22 @@ xs = [e for e in t["traceEvents"] if e["ph"] == "X"]
 assert len(xs) == int(sys.argv[2]) and t["otherData"]["dropped_events"] == int(sys.argv[3]), (len(xs), t["otherData"])
 PY2
   "$lptrace" run --record x.json --ring 0 -f x -- true 2>r0.txt && fail "--ring 0 accepted"
+  ;;
+docs)
+  # The documentation's lptrace blocks, run verbatim (tests/farm/scripts/run-doc-block.sh:
+  # a temp dir where build/host is this build tree).
+  src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+  build=$(cd "$(dirname "$lptrace")/../.." && pwd)
+  doc_block() { # DOC MARKER REGEX...: the block's output has a line matching each REGEX
+    local doc=$1 marker=$2
+    shift 2
+    bash "$src/tests/farm/scripts/run-doc-block.sh" "$src/$doc" "$marker" "$build" 60 >"$marker.log" 2>&1 ||
+      fail "$doc block $marker failed: $(tail -20 "$marker.log")"
+    local re
+    for re in "$@"; do grep -Eq "$re" "$marker.log" || fail "$doc block $marker: no line matching '$re': $(tail -20 "$marker.log")"; done
+  }
+  doc_block docs/lptrace.md lptrace-dlopen '^  libbz2\.so\.1\.0:BZ2_bzCompressInit +1 ' '^  libbz2\.so\.1\.0:BZ2_bzCompressEnd +1 ' \
+    '3 function\(s\) matched, 3 probed'
   ;;
 attach_start)
   # Attached the instant it was started (`prog & lptrace attach $!`): the

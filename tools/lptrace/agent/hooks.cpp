@@ -122,6 +122,7 @@ void end_entry(lp_regs *, void *u) {
   if (!a || a->out.empty() || getpid() != g_pid) return;
   if (h->kind == HookKind::end_exec && !saw_calls(a)) return;
   write_report();
+  if (h->kind == HookKind::end_exit) stop_server_files(); // (an exec that fails keeps serving)
 }
 
 std::atomic<int> g_wake{-1};

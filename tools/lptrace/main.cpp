@@ -1,6 +1,6 @@
 // lptrace: a function tracer built on libpatch.
 //   lptrace run [-f PATTERN]... [--exit] [--per-thread] [--json] [-o FILE] [--record TRACE [--ring N]]
-//               [--interval S] -- PROGRAM ARGS...
+//               [--interval S] [--agent SO] [--sysroot DIR] -- PROGRAM ARGS...
 //   lptrace attach PID -f PATTERN... [--exit] [--duration S] [--keep] [--json] [-o FILE] [--record TRACE [--ring N]]
 //   lptrace detach PID
 //   lptrace ctl PID enable|disable PATTERN [--exit] | stats [--json]
@@ -9,6 +9,7 @@
 // prints per process what it saw when the program ends. `attach` loads the
 // agent into a running process (inject.hpp), probes, waits, prints, and
 // removes every probe again; `ctl` talks to the agent of a traced process.
+#include <elf.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -66,6 +67,158 @@ std::string find_agent(std::string *why) {
   return "";
 }
 
+// ---- run: foreign programs (riscv64 under qemu-user) ----
+// `run` reads PROGRAM's ELF header: a program of this host's machine runs
+// natively with the agent in LD_PRELOAD (above); a riscv64 one on a host that
+// is not riscv64 runs as
+//   qemu-riscv64 -L SYSROOT -0 PROGRAM -E LD_PRELOAD=AGENT -E LPTRACE_...=... PATH ARGS...
+// with a riscv64 agent (the riscv64 presets build one). Without binfmt_misc
+// that is the only way to start it, and it keeps the riscv64 agent out of the
+// host's LD_PRELOAD (qemu's own x86-64 loader would refuse it) and the
+// environment lptrace adds in the guest's. What cannot work there: a static
+// program (no PT_INTERP: no loader reads LD_PRELOAD, refused), programs the
+// guest exec()s (qemu-user hands execve to the host kernel, which cannot run
+// a riscv64 ELF without binfmt_misc: ENOEXEC), attach (inject.cpp is x86-64
+// ptrace code, and the tracee would be qemu).
+#if defined(__x86_64__)
+constexpr uint16_t kHostMachine = EM_X86_64;
+#elif defined(__riscv) && __riscv_xlen == 64
+constexpr uint16_t kHostMachine = EM_RISCV;
+#elif defined(__aarch64__)
+constexpr uint16_t kHostMachine = EM_AARCH64;
+#else
+#error "lptrace: unknown host machine"
+#endif
+
+struct ElfInfo {
+  bool elf = false; // false: not an ELF file (a script, ...): run as today
+  bool is64 = false;
+  bool little = false;
+  uint16_t type = 0, machine = 0;
+  bool dynamic = false; // has PT_INTERP: a loader that reads LD_PRELOAD
+  std::string interp;
+};
+
+// False if PATH cannot be read; a short or foreign file is just not an ELF.
+bool read_elf(const std::string &path, ElfInfo *out) {
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  ElfInfo e;
+  unsigned char id[EI_NIDENT] = {};
+  if (pread(fd, id, sizeof id, 0) == ssize_t(sizeof id) && std::memcmp(id, ELFMAG, SELFMAG) == 0 &&
+      (id[EI_CLASS] == ELFCLASS32 || id[EI_CLASS] == ELFCLASS64)) {
+    e.elf = true;
+    e.is64 = id[EI_CLASS] == ELFCLASS64;
+    e.little = id[EI_DATA] == ELFDATA2LSB;
+    uint64_t phoff = 0;
+    unsigned phnum = 0, phentsize = 0;
+    if (e.is64) {
+      Elf64_Ehdr h{};
+      if (pread(fd, &h, sizeof h, 0) == ssize_t(sizeof h))
+        e.type = h.e_type, e.machine = h.e_machine, phoff = h.e_phoff, phnum = h.e_phnum, phentsize = h.e_phentsize;
+    } else {
+      Elf32_Ehdr h{};
+      if (pread(fd, &h, sizeof h, 0) == ssize_t(sizeof h))
+        e.type = h.e_type, e.machine = h.e_machine, phoff = h.e_phoff, phnum = h.e_phnum, phentsize = h.e_phentsize;
+    }
+    // The program headers of a 64-bit little-endian file (every one run or
+    // loaded here): PT_INTERP.
+    if (e.is64 && e.little && phentsize == sizeof(Elf64_Phdr))
+      for (unsigned i = 0; i < phnum && i < 4096; ++i) {
+        Elf64_Phdr ph{};
+        if (pread(fd, &ph, sizeof ph, off_t(phoff + uint64_t(i) * sizeof ph)) != ssize_t(sizeof ph)) break;
+        if (ph.p_type != PT_INTERP) continue;
+        e.dynamic = true;
+        std::string s(size_t(std::min<uint64_t>(ph.p_filesz, 4096)), '\0');
+        if (pread(fd, s.data(), s.size(), off_t(ph.p_offset)) == ssize_t(s.size())) e.interp = s.c_str();
+        break;
+      }
+  }
+  close(fd);
+  *out = e;
+  return true;
+}
+
+std::string machine_name(const ElfInfo &e) {
+  switch (e.machine) {
+  case EM_X86_64: return e.is64 ? "x86-64" : "x32";
+  case EM_386: return "i386";
+  case EM_RISCV: return e.is64 ? "riscv64" : "riscv32";
+  case EM_AARCH64: return "aarch64";
+  case EM_ARM: return "arm";
+  default: return "ELF machine " + std::to_string(e.machine);
+  }
+}
+
+// execvp's search: NAME with a '/' as it is, else the first executable
+// regular file NAME in $PATH. "" if there is none.
+std::string resolve_in_path(const std::string &name) {
+  if (name.empty()) return "";
+  if (name.find('/') != std::string::npos) return name;
+  const char *p = std::getenv("PATH");
+  const std::string path = p ? p : "/bin:/usr/bin";
+  for (size_t at = 0; at <= path.size();) {
+    const size_t colon = std::min(path.find(':', at), path.size());
+    const std::string dir = colon > at ? path.substr(at, colon - at) : ".";
+    const std::string c = dir + "/" + name;
+    struct stat st {};
+    if (stat(c.c_str(), &st) == 0 && S_ISREG(st.st_mode) && access(c.c_str(), X_OK) == 0) return c;
+    at = colon + 1;
+  }
+  return "";
+}
+
+// The agent for a program of `prog`'s machine: --agent (any machine), else
+// the native agent (find_agent) or, for riscv64, $LPTRACE_AGENT_RISCV64, else
+// ../lib/riscv64-linux-gnu/libpatch-trace.so next to lptrace (an install).
+// The file must be a shared object of the program's machine (`check`: the
+// program is an ELF file lptrace could read).
+std::string find_agent_for(const ElfInfo &prog, const std::string &name, const std::string &opt, bool check,
+                           std::string *why) {
+  std::string agent, from;
+  const std::string mach = machine_name(prog);
+  if (!opt.empty()) {
+    if (access(opt.c_str(), R_OK) != 0) {
+      *why = "--agent " + opt + ": " + std::strerror(errno);
+      return "";
+    }
+    agent = std::filesystem::absolute(opt).string();
+    from = "--agent ";
+  } else if (prog.machine == kHostMachine) {
+    agent = find_agent(why);
+    if (agent.empty()) return "";
+  } else if (const char *e = std::getenv("LPTRACE_AGENT_RISCV64"); e && *e) {
+    if (access(e, R_OK) != 0) {
+      *why = std::string("LPTRACE_AGENT_RISCV64=") + e + ": " + std::strerror(errno);
+      return "";
+    }
+    agent = std::filesystem::absolute(e).string();
+    from = "LPTRACE_AGENT_RISCV64=";
+  } else {
+    const std::string c = self_dir() + "/../lib/riscv64-linux-gnu/libpatch-trace.so";
+    if (access(c.c_str(), R_OK) != 0) {
+      *why = name + " is built for " + mach + " and no " + mach + " agent was found: pass --agent " +
+             "build/riscv64-gc/tools/lptrace/libpatch-trace.so (built by the riscv64-gc and riscv64-g presets), " +
+             "set LPTRACE_AGENT_RISCV64, or install it as " + c;
+      return "";
+    }
+    agent = std::filesystem::canonical(c).string();
+  }
+  ElfInfo a;
+  if (!check) return agent;
+  if (!read_elf(agent, &a) || !a.elf || a.type != ET_DYN) {
+    *why = "the agent " + from + agent + " is not an ELF shared object";
+    return "";
+  }
+  if (a.machine != prog.machine || a.is64 != prog.is64) {
+    *why = "the agent " + from + agent + " is built for " + machine_name(a) + ", but " + name + " is built for " +
+           mach + ": the agent must be built for the program's machine" +
+           (prog.machine == EM_RISCV ? " (build/riscv64-gc/tools/lptrace/libpatch-trace.so)" : "");
+    return "";
+  }
+  return agent;
+}
+
 // --interval: one live line per tick on a terminal (calls/s of the busiest
 // functions of the traced process, from its agent's stats), nothing when
 // stderr is not a terminal.
@@ -107,13 +260,70 @@ bool patterns_ok(const std::vector<std::string> &patterns) {
 }
 
 int run(const std::vector<std::string> &patterns, bool exits, bool json, bool per_thread, const std::string &out_file,
-        const std::string &record, uint64_t ring, double interval, const std::vector<std::string> &cmd) {
+        const std::string &record, uint64_t ring, double interval, const std::string &agent_opt,
+        const std::string &sysroot, const std::vector<std::string> &cmd) {
   if (!patterns_ok(patterns)) return 2;
+  // PROGRAM's machine: natively, or a riscv64 program under qemu-riscv64. A
+  // file that is not there or not an ELF file (a script) runs as today.
+  const std::string prog_path = resolve_in_path(cmd[0]);
+  ElfInfo prog;
+  const bool known = !prog_path.empty() && read_elf(prog_path, &prog) && prog.elf;
+  if (!known) {
+    prog = ElfInfo{};
+    prog.elf = prog.is64 = prog.little = true;
+    prog.machine = kHostMachine;
+  }
+  ElfInfo host;
+  host.is64 = true;
+  host.machine = kHostMachine;
+  const bool native = prog.is64 && prog.machine == kHostMachine;
+  const bool qemu = !native && prog.is64 && prog.little && prog.machine == EM_RISCV;
+  if (!native && !qemu) {
+    std::fprintf(stderr,
+                 "lptrace: %s is built for %s: lptrace runs %s programs natively and riscv64 ones under "
+                 "qemu-riscv64, nothing else\n",
+                 prog_path.c_str(), machine_name(prog).c_str(), machine_name(host).c_str());
+    return 2;
+  }
   std::string why;
-  const std::string agent = find_agent(&why);
+  const std::string agent = find_agent_for(prog, prog_path, agent_opt, known, &why);
   if (agent.empty()) {
     std::fprintf(stderr, "lptrace: %s\n", why.c_str());
     return 2;
+  }
+  std::string qemu_path;
+  if (qemu) {
+    if (!prog.dynamic) {
+      std::fprintf(stderr,
+                   "lptrace: %s is a statically linked riscv64 program (no PT_INTERP): no dynamic loader runs in it, "
+                   "so LD_PRELOAD cannot load the agent; link it without -static\n",
+                   prog_path.c_str());
+      return 2;
+    }
+    qemu_path = resolve_in_path("qemu-riscv64");
+    if (qemu_path.empty()) {
+      std::fprintf(stderr,
+                   "lptrace: %s is a riscv64 program: it runs under qemu-riscv64 (no binfmt_misc is used), which is not "
+                   "in PATH (Debian: apt-get install qemu-user)\n",
+                   prog_path.c_str());
+      return 2;
+    }
+    struct stat st {};
+    const std::string loader = sysroot + prog.interp;
+    if (stat(sysroot.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || access(loader.c_str(), R_OK) != 0) {
+      std::fprintf(stderr,
+                   "lptrace: %s needs the loader %s, which is not in the riscv64 sysroot %s (--sysroot DIR; Debian: "
+                   "apt-get install libc6-riscv64-cross)\n",
+                   prog_path.c_str(), prog.interp.c_str(), sysroot.c_str());
+      return 2;
+    }
+    // qemu-user splits every -E argument at commas (getsubopt style); the
+    // agent's path goes there (not into the host's LD_PRELOAD: qemu's own
+    // loader would try to preload a riscv64 object).
+    if (agent.find(',') != std::string::npos) {
+      std::fprintf(stderr, "lptrace: the agent's path %s holds a ',': qemu-riscv64 -E cannot pass it\n", agent.c_str());
+      return 2;
+    }
   }
   std::string tmpl = (std::filesystem::temp_directory_path() / "lptrace-XXXXXX").string();
   if (!mkdtemp(tmpl.data())) {
@@ -126,6 +336,33 @@ int run(const std::vector<std::string> &patterns, bool exits, bool json, bool pe
   std::string preload = agent;
   if (const char *old = std::getenv("LD_PRELOAD"); old && *old) preload += std::string(":") + old;
 
+  // The guest's environment under qemu: -E VAR=VALUE each (newlines pass
+  // unchanged, LPTRACE_FUNCS holds one pattern per line). A value with a ','
+  // (a glob like '[a,b]*', a TMPDIR) cannot go through -E: it is put in
+  // qemu's own environment instead, which qemu-user gives the guest as its
+  // initial environment (qemu reads no LPTRACE_* variable itself).
+  std::vector<std::pair<std::string, std::string>> guest_env{
+      {"LPTRACE_FUNCS", funcs}, {"LPTRACE_OUT", dir + "/report"}, {"LPTRACE_EXIT", exits ? "1" : "0"}};
+  if (!record.empty()) guest_env.emplace_back("LPTRACE_RECORD", std::to_string(ring));
+  std::vector<std::string> qemu_argv, qemu_env;
+  if (qemu) {
+    // LPTRACE_QEMU=1: the agent's cue that it runs under qemu-user, whose
+    // 7.2 aborts when a fork child of a multi-threaded guest creates a thread
+    // (plugins/core.c: qemu_plugin_vcpu_init_hook: assertion failed).
+    qemu_argv = {qemu_path, "-L", sysroot, "-0", cmd[0], "-E", "LD_PRELOAD=" + agent, "-E", "LPTRACE_QEMU=1"};
+    for (const auto &[k, v] : guest_env) {
+      if (v.find(',') != std::string::npos) {
+        qemu_env.push_back(k);
+        continue;
+      }
+      qemu_argv.push_back("-E");
+      qemu_argv.push_back(k + "=" + v);
+    }
+    qemu_argv.push_back(prog_path);
+    qemu_argv.insert(qemu_argv.end(), cmd.begin() + 1, cmd.end());
+  }
+  const std::string &exec_name = qemu ? qemu_path : cmd[0];
+
   int ready[2];
   if (pipe2(ready, O_CLOEXEC) != 0) return 1;
   const pid_t pid = fork();
@@ -135,15 +372,20 @@ int run(const std::vector<std::string> &patterns, bool exits, bool json, bool pe
   }
   if (pid == 0) {
     close(ready[0]);
-    setenv("LD_PRELOAD", preload.c_str(), 1);
-    setenv("LPTRACE_FUNCS", funcs.c_str(), 1);
-    setenv("LPTRACE_OUT", (dir + "/report").c_str(), 1);
-    setenv("LPTRACE_EXIT", exits ? "1" : "0", 1);
-    if (!record.empty()) setenv("LPTRACE_RECORD", std::to_string(ring).c_str(), 1);
     std::vector<char *> argv;
-    for (const std::string &a : cmd) argv.push_back(const_cast<char *>(a.c_str()));
-    argv.push_back(nullptr);
-    execvp(argv[0], argv.data());
+    if (qemu) {
+      for (const auto &[k, v] : guest_env)
+        if (std::find(qemu_env.begin(), qemu_env.end(), k) != qemu_env.end()) setenv(k.c_str(), v.c_str(), 1);
+      for (const std::string &a : qemu_argv) argv.push_back(const_cast<char *>(a.c_str()));
+      argv.push_back(nullptr);
+      execv(argv[0], argv.data());
+    } else {
+      setenv("LD_PRELOAD", preload.c_str(), 1);
+      for (const auto &[k, v] : guest_env) setenv(k.c_str(), v.c_str(), 1);
+      for (const std::string &a : cmd) argv.push_back(const_cast<char *>(a.c_str()));
+      argv.push_back(nullptr);
+      execvp(argv[0], argv.data());
+    }
     const int e = errno;
     (void)!write(ready[1], &e, sizeof e);
     _exit(127);
@@ -181,7 +423,7 @@ int run(const std::vector<std::string> &patterns, bool exits, bool json, bool pe
     }
   }
   if (exec_failed) {
-    std::fprintf(stderr, "lptrace: cannot run %s: %s\n", cmd[0].c_str(), std::strerror(exec_errno));
+    std::fprintf(stderr, "lptrace: cannot run %s: %s\n", exec_name.c_str(), std::strerror(exec_errno));
     std::filesystem::remove_all(dir);
     return 127;
   }
@@ -247,6 +489,16 @@ int attach(pid_t pid, const std::vector<std::string> &patterns, bool exits, doub
   nlohmann::json reply;
   std::string why;
   if (!lptrace::ctl_request(pid, "stats", &reply, &why)) {
+    // A program under qemu-user: the agent would be loaded into qemu itself.
+    char exe[4096];
+    const ssize_t n = readlink(("/proc/" + std::to_string(pid) + "/exe").c_str(), exe, sizeof exe - 1);
+    if (n > 0 && std::filesystem::path(std::string(exe, size_t(n))).filename().string().rfind("qemu-", 0) == 0) {
+      std::fprintf(stderr,
+                   "lptrace: process %d is %.*s, emulating another machine's program: the agent would load into qemu "
+                   "itself; start the program with `lptrace run` (then `lptrace ctl %d ...` works)\n",
+                   int(pid), int(n), exe, int(pid));
+      return 1;
+    }
     // No agent there yet: load one. The marker tells it it was attached.
     std::string agent = find_agent(&why);
     if (agent.empty()) {
@@ -379,6 +631,12 @@ int main(int argc, char **argv) {
       ->check(CLI::PositiveNumber);
   r->add_option("--ring", ring, "--record: the last N events of each thread are kept (default 100000)")
       ->check(CLI::Range(uint64_t(1), uint64_t(100000000)));
+  std::string agent_opt, sysroot = "/usr/riscv64-linux-gnu";
+  r->add_option("--agent", agent_opt,
+                "the agent to preload (libpatch-trace.so built for PROGRAM's machine; a riscv64 PROGRAM runs under "
+                "qemu-riscv64 with build/riscv64-gc/tools/lptrace/libpatch-trace.so, or $LPTRACE_AGENT_RISCV64)");
+  r->add_option("--sysroot", sysroot, "a riscv64 PROGRAM: qemu-riscv64 -L DIR, its libraries' root")
+      ->capture_default_str();
   r->add_option("command", cmd, "-- PROGRAM ARGS...")->required();
   r->positionals_at_end();
 
@@ -415,7 +673,7 @@ int main(int argc, char **argv) {
   } catch (const CLI::ParseError &e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
-  if (*r) return run(patterns, exits, json, per_thread, out_file, record, ring, interval, cmd);
+  if (*r) return run(patterns, exits, json, per_thread, out_file, record, ring, interval, agent_opt, sysroot, cmd);
   if (*at) return attach(pid_t(pid), patterns, exits, duration, keep, json, out_file, at_record, at_ring);
   if (*dt) return ctl(pid_t(pid), "detach", "", false, false);
   return ctl(pid_t(pid), verb, pattern, exits, json);

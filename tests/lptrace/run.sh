@@ -233,7 +233,7 @@ PY2
   "$lptrace" run --record x.json --ring 0 -f x -- true 2>r0.txt && fail "--ring 0 accepted"
   ;;
 docs)
-  # The documentation's lptrace blocks, run verbatim (tests/farm/scripts/run-doc-block.sh:
+  # The documentation's lptrace blocks (docs/lptrace.md, README.md), run verbatim (tests/farm/scripts/run-doc-block.sh:
   # a temp dir where build/host is this build tree).
   src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
   build=$(cd "$(dirname "$lptrace")/../.." && pwd)
@@ -247,6 +247,9 @@ docs)
   }
   doc_block docs/lptrace.md lptrace-dlopen '^  libbz2\.so\.1\.0:BZ2_bzCompressInit +1 ' '^  libbz2\.so\.1\.0:BZ2_bzCompressEnd +1 ' \
     '3 function\(s\) matched, 3 probed'
+  doc_block README.md readme-lptrace-ls '^  libc\.so\.6:opendir +1 ' '^  libc\.so\.6:readdir +[0-9]+ ' '^  libc\.so\.6:malloc +[0-9]+ '
+  doc_block README.md readme-lptrace-attach '^lptrace: [0-9]+: libc\.so\*:write: 1 matched, 1 probed, 0 failed$' \
+    '^  libc\.so\.6:write +[0-9]+ '
   ;;
 attach_start)
   # Attached the instant it was started (`prog & lptrace attach $!`): the

@@ -391,6 +391,36 @@ class SshExecutor final : public Executor {
     return a;
   }
 
+  // The connection options for scp: the operator's ssh options (port, key,
+  // known hosts, BatchMode...) in scp's spelling. -o, -i, -F, -J, -c and the
+  // flags -4 -6 -A -C -q -v mean the same to both; ssh -p PORT is scp -P PORT
+  // (scp -p preserves times); the other ssh letters that concern the
+  // connection become -o Name=value (scp -l limits bandwidth, -S names the
+  // ssh program, -D is an sftp server path); options of interactive sessions
+  // and forwardings (-t, -N, -L, -R, -E, ...) do not apply to a copy and are
+  // left out.
+  std::vector<std::string> scp_opts() const {
+    static const std::map<char, std::string> as_o = {{'l', "User"},          {'S', "ControlPath"},
+                                                     {'b', "BindAddress"},   {'B', "BindInterface"},
+                                                     {'m', "MACs"},          {'I', "PKCS11Provider"}};
+    std::vector<std::string> out;
+    const auto& o = cfg_.ssh_opts;
+    for (size_t i = 0; i < o.size(); ++i) {
+      const std::string& a = o[i];
+      if (a.size() < 2 || a[0] != '-') {
+        out.push_back(a);  // not an option: as given
+      } else if (std::strchr("BbcDEeFIiJLlmOoPpQRSWw", a[1])) {  // takes an argument: "-p 22" or "-p22"
+        std::string v = a.size() > 2 ? a.substr(2) : (i + 1 < o.size() ? o[++i] : std::string());
+        if (a[1] == 'p') out.insert(out.end(), {"-P", v});
+        else if (std::strchr("oiFJc", a[1])) out.insert(out.end(), {a.substr(0, 2), v});
+        else if (auto it = as_o.find(a[1]); it != as_o.end()) out.insert(out.end(), {"-o", it->second + "=" + v});
+      } else if (a.find_first_not_of("46ACqv", 1) == std::string::npos) {
+        out.push_back(a);
+      }
+    }
+    return out;
+  }
+
   ProcResult local(JobContext& ctx, std::vector<std::string> argv, std::chrono::milliseconds timeout,
                    bool stream_stdout = false) {
     ProcSpec ps;
@@ -470,8 +500,14 @@ class SshExecutor final : public Executor {
     }
     if (!local_bin.empty()) {
       // local_bin is absolute (no "host:" reading), the remote path is the checked dir.
-      auto p = local(ctx, {cfg_.scp, "-q", "--", local_bin, cfg_.ssh_host + ":" + dir + "/patch-stress"}, 300s);
-      if (!p.ok()) return infra("scp of the workload failed: exit " + std::to_string(p.exit_code) + " " + p.error);
+      std::vector<std::string> scp{cfg_.scp, "-q"};
+      auto opts = scp_opts();
+      scp.insert(scp.end(), opts.begin(), opts.end());
+      scp.insert(scp.end(), {"--", local_bin, cfg_.ssh_host + ":" + dir + "/patch-stress"});
+      auto p = local(ctx, std::move(scp), 300s);
+      if (!p.ok())
+        return infra("scp of the workload to " + cfg_.ssh_host + " failed: exit " + std::to_string(p.exit_code) + " " +
+                     p.error + farm::tail(p.err, 3, 400));
     }
     // 3. run it; stdout streams back and carries the JSON result
     std::string cmd = "cd " + shell_quote(dir) + " && ";
@@ -496,10 +532,14 @@ class SshExecutor final : public Executor {
     }
     if (p.timed_out) {
       // A hung board: get it back for the next job.
-      if (!power_cycle_and_wait(ctx, "job timed out (board hung?)") && !cfg_.power_cycle.empty())
+      if (!power_cycle_and_wait(ctx, "job timed out (board hung?)") && !cfg_.power_cycle.empty()) {
         r.set_message(r.message() + "; board did not come back after a power cycle");
-      else if (!cfg_.power_cycle.empty())
+      } else if (!cfg_.power_cycle.empty()) {
         r.set_message(r.message() + "; board power-cycled");
+        // The board is back: its storage survived the power cycle (a /tmp on
+        // disk), so the job's directory is removed as after any other job.
+        (void)ssh_cmd(ctx, "rm -rf " + shell_quote(dir), 60s);
+      }
       return r;
     }
     // 4. clean up (best effort)

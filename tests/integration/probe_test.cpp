@@ -94,6 +94,30 @@ TEST_P(LiveProbe, BatchOfSeveralProbesCostsThreeSyncs) {
   EXPECT_EQ(c.args[0], 4);
 }
 
+// lp_stats.kernel_icache_flushes: one per /proc/self/mem write on riscv64 (the
+// kernel's flush_icache_mm of every hart running us), plus the 2 writes of the
+// writer's open-time probe; none for mprotect, none on x86-64.
+TEST_P(LiveProbe, KernelIcacheFlushesCountProcmemWritesOnRiscv) {
+  Seen s;
+  lp_probe *pr = nullptr;
+  ASSERT_EQ(lp_probe_symbol(p_, "lpt_add", record, &s, &pr), 0);
+  lp_stats s0{}, s1{};
+  ASSERT_EQ(lp_patcher_stats(p_, &s0), 0);
+  ASSERT_EQ(lp_probe_enable(pr), 0);
+  ASSERT_EQ(lp_commit(p_), 0);
+  ASSERT_EQ(lp_probe_disable(pr), 0);
+  ASSERT_EQ(lp_commit(p_), 0);
+  ASSERT_EQ(lp_patcher_stats(p_, &s1), 0);
+  EXPECT_GT(s1.writes, s0.writes);
+#if defined(__riscv)
+  const bool flushes = std::get<1>(GetParam()) == LP_WRITER_PROCMEM;
+#else
+  const bool flushes = false;
+#endif
+  EXPECT_EQ(s1.kernel_icache_flushes - s0.kernel_icache_flushes, flushes ? s1.writes - s0.writes : 0u);
+  EXPECT_EQ(s1.kernel_icache_flushes, flushes ? s1.writes + 2 : 0u);
+}
+
 TEST_P(LiveProbe, ManyToggles) {
   Seen s;
   lp_probe *pr;

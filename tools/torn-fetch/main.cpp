@@ -3,6 +3,7 @@
 // docs/instruction-sites.md. Exit status: 0 when every shipped protocol is free of
 // torn states at its declared granule, 1 otherwise, 2 on usage errors.
 #include <cstdio>
+#include <algorithm>
 #include <cstring>
 #include <string>
 
@@ -13,15 +14,19 @@ using namespace lp::tornfetch;
 static void usage() {
   std::fprintf(stderr,
                "usage: torn-fetch [--json] [--examples] [--all-sites] [--no-naive] [--filter SUBSTR]\n"
-               "                  [--granules 1,2,4,8] [--max-pieces N] [--list]\n"
+               "                  [--granules 1,2,4,8] [--writers LIST] [--max-pieces N] [--list]\n"
                "  --json        machine-readable result (all cases, all granules, examples)\n"
                "  --examples    print one torn state per torn cell (protocol and naive write)\n"
                "  --all-sites   every relocatable boundary of the sample functions, not a few\n"
                "  --no-naive    skip the naive direct-write analysis\n"
                "  --filter S    only transitions whose name or hart contains S\n"
                "  --granules L  hardware store/fetch atomicities to try (default 1,2,4,8)\n"
+               "  --writers L   text writers to model (default mprotect,procmem,procmem-linux-6.1-naive):\n"
+               "                mprotect = one store of the granule; procmem = the shipped /proc/self/mem store\n"
+               "                plan through the kernel's memcpy; procmem-linux-6.1-naive = a granule-byte\n"
+               "                pwrite through Linux 6.1's riscv memcpy (riscv64 rows only; not shipped)\n"
                "  --max-pieces N  enumerate all 2^N states per epoch up to N pieces, else sample\n"
-               "exit status: 0 no torn state in a shipped protocol at its declared granule, 1 otherwise\n");
+               "exit status: 0 no torn state in a shipped protocol x writer at its declared granule, 1 otherwise\n");
 }
 
 int main(int argc, char **argv) {
@@ -48,6 +53,19 @@ int main(int argc, char **argv) {
         opt.granules.push_back(g);
         if (*p == ',') ++p;
       }
+    } else if (!std::strcmp(a, "--writers") && i + 1 < argc) {
+      opt.writers.clear();
+      const std::string list = argv[++i];
+      for (size_t p = 0; p <= list.size();) {
+        const size_t q = std::min(list.find(',', p), list.size());
+        Writer w;
+        if (!parse_writer(list.substr(p, q - p), &w)) {
+          usage();
+          return 2;
+        }
+        opt.writers.push_back(w);
+        p = q + 1;
+      }
     } else if (!std::strcmp(a, "-h") || !std::strcmp(a, "--help")) {
       usage();
       return 0;
@@ -62,7 +80,8 @@ int main(int argc, char **argv) {
     if (!filter.empty() && c.name.find(filter) == std::string::npos && c.hart.find(filter) == std::string::npos)
       continue;
     if (list) {
-      std::printf("%s  [%s]\n", c.name.c_str(), c.hart.c_str());
+      std::printf("%s  [%s] %s%s\n", c.name.c_str(), c.hart.c_str(), writer_name(c.writer),
+                  c.shipped ? "" : " (not shipped)");
       continue;
     }
     CaseResult r = analyse(c, opt);
@@ -71,7 +90,7 @@ int main(int argc, char **argv) {
   }
   if (list) return 0;
   std::fputs(json ? to_json(rs, opt).c_str() : to_table(rs, opt).c_str(), stdout);
-  if (!json) std::printf("\nverdict: %s\n", ok ? "no torn state in any shipped protocol at its declared granule"
-                                                : "TORN states in a shipped protocol at its declared granule");
+  if (!json) std::printf("\nverdict: %s\n", ok ? "no torn state in any shipped protocol x writer at its declared granule"
+                                                : "TORN states in a shipped protocol x writer at its declared granule");
   return ok ? 0 : 1;
 }

@@ -12,6 +12,7 @@
 #include "insn_evacuate.hpp"
 #include "mc/decoder.hpp"
 #include "mc/target.hpp"
+#include "platform/linux/text_writer.hpp"
 #include "riscv64/encoding.hpp"
 #include "riscv64/relocator.hpp"
 #include "samples.hpp"
@@ -35,7 +36,7 @@ std::string hex(const uint8_t *p, size_t n) {
 }
 
 // ---------------------------------------------------------------------------
-// Recording the shipped engine's stores and syncs.
+// Recording the shipped engine's stores and syncs, through a writer.
 
 struct Piece {
   uint32_t off;              // from the site start
@@ -48,21 +49,57 @@ struct Epoch {
 
 struct Recorder {
   uintptr_t base = 0;        // address of mem[0]
-  std::vector<uint8_t> mem;
+  std::vector<uint8_t> mem;  // [16 zeros][site][after][16 zeros], like site_state()
   std::vector<Epoch> epochs{1};
   uintptr_t site = 0;
-  uint32_t unit = 1;
+  uint32_t state_len = 0;    // bytes of the analysed state from the site start
+  uint32_t g = 1;            // hardware store/fetch atomicity
+  Writer writer = Writer::Mprotect;
+  std::string arch;
+  std::string error;
 };
 
 int rec_write(void *ctx, uintptr_t addr, const uint8_t *src, uint32_t g) {
   auto *r = static_cast<Recorder *>(ctx);
-  if (addr < r->base || addr + g > r->base + r->mem.size()) return -1;
-  for (uint32_t i = 0; i < g; ++i) r->mem[addr - r->base + i] = src[i];
-  for (uint32_t o = 0; o < g; o += r->unit) {
-    Piece p;
-    p.off = uint32_t(addr + o - r->site);
-    p.bytes.assign(src + o, src + o + std::min(r->unit, g - o));
-    r->epochs.back().pieces.push_back(std::move(p));
+  const uintptr_t word = addr & ~uintptr_t(3);
+  if (word < r->base || word + 4 > r->base + r->mem.size() || addr + g > r->base + r->mem.size()) return -1;
+  // What the text must hold afterwards: the engine's store and nothing else.
+  std::vector<uint8_t> expect = r->mem;
+  for (uint32_t i = 0; i < g; ++i) expect[addr - r->base + i] = src[i];
+  const std::vector<Store> stores = writer_stores(r->writer, r->arch, addr, src, g, &r->mem[word - r->base]);
+  if (stores.empty()) {
+    r->error = std::string("writer ") + writer_name(r->writer) + " refused a " + std::to_string(g) + "-byte store";
+    return -1;
+  }
+  for (const Store &st : stores) {
+    if (st.addr < r->base || st.addr + st.bytes.size() > r->base + r->mem.size()) {
+      r->error = std::string("writer ") + writer_name(r->writer) + " stores outside the text";
+      return -1;
+    }
+    // Each store is seen in pieces of the hardware atomicity. A piece that
+    // stores the value the text already holds is invisible and dropped; exact,
+    // since every store of a run is cut on the same aligned grid, so a later
+    // piece over the same unit can stand in for it in any subset. This is what
+    // lets a writer re-write neighbouring bytes (even outside the site).
+    const uint32_t unit = std::min<uint32_t>(r->g, uint32_t(st.bytes.size()));
+    for (uint32_t o = 0; o < st.bytes.size(); o += unit) {
+      const uintptr_t a = st.addr + o;
+      bool changes = false;
+      for (uint32_t i = 0; i < unit; ++i) changes |= r->mem[a - r->base + i] != st.bytes[o + i];
+      for (uint32_t i = 0; i < unit; ++i) r->mem[a - r->base + i] = st.bytes[o + i];
+      if (!changes) continue;
+      // Clip to the analysed state (the bytes cut off are unchanged: checked below).
+      const uintptr_t lo = std::max<uintptr_t>(a, r->site), hi = std::min<uintptr_t>(a + unit, r->site + r->state_len);
+      if (lo >= hi) continue;
+      Piece p;
+      p.off = uint32_t(lo - r->site);
+      p.bytes.assign(st.bytes.begin() + (lo - st.addr), st.bytes.begin() + (hi - st.addr));
+      r->epochs.back().pieces.push_back(std::move(p));
+    }
+  }
+  if (r->mem != expect) {
+    r->error = std::string("writer ") + writer_name(r->writer) + " left the text different from the engine's store";
+    return -1;
   }
   return 0;
 }
@@ -299,9 +336,12 @@ GranuleResult run_protocol(const Case &c, Analyser &a, uint32_t g, const Options
   rec.site = c.t.addr;
   rec.base = c.t.addr - 16;
   rec.mem.assign(16, 0);
-  rec.mem.insert(rec.mem.end(), c.t.old_bytes, c.t.old_bytes + c.t.len);
-  rec.mem.insert(rec.mem.end(), 16, 0);
-  rec.unit = std::min(g, c.granule);
+  const std::vector<uint8_t> state = site_state(c, c.t.old_bytes);
+  rec.mem.insert(rec.mem.end(), state.begin(), state.end());
+  rec.state_len = uint32_t(state.size());
+  rec.g = g;
+  rec.writer = c.writer;
+  rec.arch = c.arch;
   engine::EngineOps ops;
   ops.ctx = &rec;
   ops.granule = c.granule;
@@ -311,7 +351,8 @@ GranuleResult run_protocol(const Case &c, Analyser &a, uint32_t g, const Options
   engine::EngineStats st;
   const engine::EngineError e = engine::run_batch(ops, &c.t, 1, &st);
   if (e != engine::EngineError::Ok) {
-    err = "engine::run_batch refused the transition (error " + std::to_string(int(e)) + ")";
+    err = "engine::run_batch refused the transition (error " + std::to_string(int(e)) + ")" +
+          (rec.error.empty() ? "" : ": " + rec.error);
     return r;
   }
   rec.epochs.pop_back(); // opened by the final sync: empty
@@ -500,11 +541,94 @@ void instruction_sites(std::vector<Case> &out, const Options &opt) {
 
 } // namespace
 
+// ---------------------------------------------------------------------------
+// Writers: what the hardware sees for one engine store.
+
+const char *writer_name(Writer w) {
+  switch (w) {
+  case Writer::Mprotect: return "mprotect";
+  case Writer::Procmem: return "procmem";
+  case Writer::ProcmemLinux61Naive: return "procmem-linux-6.1-naive";
+  }
+  return "?";
+}
+
+bool parse_writer(const std::string &s, Writer *out) {
+  for (Writer w : {Writer::Mprotect, Writer::Procmem, Writer::ProcmemLinux61Naive})
+    if (s == writer_name(w)) {
+      *out = w;
+      return true;
+    }
+  return false;
+}
+
+std::vector<Store> linux61_memcpy_stores(const std::string &arch, uintptr_t dst, uintptr_t src, const uint8_t *data,
+                                         size_t n) {
+  std::vector<Store> out;
+  size_t i = 0; // bytes copied so far
+  auto store = [&](size_t len) {
+    out.push_back({dst + i, std::vector<uint8_t>(data + i, data + i + len)});
+    i += len;
+  };
+  if (arch != "riscv64") {
+    while (i < n) store(1); // rep movsb (x86-64; n = 1 is one movb in every variant)
+    return out;
+  }
+  // arch/riscv/lib/memcpy.S (6.1), SZREG = 8; a1 = src + i, t6 = dst + i.
+  if (n >= 128 && (dst & 7) == (src & 7)) {       // 15-20
+    if (dst & 7) {                                // 22: misaligned head, byte copy
+      const uintptr_t a3 = (src & ~uintptr_t(7)) + 8; // 27-28
+      while (src + i < a3) store(1);              // 31-36
+    }
+    const size_t blocks = (n - i) & ~size_t(16 * 8 - 1); // 40
+    for (size_t b = 0; b < blocks; b += 16 * 8)   // 43-78: 16 x REG_S (sd) per block
+      for (int k = 0; k < 16; ++k) store(8);
+  }
+  if (i == n) return out;                         // 83
+  const uintptr_t a1 = src + i, t6 = dst + i, a3 = src + n;
+  if (((a1 | t6 | a3) & 3) == 0) {                // 87-90: co-aligned to a word
+    while (i < n) store(4);                       // 91-96: lw/sw
+  } else {
+    while (i < n) store(1);                       // 100-105: lb/sb
+  }
+  return out;
+}
+
+std::vector<Store> writer_stores(Writer w, const std::string &arch, uintptr_t addr, const uint8_t *src,
+                                 uint32_t granule, const uint8_t *current) {
+  namespace lpl = lp::linux_platform;
+  switch (w) {
+  case Writer::Mprotect: // store_granule: one sb/sh/sw (mov) of the granule
+    return {{addr, std::vector<uint8_t>(src, src + granule)}};
+  case Writer::Procmem: {
+    // The shipped plan, then the kernel's copy of it from the bounce page.
+    const lpl::ProcmemStore st =
+        lpl::procmem_store_plan(lpl::procmem_kernel_copy(arch == "riscv64"), addr, src, granule, current);
+    if (st.len == 0) return {};
+    return linux61_memcpy_stores(arch, st.addr, kProcMemBouncePage, st.bytes, st.len);
+  }
+  case Writer::ProcmemLinux61Naive: // pwrite(src, granule, addr) as it was
+    return linux61_memcpy_stores(arch, addr, kProcMemBouncePage, src, granule);
+  }
+  return {};
+}
+
 std::vector<Case> shipped_cases(const Options &opt) {
+  std::vector<Case> base;
+  x86_entry(base);
+  riscv_entry(base);
+  instruction_sites(base, opt);
   std::vector<Case> out;
-  x86_entry(out);
-  riscv_entry(out);
-  instruction_sites(out, opt);
+  for (const Case &b : base)
+    for (Writer w : opt.writers) {
+      // The naive procmem row exists where the writer changed: on x86-64 the
+      // shipped procmem writer issues that same 1-byte pwrite.
+      if (w == Writer::ProcmemLinux61Naive && b.arch != "riscv64") continue;
+      Case c = b;
+      c.writer = w;
+      c.shipped = b.shipped && w != Writer::ProcmemLinux61Naive;
+      out.push_back(std::move(c));
+    }
   return out;
 }
 
@@ -576,7 +700,7 @@ std::string json_str(const std::string &s) {
 std::string to_table(const std::vector<CaseResult> &rs, const Options &opt) {
   std::string o;
   char line[512];
-  std::snprintf(line, sizeof line, "%-58s %-18s %2s |", "transition", "hart", "G");
+  std::snprintf(line, sizeof line, "%-58s %-18s %-23s %2s |", "transition", "hart", "writer", "G");
   o += line;
   for (uint32_t g : opt.granules) {
     std::snprintf(line, sizeof line, " %-14s", ("g=" + std::to_string(g)).c_str());
@@ -585,49 +709,61 @@ std::string to_table(const std::vector<CaseResult> &rs, const Options &opt) {
   o += "| needs  naive-needs\n";
   for (const CaseResult &r : rs) {
     if (!r.error.empty()) {
-      std::snprintf(line, sizeof line, "%-58s %-18s ERROR %s\n", r.c.name.c_str(), r.c.hart.c_str(),
-                    r.error.c_str());
+      std::snprintf(line, sizeof line, "%-58s %-18s %-23s ERROR %s\n", r.c.name.c_str(), r.c.hart.c_str(),
+                    writer_name(r.c.writer), r.error.c_str());
       o += line;
       continue;
     }
-    std::snprintf(line, sizeof line, "%-58.58s %-18s %2u |", r.c.name.c_str(), r.c.hart.c_str(), r.c.granule);
+    std::snprintf(line, sizeof line, "%-58.58s %-18s %-23s %2u |", r.c.name.c_str(), r.c.hart.c_str(),
+                  writer_name(r.c.writer), r.c.granule);
     o += line;
     for (const GranuleResult &g : r.protocol) {
       std::snprintf(line, sizeof line, " %-14s", cell(g).c_str());
       o += line;
     }
+    const char *mark = r.ok_at_declared ? (r.c.shipped ? "" : "   (not shipped)")
+                                        : (r.c.shipped ? "   <-- TORN AT DECLARED GRANULE"
+                                                       : "   (not shipped: torn at G, as expected)");
     std::snprintf(line, sizeof line, "| %-6s %s%s\n", g_label(r.min_g_protocol).c_str(),
-                  g_label(r.min_g_naive).c_str(), r.ok_at_declared ? "" : "   <-- TORN AT DECLARED GRANULE");
+                  g_label(r.min_g_naive).c_str(), mark);
     o += line;
   }
   // Per arch/hart summary.
-  o += "\nminimum write atomicity needed (bytes; over all transitions of the hart):\n";
-  std::map<std::string, std::pair<uint32_t, uint32_t>> need; // hart -> (protocol, naive); 0 = none
-  std::map<std::string, uint32_t> declared;
-  std::map<std::string, bool> pnone, nnone;
+  o += "\nminimum write atomicity needed (bytes; over all transitions of the hart, per writer):\n";
+  using Key = std::pair<std::string, std::string>; // (hart, writer)
+  std::map<Key, std::pair<uint32_t, uint32_t>> need; // -> (protocol, naive); 0 = none
+  std::map<Key, uint32_t> declared;
+  std::map<Key, bool> pnone, nnone, shipped;
   for (const CaseResult &r : rs) {
     if (!r.error.empty()) continue;
-    auto &n = need[r.c.hart];
-    declared[r.c.hart] = r.c.granule;
-    if (r.min_g_protocol == 0) pnone[r.c.hart] = true;
-    if (r.min_g_naive == 0) nnone[r.c.hart] = true;
+    const Key k{r.c.hart, writer_name(r.c.writer)};
+    auto &n = need[k];
+    declared[k] = r.c.granule;
+    shipped[k] = r.c.shipped;
+    if (r.min_g_protocol == 0) pnone[k] = true;
+    if (r.min_g_naive == 0) nnone[k] = true;
     n.first = std::max(n.first, r.min_g_protocol);
     n.second = std::max(n.second, r.min_g_naive);
   }
-  for (const auto &[hart, n] : need) {
-    std::snprintf(line, sizeof line, "  %-18s protocol: %-5s (declared granule %u)   naive direct write: %s\n",
-                  hart.c_str(), pnone[hart] ? ">8" : g_label(n.first).c_str(), declared[hart],
-                  nnone[hart] ? ">8 (torn at every g)" : g_label(n.second).c_str());
+  for (const auto &[k, n] : need) {
+    std::snprintf(line, sizeof line,
+                  "  %-18s %-23s protocol: %-5s (declared granule %u)   naive direct write: %s%s\n",
+                  k.first.c_str(), k.second.c_str(), pnone[k] ? ">8" : g_label(n.first).c_str(), declared[k],
+                  nnone[k] ? ">8 (torn at every g)" : g_label(n.second).c_str(), shipped[k] ? "" : "  (not shipped)");
     o += line;
   }
-  o += "\ncells: ok/<states> or TORN <torn states>/<states> (~ = sampled); G = declared store granule\n";
+  o += "\ncells: ok/<states> or TORN <torn states>/<states> (~ = sampled); G = declared store granule\n"
+       "writers: mprotect = one store of G bytes; procmem = the shipped /proc/self/mem store plan (riscv64: the\n"
+       "  aligned 4-byte word) through the kernel's memcpy; procmem-linux-6.1-naive = a G-byte pwrite through\n"
+       "  Linux 6.1's riscv memcpy (byte stores; the writer before the plan, not shipped)\n";
   if (opt.show_examples) {
     o += "\nexamples of torn states (site bytes as a fetching hart sees them, walk start, what it decodes):\n";
     for (const CaseResult &r : rs) {
       for (int m = 0; m < 2; ++m)
         for (const GranuleResult &g : m ? r.naive : r.protocol)
           if (!g.examples.empty())
-            o += "  " + r.c.name + " [" + r.c.hart + "] " + (m ? "naive" : "protocol") + " g=" + std::to_string(g.g) +
+            o += "  " + r.c.name + " [" + r.c.hart + ", " + writer_name(r.c.writer) + "] " +
+                 (m ? "naive" : "protocol") + " g=" + std::to_string(g.g) +
                  ": [" + g.examples[0].bytes + "] from +" + std::to_string(g.examples[0].start) + ": " +
                  g.examples[0].why + "\n";
     }
@@ -636,11 +772,12 @@ std::string to_table(const std::vector<CaseResult> &rs, const Options &opt) {
   bool any = false;
   for (const CaseResult &r : rs)
     for (const GranuleResult &g : r.protocol)
-      if (g.g == r.c.granule && !g.examples.empty()) {
+      if (r.c.shipped && g.g == r.c.granule && !g.examples.empty()) {
         if (!any) o += "\nTORN STATES OF SHIPPED PROTOCOLS AT THEIR GRANULE:\n";
         any = true;
         for (const Example &e : g.examples)
-          o += "  " + r.c.name + ": [" + e.bytes + "] from +" + std::to_string(e.start) + ": " + e.why + "\n";
+          o += "  " + r.c.name + " [" + writer_name(r.c.writer) + "]: [" + e.bytes + "] from +" +
+               std::to_string(e.start) + ": " + e.why + "\n";
       }
   return o;
 }
@@ -665,6 +802,7 @@ std::string to_json(const std::vector<CaseResult> &rs, const Options &opt) {
     if (!first) o += ",";
     first = false;
     o += "{\"name\":" + json_str(r.c.name) + ",\"arch\":" + json_str(r.c.arch) + ",\"hart\":" + json_str(r.c.hart) +
+         ",\"writer\":" + json_str(writer_name(r.c.writer)) + ",\"shipped\":" + (r.c.shipped ? "true" : "false") +
          ",\"kind\":" + json_str(r.c.kind) + ",\"site\":" + std::to_string(r.c.t.addr) +
          ",\"len\":" + std::to_string(r.c.t.len) + ",\"trap_len\":" + std::to_string(r.c.t.trap_len) +
          ",\"evacuate\":" + (r.c.t.evacuate ? "true" : "false") + ",\"granule\":" + std::to_string(r.c.granule) +

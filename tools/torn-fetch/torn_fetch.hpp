@@ -15,6 +15,17 @@
 //   torn - anything else (a different instruction, an illegal encoding that is not
 //          the site's trap, or a mix of old and new instructions)
 // The same is done for a naive direct write (no protocol) of the new bytes.
+//
+// Each engine store reaches the text through a writer, which decides the stores
+// the hardware really sees (Writer):
+//   mprotect                 one store of the protocol's granule (store_granule)
+//   procmem                  what the /proc/self/mem writer ships: the shipped
+//                            procmem_store_plan() (libpatch/platform/linux/
+//                            text_writer.hpp) copied by the kernel's memcpy model
+//   procmem-linux-6.1-naive  the granule-byte pwrite() as the writer issued it
+//                            before the plan, copied by Linux 6.1's riscv memcpy:
+//                            byte stores unless co-aligned (riscv64 only; NOT shipped,
+//                            the expected-negative row: torn on a hart with C)
 #pragma once
 
 #include <stdint.h>
@@ -34,13 +45,49 @@ enum class TrapRule : uint8_t {
 
 enum class Mode : uint8_t { Protocol, Naive };
 
+enum class Writer : uint8_t {
+  Mprotect,           // "mprotect"
+  Procmem,            // "procmem"
+  ProcmemLinux61Naive // "procmem-linux-6.1-naive"
+};
+const char *writer_name(Writer w);
+bool parse_writer(const std::string &s, Writer *out);
+
+// One store as the hardware executes it: `bytes` at `addr`, naturally aligned.
+struct Store {
+  uintptr_t addr = 0;
+  std::vector<uint8_t> bytes;
+};
+
+// Linux 6.1 copy_to_user_page()'s memcpy(dst, src, n) as the stores it issues,
+// in order: arch "riscv64" follows arch/riscv/lib/memcpy.S (byte head to 8-byte
+// alignment and 16 x sd blocks from 128 bytes when dst and src are co-aligned
+// mod 8; the tail in lw/sw when src, dst and src + n are all 4-aligned, else
+// lb/sb); "x86_64" is modelled as byte stores (rep movsb; exact for n = 1, the
+// only size the x86 writer issues). Store addresses are destinations, bytes
+// from `data`.
+std::vector<Store> linux61_memcpy_stores(const std::string &arch, uintptr_t dst, uintptr_t src, const uint8_t *data,
+                                         size_t n);
+
+// The kernel-side source of a /proc/self/mem write: fs/proc/base.c mem_rw()
+// copies the user buffer into a page from __get_free_page() and copies from its
+// start (any page-aligned address models it).
+inline constexpr uintptr_t kProcMemBouncePage = 0x7f0000000000;
+
+// What the hardware sees for one engine store of `granule` bytes `src` at `addr`
+// through writer `w` on `arch`; `current` is the text's 4 bytes at addr & ~3.
+// Empty when the writer refuses the store.
+std::vector<Store> writer_stores(Writer w, const std::string &arch, uintptr_t addr, const uint8_t *src,
+                                 uint32_t granule, const uint8_t *current);
+
 struct Case {
   std::string name;          // e.g. "x86-64 entry: nop5 -> call rel32"
   std::string arch;          // "x86_64" | "riscv64"
   std::string hart;          // "x86-64", "rv64gc hart (C)", "rv64g hart (no C)"
   std::string features;      // decoder features ("" / "+c" / "-c")
   std::string kind;          // "entry" | "instruction"
-  bool shipped = true;       // a protocol libpatch ships: must be torn-free at its granule
+  bool shipped = true;       // a protocol x writer libpatch ships: must be torn-free at its granule
+  Writer writer = Writer::Mprotect;
   uint32_t granule = 1;      // declared store granule of the protocol (EngineOps::granule)
   TrapRule trap = TrapRule::X86Int3;
   engine::Transition t;
@@ -82,11 +129,15 @@ struct Options {
   bool all_sites = false;              // every relocatable boundary of the samples
   bool naive = true;
   bool show_examples = false;          // to_table: one torn example per torn cell
+  // Writers to model, each transition once per writer its arch has (the naive
+  // procmem one on riscv64 only: on x86-64 the shipped procmem writer issues
+  // the same 1-byte pwrite).
+  std::vector<Writer> writers{Writer::Mprotect, Writer::Procmem, Writer::ProcmemLinux61Naive};
 };
 
 // The shipped transitions: entry sleds for x86-64 and riscv64 (both hart kinds),
 // both directions, plus instruction sites of the sample functions relocated by
-// the relocators.
+// the relocators; each once per writer of opt.writers (transition-major order).
 std::vector<Case> shipped_cases(const Options &opt);
 
 CaseResult analyse(const Case &c, const Options &opt);

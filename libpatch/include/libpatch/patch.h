@@ -15,7 +15,7 @@ extern "C" {
 #endif
 
 #define LIBPATCH_VERSION_MAJOR 0
-#define LIBPATCH_VERSION_MINOR 2
+#define LIBPATCH_VERSION_MINOR 3 /* 0.3: lp_stats.kernel_icache_flushes (lp_stats grew: rebuild against this header) */
 
 typedef struct lp_patcher lp_patcher; /* one per process */
 typedef struct lp_probe lp_probe;
@@ -103,6 +103,14 @@ typedef struct lp_stats {
   uint64_t traps;     /* traps taken at sites (transition or trap probe) */
   uint64_t chained;   /* foreign traps passed on to the program's own handler */
   uint64_t evacuated; /* threads moved out of a site while it was rewritten */
+  /* Icache flushes of every hart running this process that the kernel did for
+   * libpatch's text writes: LP_WRITER_PROCMEM on RISC-V costs one per write
+   * (each /proc/self/mem write ends in flush_icache_mm: a fence.i on every hart
+   * of the process, remote ones by IPI), plus the 2 writes of the probe at
+   * lp_patcher_open; on top of the 3 syncs per commit. 0 with LP_WRITER_MPROTECT
+   * (plain stores) and on x86-64 (the kernel flushes nothing there).
+   * docs/riscv64.md "Writers" says when each writer fits. */
+  uint64_t kernel_icache_flushes;
 } lp_stats;
 
 void lp_options_init(lp_options *opt);

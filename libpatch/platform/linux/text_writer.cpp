@@ -1,5 +1,6 @@
 #include "text_writer.hpp"
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -34,6 +35,28 @@ void store_granule(uintptr_t addr, const uint8_t *src, uint32_t granule) {
     break;
   }
   }
+}
+
+ProcmemStore procmem_store_plan(KernelCopy k, uintptr_t addr, const uint8_t *src, uint32_t granule,
+                                const uint8_t *current) {
+  ProcmemStore st;
+  if ((granule != 1 && granule != 2 && granule != 4) || (addr & (granule - 1)) != 0) return st;
+  if (k == KernelCopy::ByteExact) {
+    // A 1-byte copy is one byte store under any memcpy; wider ones are split
+    // (x86 memcpy_orig stores 2 bytes as three movb): refused, never issued.
+    if (granule != 1) return st;
+    st.addr = addr;
+    st.len = 1;
+    st.bytes[0] = src[0];
+    return st;
+  }
+  if (!current) return st;
+  // CoalignedWord: the aligned word, the store's bytes in their place.
+  st.addr = addr & ~uintptr_t(3);
+  st.len = 4;
+  for (uint32_t i = 0; i < 4; ++i) st.bytes[i] = current[i];
+  for (uint32_t i = 0; i < granule; ++i) st.bytes[(addr - st.addr) + i] = src[i];
+  return st;
 }
 
 namespace {
@@ -88,19 +111,35 @@ private:
 
 class ProcMemWriter final : public TextWriter {
 public:
-  explicit ProcMemWriter(int fd) : fd_(fd) {}
+  ProcMemWriter(int fd, KernelCopy copy, uint64_t flushes) : fd_(fd), copy_(copy), flushes_(flushes) {}
   ~ProcMemWriter() override { close(fd_); }
   const char *name() const override { return "procmem"; }
   int write(uintptr_t addr, const uint8_t *src, uint32_t granule) override {
+    // The store plan (text_writer.hpp): on riscv64 the enclosing aligned word,
+    // its other bytes read from the text now (only the engine writes it, one
+    // store at a time), so the kernel's memcpy stores it with one sw.
+    alignas(4) uint8_t current[4];
+    if (copy_ == KernelCopy::CoalignedWord) {
+      const uint32_t w = *reinterpret_cast<const volatile uint32_t *>(addr & ~uintptr_t(3));
+      std::memcpy(current, &w, 4);
+    }
+    const ProcmemStore st = procmem_store_plan(copy_, addr, src, granule, current);
+    if (st.len == 0) return LP_EINVAL;
     ssize_t n;
     do {
-      n = pwrite(fd_, src, granule, off_t(addr));
+      n = pwrite(fd_, st.bytes, st.len, off_t(st.addr));
     } while (n < 0 && errno == EINTR);
-    return n == ssize_t(granule) ? 0 : LP_EWRITE;
+    // copy_to_user_page ran (and flushed every hart's icache on riscv) once the
+    // kernel wrote anything.
+    if (kProcmemFlushesIcache && n > 0) flushes_.fetch_add(1, std::memory_order_relaxed);
+    return n == ssize_t(st.len) ? 0 : LP_EWRITE;
   }
+  uint64_t kernel_icache_flushes() const override { return flushes_.load(std::memory_order_relaxed); }
 
 private:
   int fd_;
+  KernelCopy copy_;
+  std::atomic<uint64_t> flushes_;
 };
 
 } // namespace
@@ -115,13 +154,16 @@ std::unique_ptr<TextWriter> make_mprotect_writer() { return std::make_unique<Mpr
 // private page of our own: write `li a0, 1; ret`, run it, write `li a0, 2; ret`,
 // run it again; a writer whose second write is not executed is refused with
 // LP_ENOTSUP (docs/riscv64.md).
-bool procmem_reaches_fetch(int fd) {
+// Its pwrite()s count as kernel icache flushes too (*writes).
+bool procmem_reaches_fetch(int fd, uint64_t *writes) {
   const long pg = sysconf(_SC_PAGESIZE);
   void *m = mmap(nullptr, size_t(pg), PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (m == MAP_FAILED) return false;
   auto run = [&](uint32_t v) -> long {
     const uint32_t code[2] = {(v << 20) | (10u << 7) | 0x13u /* addi a0, x0, v */, 0x00008067u /* ret */};
-    if (pwrite(fd, code, sizeof code, off_t(reinterpret_cast<uintptr_t>(m))) != ssize_t(sizeof code)) return -1;
+    const ssize_t n = pwrite(fd, code, sizeof code, off_t(reinterpret_cast<uintptr_t>(m)));
+    if (n > 0) ++*writes;
+    if (n != ssize_t(sizeof code)) return -1;
     syscall(259 /* riscv_flush_icache */, 0, 0, 0);
     asm volatile("fence.i" ::: "memory");
     return reinterpret_cast<long (*)()>(m)();
@@ -132,20 +174,21 @@ bool procmem_reaches_fetch(int fd) {
 }
 #endif
 
-std::unique_ptr<TextWriter> make_procmem_writer(int *err) {
+std::unique_ptr<TextWriter> make_procmem_writer(int *err, const ProcmemOptions &opt) {
   const int fd = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
   if (fd < 0) {
     if (err) *err = LP_ENOTSUP;
     return nullptr;
   }
+  uint64_t probe_writes = 0;
 #if defined(__riscv)
-  if (!procmem_reaches_fetch(fd)) {
+  if (opt.require_fetch_coherence && !procmem_reaches_fetch(fd, &probe_writes)) {
     close(fd);
     if (err) *err = LP_ENOTSUP;
     return nullptr;
   }
 #endif
-  return std::make_unique<ProcMemWriter>(fd);
+  return std::make_unique<ProcMemWriter>(fd, opt.copy, probe_writes);
 }
 
 } // namespace lp::linux_platform

@@ -16,16 +16,118 @@ public:
   virtual int write(uintptr_t addr, const uint8_t *src, uint32_t granule) = 0;
   // Ends the current write window (called before every sync). 0 or LP_E*.
   virtual int finish() { return 0; }
+  // Icache flushes of every hart running this process that the kernel performed
+  // on this writer's behalf (lp_stats.kernel_icache_flushes): one per
+  // /proc/self/mem write on riscv64, none for mprotect or on x86-64.
+  virtual uint64_t kernel_icache_flushes() const { return 0; }
 };
 
 // Makes each touched page RWX (never RW: other threads are executing it) for the
 // duration of a protocol phase, stores directly, and restores R-X before the sync.
 std::unique_ptr<TextWriter> make_mprotect_writer();
 
+// ---- The /proc/self/mem writer's store plan ---------------------------------
+//
+// A pwrite() to /proc/self/mem does not store our bytes with our store: the
+// kernel copies them with its own memcpy. Read from Linux 6.1 (Debian
+// linux-source-6.1, 6.1.192):
+//   fs/proc/base.c mem_rw() (876-931): copy_from_user() of the user buffer into a
+//     kernel page from __get_free_page() (888, 903), then access_remote_vm(mm,
+//     addr, page, len) (908): the kernel-side SOURCE is that page's start, page
+//     aligned, whatever the user buffer's alignment.
+//   mm/memory.c __access_remote_vm() (5744-5752): per target page,
+//     copy_to_user_page(vma, page, addr, maddr + offset, buf, bytes), offset =
+//     addr & (PAGE_SIZE-1): the DESTINATION has addr's alignment.
+//   include/asm-generic/cacheflush.h copy_to_user_page (107-113): memcpy(dst, src,
+//     len) then flush_icache_user_page(); riscv defines the latter as
+//     flush_icache_mm(vma->vm_mm, 0) (arch/riscv/include/asm/cacheflush.h 25-26):
+//     a fence.i here and on every other hart running the mm (SBI remote fence.i or
+//     IPIs, arch/riscv/mm/cacheflush.c 39-77), for every write. On x86-64 it is
+//     the empty generic one (asm-generic/cacheflush.h 87-92).
+//   arch/riscv/lib/memcpy.S: below 128 bytes (15-16) straight to the tail (81-107):
+//     "word-oriented copy if co-aligned" (86-90: source, destination AND source
+//     end all 4-aligned -> 91-96, one lw/sw per 4 bytes), else one lb/sb PER BYTE
+//     (100-105).
+// So the engine's 2-byte store of a c.unimp trap or of a 2-byte head, handed to
+// pwrite() as it is, becomes TWO byte stores on riscv (the source end, page + 2,
+// is not 4-aligned): a hart fetching in between sees half an old and half a new
+// parcel, exactly the 1-byte-atomicity state torn-fetch shows is unsafe on a hart
+// with C (tools/torn-fetch: writer procmem-linux-6.1-naive).
+//
+// What the writer does instead (KernelCopy::CoalignedWord, riscv64): it writes
+// the whole naturally aligned 4-byte word enclosing the store, the engine's
+// bytes in their place and the word's other bytes re-written with the values the
+// text holds now. Destination (the word's address) 4-aligned, source (the kernel
+// page) 4-aligned, length 4 so the source end is 4-aligned: memcpy.S takes the
+// word loop (87-90 fall through to 91-96) and stores it with ONE sw: the only
+// bytes that change, the engine's, change together. A 4-aligned word never
+// crosses a page, so __access_remote_vm issues one copy_to_user_page for it.
+// The invariant that makes re-writing the other bytes harmless: nothing but the
+// engine writes this text (protocol.hpp: "only this engine writes it"; one
+// patcher per process, every commit under its mutex, its stores issued one after
+// the other), so the values read just before the pwrite are the values the
+// kernel's sw puts back: those bytes never change, for any fetching hart. The
+// text is readable (the engine itself reads it with plain loads).
+// What breaks without it: every 2-byte granule (all trap and head stores on a
+// hart with C) tears. What would break it: a kernel whose memcpy does something
+// else for a co-aligned 4-byte copy (byte or halfword stores: the torn states
+// come back), or one that copies from an unaligned bounce buffer; re-check
+// memcpy.S and mem_rw() when moving beyond 6.1. A granule-1 write (harts without
+// C) stays safe under any memcpy: only one byte of the word differs. torn-fetch's
+// `procmem` rows run this function through a model of that memcpy (torn-free
+// wherever mprotect is); tests/unit/text_writer_test.cpp checks its bytes.
+//
+// x86-64 (KernelCopy::ByteExact): the engine's granule is 1, and a 1-byte copy is
+// one byte store under every kernel memcpy variant (arch/x86/lib/memcpy_64.S
+// 6.1: `rep movsb` with ERMS/REP_GOOD 39-41/56, memcpy_orig's movb 174-181; and
+// no memcpy writes outside [dst, dst+len)). A byte store cannot tear, so x86
+// passes the store through unchanged; widening would not help there (a 4-byte
+// copy is `rep movsb`, four byte stores, on ERMS machines) and is never needed.
+enum class KernelCopy : uint8_t {
+  ByteExact,     // x86-64: only granule-1 stores, passed through as they are
+  CoalignedWord, // riscv64 (Linux 6.1 memcpy.S): the enclosing aligned 4-byte word
+};
+
+// The plan of each ISA's writer (torn-fetch models both from here).
+constexpr KernelCopy procmem_kernel_copy(bool riscv64) {
+  return riscv64 ? KernelCopy::CoalignedWord : KernelCopy::ByteExact;
+}
+#if defined(__riscv)
+inline constexpr KernelCopy kHostKernelCopy = procmem_kernel_copy(true);
+inline constexpr bool kProcmemFlushesIcache = true;  // flush_icache_mm per write
+#else
+inline constexpr KernelCopy kHostKernelCopy = procmem_kernel_copy(false);
+inline constexpr bool kProcmemFlushesIcache = false; // flush_icache_user_page is empty
+#endif
+
+// The one pwrite() the writer issues for one engine store.
+struct ProcmemStore {
+  uintptr_t addr = 0;
+  uint32_t len = 0;           // 0: refused (not a naturally aligned 1/2/4-byte store,
+                              // or a granule the kernel would split: x86 > 1)
+  alignas(4) uint8_t bytes[4] = {};
+};
+
+// Pure: the pwrite() for the engine's store of `granule` bytes `src` at `addr`.
+// `current` is the 4 bytes the text holds now at addr & ~3 (CoalignedWord only;
+// may be null for ByteExact). Used by the writer and by torn-fetch, which feeds
+// its result through a model of the kernel's memcpy.
+ProcmemStore procmem_store_plan(KernelCopy k, uintptr_t addr, const uint8_t *src, uint32_t granule,
+                                const uint8_t *current);
+
+struct ProcmemOptions {
+  KernelCopy copy = kHostKernelCopy;
+  // Tests only: skip the riscv64 check that the writes reach instruction fetch
+  // (refused under qemu-user) for text that is read back, never executed.
+  bool require_fetch_coherence = true;
+};
+
 // pwrite() to /proc/self/mem: the kernel writes through FOLL_FORCE, so the text
-// mapping never becomes writable in this process (W^X holds throughout).
-// Returns nullptr and sets *err when /proc/self/mem cannot be opened.
-std::unique_ptr<TextWriter> make_procmem_writer(int *err);
+// mapping never becomes writable in this process (W^X holds throughout). Each
+// engine store becomes one pwrite() of procmem_store_plan()'s store.
+// Returns nullptr and sets *err when /proc/self/mem cannot be opened (or, on
+// riscv64, when its writes do not reach instruction fetch: qemu-user).
+std::unique_ptr<TextWriter> make_procmem_writer(int *err, const ProcmemOptions &opt = {});
 
 // One store of 1, 2 or 4 bytes (used by the mprotect writer and by tests).
 void store_granule(uintptr_t addr, const uint8_t *src, uint32_t granule);

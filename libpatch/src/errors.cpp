@@ -20,6 +20,7 @@ extern "C" const char *lp_strerror(int err) {
   case LP_EBUSY: return "LP_EBUSY: a patcher is already open, or the site is still being removed";
   case LP_ENOTSUP: return "LP_ENOTSUP: not supported on this kernel or architecture";
   case LP_ETIMEDOUT: return "LP_ETIMEDOUT: a grace period did not end in time";
+  case LP_ENOPROC: return "LP_ENOPROC: /proc/self/maps cannot be read (is /proc mounted?)";
   default: return "LP_E?: unknown libpatch error";
   }
 }

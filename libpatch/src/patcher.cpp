@@ -133,6 +133,10 @@ int lp_patcher::open(const lp_options &o) {
   if (opt.policy < LP_PROBE_JUMP_OR_TRAP || opt.policy > LP_PROBE_TRAP) return LP_EINVAL;
   if (opt.flags & ~unsigned(LP_FLAG_HANDLER_GPR_ONLY | LP_FLAG_NO_UNWIND_HOOKS)) return LP_EINVAL;
 
+  // Every probe needs the process's executable mappings (/proc/self/maps):
+  // without /proc (a minimal initramfs that did not mount it) each one would
+  // fail with LP_ENOTEXEC, which names the wrong cause.
+  if (!lpl::maps_readable()) return LP_ENOPROC;
   if (opt.writer == LP_WRITER_PROCMEM) {
     int err = 0;
     writer = lpl::make_procmem_writer(&err);

@@ -47,7 +47,9 @@ enum lp_error {
   LP_EBUSY = -15,      /* another patcher is open, a grace period has not ended, or the
                           removal of the probe at this address is not committed yet */
   LP_ENOTSUP = -16,    /* the requested option is not supported here */
-  LP_ETIMEDOUT = -17   /* a grace period did not end in time */
+  LP_ETIMEDOUT = -17,  /* a grace period did not end in time */
+  LP_ENOPROC = -18     /* /proc/self/maps cannot be read (is /proc mounted?): libpatch finds
+                          the process's executable mappings there */
 };
 
 /* How bytes reach the text. */

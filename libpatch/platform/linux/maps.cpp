@@ -36,6 +36,13 @@ std::vector<Mapping> read_maps() {
   return out;
 }
 
+bool maps_readable() {
+  FILE *f = std::fopen("/proc/self/maps", "re");
+  if (!f) return false;
+  std::fclose(f);
+  return true;
+}
+
 std::optional<Mapping> mapping_of(uintptr_t addr) {
   for (auto &m : read_maps())
     if (addr >= m.lo && addr < m.hi) return m;

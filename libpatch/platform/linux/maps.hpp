@@ -16,6 +16,8 @@ struct Mapping {
   int prot() const; // PROT_* bits
 };
 
+// False when /proc/self/maps cannot be opened (no /proc mounted).
+bool maps_readable();
 std::vector<Mapping> read_maps();
 std::optional<Mapping> mapping_of(uintptr_t addr);
 

@@ -14,6 +14,7 @@
 using conftest::run;
 using conftest::slurp;
 using json = nlohmann::json;
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -108,6 +109,110 @@ TEST(ConformanceE2E, UnsupportedAndNotAvailable) {
   auto strict = run("FAKE_STRESS_MODE=enotsup-procmem " + farmctl(args + " --require-all --no-report"));
   EXPECT_EQ(strict.status, 1) << strict.out;
   EXPECT_NE(strict.out.find("(--require-all)"), std::string::npos) << strict.out;
+}
+
+// The board targets through the embedded farm with fake boards (a fake qemu
+// script per board, as the vboard executor's own tests use): rv64gc-linux
+// boots; its qemu reads the job's argv back from the initramfs and answers as
+// patch-stress would (LP_ENOTSUP for --sync membarrier) or as a benchmark;
+// rv64g-linux never prints anything, so its preflight boot fails and the
+// target is not available with that reason (nothing submitted for it).
+TEST(ConformanceE2E, BoardTargets) {
+  conftest::TempDir d;
+  std::string boards = d / "boards";
+  fs::create_directories(boards);
+  // A minimal static riscv64 ELF header: enough for the executor's checks.
+  auto fake_elf = [](const std::string& path) {
+    unsigned char h[64] = {0x7f, 'E', 'L', 'F', 2, 1, 1};
+    h[16] = 2;                  // ET_EXEC
+    h[18] = 243;                // EM_RISCV
+    h[20] = 1;                  // EV_CURRENT
+    h[52] = 64;                 // e_ehsize
+    h[54] = 56;                 // e_phentsize
+    std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(h), sizeof h);
+    fs::permissions(path, fs::perms::owner_all);
+  };
+  fake_elf(boards + "/init-riscv64");
+  fake_elf(d / "patch-stress");
+  fs::create_directories(d / "bench");
+  fake_elf(d / "bench/probe-hit");
+  fake_elf(d / "bench/commit-latency");
+  for (const char* b : {"rv64gc-linux", "rv64g-linux"}) std::ofstream(boards + "/" + b + ".Image") << "kernel";
+  std::ofstream(d / "qemu-good") << R"(#!/bin/bash
+while [ $# -gt 0 ]; do [ "$1" = -initrd ] && rd=$2; shift; done
+argv=$(cpio -i --quiet --to-stdout job/argv < "$rd" | tr '\0' ' ')
+printf 'Linux version 6.1.192\r\n===FARM-BOARD-BEGIN===\r\n'
+case "$argv" in
+  *probe-hit*) echo '{"bench":"probe-hit","plain_ns":17,"jump_cost_ns":150,"trap_cost_ns":76000}'; rc=0 ;;
+  *commit-latency*) echo '{"bench":"commit-latency","sites":1,"batch_ms":60}'; rc=0 ;;
+  *"--sync membarrier"*) echo '{"workload":"patch-stress","calls":0,"error":"LP_ENOTSUP: not supported on this kernel or architecture","verdict":"fail"}'; rc=1 ;;
+  *) echo "{\"workload\":\"patch-stress\",\"calls\":1000,\"hits\":10,\"batches\":1,\"argv\":\"$argv\",\"verdict\":\"pass\"}"; rc=0 ;;
+esac
+printf '===FARM-BOARD-END rc=%d===\r\n' $rc
+)";
+  std::ofstream(d / "qemu-dead") << "#!/bin/sh\nexec sleep 600\n";
+  fs::permissions(d / "qemu-good", fs::perms::owner_all);
+  fs::permissions(d / "qemu-dead", fs::perms::owner_all);
+  for (auto [b, q] : {std::pair{"rv64gc-linux", "qemu-good"}, std::pair{"rv64g-linux", "qemu-dead"}})
+    std::ofstream(boards + "/" + b + ".json")
+        << R"({"name": ")" << b << R"(", "arch": "riscv64", "isa": ")" << (std::string(b) == "rv64gc-linux" ? "rv64gc" : "rv64g")
+        << R"(", "usable": true, "qemu": ")" << d / q << R"(", "machine": "virt", "cpu": "rv64", "smp": 4,
+  "memory": "1G", "bios": "default", "qemu_args": ["-nographic", "-no-reboot"], "kernel": ")" << b
+        << R"(.Image", "kernel_target": "board-kernel-x", "init": "init-riscv64", "append": "console=ttyS0",
+  "boot_timeout": 2})";
+  auto r = run(farmctl("--targets rv64gc-linux,rv64g-linux --boards-dir " + boards + " --patch-stress-rv64gc " +
+                       d / "patch-stress" + " --patch-stress-rv64g " + d / "patch-stress" + " --bench-dir-rv64gc " +
+                       d / "bench" + " --board-batches 7 --board-procmem-batches 2 --report-dir " + d / "rep"));
+  EXPECT_EQ(r.status, 0) << r.out;
+  auto rep = load(d / "rep");
+  EXPECT_EQ(count_status(rep, "pass"), 11) << r.out;
+  EXPECT_EQ(count_status(rep, "unsupported"), 4) << r.out;  // the membarrier cells
+  EXPECT_EQ(count_status(rep, "not-available"), 1) << r.out;
+  EXPECT_NE(r.out.find("rv64gc-linux: the board booted (preflight"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("rv64g-linux: not available: the board did not boot (preflight, patch-stress --help as the "
+                       "job): boot: no ===FARM-BOARD-BEGIN=== within 2 s (nothing at all on the console"),
+            std::string::npos)
+      << r.out;
+  for (const auto& c : rep["cells"]) {
+    if (c["target"] != "rv64gc-linux") continue;
+    EXPECT_EQ(c["worker"], "local-rv64gc-linux") << c.dump();
+    const std::string test = c["test"];
+    if (c["status"] == "unsupported") {
+      EXPECT_NE(test.find("/membarrier/"), std::string::npos) << test;
+      EXPECT_NE(c["note"].get<std::string>().find("no MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE"), std::string::npos);
+      continue;
+    }
+    // The job's typed fields crossed farmd and the executor into /job/argv.
+    const std::string argv = c["result"]["argv"];
+    EXPECT_EQ(argv.rfind("/job/bin/patch-stress ", 0), 0u) << argv;
+    const bool procmem = test.find("/procmem/") != std::string::npos, sig = test.find("/signal/") != std::string::npos;
+    const std::string batches = procmem ? "2" : sig ? "5" : "7";
+    EXPECT_NE(argv.find("--batches " + batches + " "), std::string::npos) << test << ": " << argv;
+  }
+  ASSERT_EQ(rep["benches"].size(), 2u);
+  for (const auto& b : rep["benches"]) {
+    EXPECT_EQ(b["target"], "rv64gc-linux");
+    EXPECT_EQ(b["ok"], true) << b.dump();
+    EXPECT_NE(b["message"].get<std::string>().find("in the guest of board rv64gc-linux"), std::string::npos);
+  }
+  EXPECT_NE(r.out.find("rv64gc-linux probe-hit: jump probe 150.00 ns"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("notes:\n  [1] riscv64 Linux 6.1 has no MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE"),
+            std::string::npos)
+      << r.out;
+  auto chk = run(conftest::check_report_cmd(d / "rep"));
+  EXPECT_EQ(chk.status, 0) << chk.out;
+
+  // A board marked unusable in its description: not available at once, with its reason.
+  std::string desc = slurp(boards + "/rv64g-linux.json");
+  desc.replace(desc.find("\"usable\": true"), 14, "\"usable\": false, \"unusable_reason\": \"OpenSBI is rv64gc code\"");
+  std::ofstream(boards + "/rv64g-linux.json") << desc;
+  r = run(farmctl("--targets rv64g-linux --boards-dir " + boards + " --patch-stress-rv64g " + d / "patch-stress" +
+                  " --no-bench --no-report"));
+  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("rv64g-linux: not available: unusable board: OpenSBI is rv64gc code (\"usable\": false in " +
+                       boards + "/rv64g-linux.json)"),
+            std::string::npos)
+      << r.out;
 }
 
 // --db keeps the store: the second run's report shows both runs.

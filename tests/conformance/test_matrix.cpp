@@ -35,7 +35,7 @@ v1::Job job(v1::JobState st, const std::string& result_json = "", const std::str
 
 TEST(ConformanceMatrix, DefaultTargets) {
   auto t = fc::default_targets();
-  ASSERT_EQ(t.size(), 5u);
+  ASSERT_EQ(t.size(), 7u);
   EXPECT_EQ(t[0].name, "x86_64");
   EXPECT_EQ(t[0].kind, "native");
   EXPECT_EQ(t[1].name, "rv64gc");
@@ -48,6 +48,62 @@ TEST(ConformanceMatrix, DefaultTargets) {
   EXPECT_EQ(t[0].syncs, (std::vector<std::string>{"membarrier", "signal"}));
   EXPECT_EQ(t[1].syncs, (std::vector<std::string>{"membarrier", "flush_icache", "signal"}));
   EXPECT_EQ(t[4].syncs, (std::vector<std::string>{"ipi", "rfence"}));
+  // Linux boards (the vboard executor): kind board, named by their description;
+  // flush_icache first (the instruction-site and call-probe cells use it).
+  EXPECT_EQ(t[5].name, "rv64gc-linux");
+  EXPECT_EQ(t[5].kind, "board");
+  EXPECT_EQ(t[5].board, "rv64gc-linux");
+  EXPECT_EQ(t[5].isa, "rv64gc");
+  EXPECT_EQ(t[5].workload, "patch-stress");
+  EXPECT_EQ(t[5].syncs, (std::vector<std::string>{"flush_icache", "membarrier", "signal"}));
+  EXPECT_EQ(t[6].name, "rv64g-linux");
+  EXPECT_EQ(t[6].isa, "rv64g");
+  // qemu-user's membarrier is the host kernel's: said on those cells.
+  for (int i : {1, 2}) {
+    ASSERT_TRUE(t[i].sync_notes.count("membarrier"));
+    EXPECT_NE(t[i].sync_notes.at("membarrier").find("HOST kernel"), std::string::npos);
+    EXPECT_NE(t[i].note.find("qemu-user"), std::string::npos);
+  }
+  EXPECT_NE(t[5].sync_notes.at("membarrier").find("no MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE"), std::string::npos);
+  EXPECT_TRUE(t[0].sync_notes.empty());
+}
+
+TEST(ConformanceMatrix, BoardTargetCells) {
+  fc::MatrixOptions o;
+  o.batches = 2000;
+  o.signal_batches = 100;
+  o.board_batches = 21;
+  o.board_signal_batches = 11;
+  o.board_procmem_batches = 3;
+  o.pin_target_label = true;
+  auto targets = all_available();
+  targets[5].labels["board"] = "rv64gc-linux";  // as --farm sets it
+  auto cells = fc::build_matrix(targets, o);
+  int n = 0;
+  for (const auto& c : cells) {
+    if (c.target != "rv64gc-linux") continue;
+    ++n;
+    const auto& p = c.spec.workload().patch_stress();
+    EXPECT_EQ(c.spec.selector().kind(), "board") << c.test;
+    EXPECT_EQ(c.spec.selector().isa(), "rv64gc");
+    EXPECT_EQ(c.spec.selector().labels().at("conformance-rv64gc-linux"), "yes");
+    EXPECT_EQ(c.spec.selector().labels().at("board"), "rv64gc-linux");
+    EXPECT_EQ(p.binary(), "");
+    uint64_t want = p.writer() == "procmem" ? 3 : p.sync() == "signal" ? 11 : 21;
+    EXPECT_EQ(p.batches(), want) << c.test;
+    EXPECT_EQ(c.note.empty(), p.sync() != "membarrier") << c.test;
+  }
+  EXPECT_EQ(n, 2 * 3 * 2 + 1 + 2);
+  EXPECT_TRUE(find(cells, "rv64gc-linux", "body/mprotect/flush_icache/auto"));
+  EXPECT_TRUE(find(cells, "rv64gc-linux", "exit/mprotect/flush_icache/jump"));
+  EXPECT_TRUE(find(cells, "rv64gc-linux", "exit/mprotect/flush_icache/trap"));
+  // The other targets keep their batches, and the qemu-user membarrier cells carry the host-kernel note.
+  auto* q = find(cells, "rv64gc", "stress/procmem/membarrier/jump");
+  ASSERT_TRUE(q);
+  EXPECT_EQ(q->spec.workload().patch_stress().batches(), 2000u);
+  EXPECT_NE(q->note.find("HOST kernel"), std::string::npos);
+  EXPECT_EQ(find(cells, "rv64gc", "stress/procmem/flush_icache/jump")->note, "");
+  EXPECT_EQ(find(cells, "x86_64", "stress/procmem/membarrier/jump")->note, "");
 }
 
 TEST(ConformanceMatrix, CellsPerTarget) {
@@ -66,6 +122,8 @@ TEST(ConformanceMatrix, CellsPerTarget) {
   EXPECT_EQ(per["rv64g"], 2 * 3 * 2 + 1 + 2);
   EXPECT_EQ(per["bm-rv64gc"], 2);
   EXPECT_EQ(per["bm-rv64g"], 2);
+  EXPECT_EQ(per["rv64gc-linux"], 2 * 3 * 2 + 1 + 2);
+  EXPECT_EQ(per["rv64g-linux"], 2 * 3 * 2 + 1 + 2);
   // seeds: consecutive from --seed, all different
   std::set<uint64_t> seeds;
   for (const auto& c : cells) {
@@ -144,10 +202,11 @@ TEST(ConformanceMatrix, InstructionSiteCells) {
     ++n;
     const auto& p = c.spec.workload().patch_stress();
     EXPECT_EQ(p.writer(), "procmem");  // the first writer, the target's first sync
-    EXPECT_EQ(p.sync(), "membarrier");
-    EXPECT_EQ(c.test, "body/procmem/membarrier/" + p.probe_kind());
+    const std::string sync = c.target.find("-linux") != std::string::npos ? "flush_icache" : "membarrier";
+    EXPECT_EQ(p.sync(), sync);
+    EXPECT_EQ(c.test, "body/procmem/" + sync + "/" + p.probe_kind());
   }
-  EXPECT_EQ(n, 3 * 2);  // x86_64, rv64gc, rv64g; none on bare metal
+  EXPECT_EQ(n, 5 * 2);  // x86_64, rv64gc, rv64g, rv64gc-linux, rv64g-linux; none on bare metal
   o.body_kinds.clear();
   for (const auto& c : fc::build_matrix(all_available(), o))
     if (c.spec.workload().has_patch_stress()) {
@@ -166,13 +225,15 @@ TEST(ConformanceMatrix, ExitProbeCells) {
     ++per[c.target];
     const auto& p = c.spec.workload().patch_stress();
     EXPECT_EQ(p.writer(), "procmem");  // the first writer, the target's first sync
-    EXPECT_EQ(p.sync(), "membarrier");
+    const std::string sync = c.target.find("-linux") != std::string::npos ? "flush_icache" : "membarrier";
+    EXPECT_EQ(p.sync(), sync);
     EXPECT_EQ(p.sites(), "");  // call probes sit on entry sleds: never combined with body sites
-    EXPECT_EQ(c.test, "exit/procmem/membarrier/" + p.probe_kind());
+    EXPECT_EQ(c.test, "exit/procmem/" + sync + "/" + p.probe_kind());
     EXPECT_EQ(c.spec.tags().at("test"), c.test);
   }
   // x86_64 and both riscv64 flavours; none on bare metal.
-  EXPECT_EQ(per, (std::map<std::string, int>{{"x86_64", 2}, {"rv64gc", 2}, {"rv64g", 2}}));
+  EXPECT_EQ(per, (std::map<std::string, int>{
+                     {"x86_64", 2}, {"rv64gc", 2}, {"rv64g", 2}, {"rv64gc-linux", 2}, {"rv64g-linux", 2}}));
   o.exit_kinds.clear();
   for (const auto& c : fc::build_matrix(all_available(), o))
     if (c.spec.workload().has_patch_stress()) {
@@ -196,7 +257,8 @@ TEST(ConformanceMatrix, NotAvailableTargetIsOneCell) {
       EXPECT_EQ(c.message, "qemu-riscv64 not found");
     }
   EXPECT_EQ(n, 1);
-  EXPECT_EQ(cells.size(), 5u /*x86*/ + 1 + 6 /*rv64g*/ + 2 + 2);  // + 2 call-probe cells per patch-stress target
+  // + 2 call-probe cells per patch-stress target; each board 3 syncs + 1 + 2
+  EXPECT_EQ(cells.size(), 5u /*x86*/ + 1 + 6 /*rv64g*/ + 2 + 2 + 6 + 6);
 }
 
 TEST(ConformanceClassify, States) {

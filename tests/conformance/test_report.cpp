@@ -100,7 +100,18 @@ TEST(ConformanceReport, JsonRoundTrip) {
       ++exit_cells;
       EXPECT_TRUE(c.spec.workload().patch_stress().exit_probes()) << c.test;
     }
-  EXPECT_EQ(exit_cells, 2 * 2);  // x86_64, rv64gc (rv64g is not available here)
+  EXPECT_EQ(exit_cells, 2 * 4);  // x86_64, rv64gc, rv64gc-linux, rv64g-linux (rv64g is not available here)
+  // Notes: the qemu-user membarrier cells and the targets carry them through the JSON.
+  int noted = 0;
+  for (size_t i = 0; i < back.cells.size(); ++i) {
+    EXPECT_EQ(back.cells[i].note, r.cells[i].note);
+    noted += !back.cells[i].note.empty();
+  }
+  EXPECT_GT(noted, 0);
+  EXPECT_EQ(back.targets[1].sync_notes, r.targets[1].sync_notes);
+  EXPECT_EQ(back.targets[5].board, "rv64gc-linux");
+  EXPECT_EQ(back.options.board_batches, r.options.board_batches);
+  EXPECT_EQ(j["cells"][r.cells.size() - 1]["note"].is_string(), true);
 }
 
 TEST(ConformanceReport, JunitCounts) {
@@ -122,7 +133,12 @@ TEST(ConformanceReport, HtmlIsSelfContained) {
   auto r = canned();
   auto h = fc::report_html(r);
   EXPECT_NE(h.find("<table id=\"matrix\">"), std::string::npos);
-  EXPECT_EQ(count_of(h, "<tr class=\"target-row\""), 5u);
+  EXPECT_EQ(count_of(h, "<tr class=\"target-row\""), 7u);
+  // The notes: a footnote marker on the qemu-user membarrier column, the list under the matrix.
+  EXPECT_NE(h.find("<ol id=\"notes\""), std::string::npos);
+  EXPECT_NE(h.find("membarrier is the HOST kernel&#39;s"), std::string::npos);
+  EXPECT_NE(h.find("<sup class=\"fn\" title=\"membarrier is the HOST kernel"), std::string::npos);
+  EXPECT_NE(h.find("<b>rv64gc-linux</b>: Linux 6.1"), std::string::npos);
   // The call-probe cells: one column, a badge per probe kind.
   EXPECT_EQ(count_of(h, "<th>exit/mprotect/membarrier</th>"), 1u);
   EXPECT_NE(h.find("title=\"exit/mprotect/membarrier/trap: pass\">trap \u2713</a>"), std::string::npos);
@@ -155,9 +171,20 @@ TEST(ConformanceReport, MatrixText) {
   auto r = canned();
   auto t = fc::matrix_text(r);
   EXPECT_NE(t.find("TARGET"), std::string::npos);
-  auto line = t.substr(t.find("x86_64     stress/procmem/signal/trap"));
+  auto at = t.find("stress/procmem/signal/trap");
+  ASSERT_NE(at, std::string::npos);
+  auto line = t.substr(t.rfind('\n', at) + 1);
   line = line.substr(0, line.find('\n'));
+  EXPECT_EQ(line.rfind("x86_64 ", 0), 0u) << line;
   EXPECT_NE(line.find(" FAIL "), std::string::npos) << t;
+  // Footnotes: the qemu-user membarrier cells say whose membarrier they test.
+  at = t.find("rv64gc        stress/mprotect/membarrier/jump");
+  ASSERT_NE(at, std::string::npos) << t;
+  line = t.substr(at, t.find('\n', at) - at);
+  EXPECT_NE(line.find("[1]"), std::string::npos) << line;
+  EXPECT_NE(t.find("notes:\n  [1] membarrier is the HOST kernel's: qemu-user forwards the syscall"), std::string::npos) << t;
+  EXPECT_NE(t.find("  rv64gc-linux: Linux 6.1"), std::string::npos) << t;
+  EXPECT_EQ(t.find("  rv64g: qemu-user"), std::string::npos) << "no note for a target that is not available";
   EXPECT_NE(t.find("unsupported"), std::string::npos);
   EXPECT_NE(t.find("not-available"), std::string::npos);
   EXPECT_NE(t.find("FAIL: "), std::string::npos);

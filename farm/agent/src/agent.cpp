@@ -36,6 +36,7 @@ static std::string outcome_label(v1::Outcome o) {
 }
 
 v1::Capabilities detect_capabilities(const ExecutorConfig& exec, const Executor& executor, v1::Capabilities c) {
+  executor.describe(c);  // e.g. a virtual board's arch, isa, cores, kernel
   if (c.arch().empty()) c.set_arch(!exec.arch.empty() ? exec.arch : executor.kind() == "native" ? farm::machine_arch() : "riscv64");
   c.set_kind(executor.kind());
   if (c.isa().empty()) {

@@ -13,6 +13,7 @@
 
 #include "farm/agent/policy.hpp"
 #include "farm/agent/serial.hpp"
+#include "farm/agent/vboard.hpp"
 #include "farm/common/result.hpp"
 
 namespace farm::agent {
@@ -558,7 +559,8 @@ std::unique_ptr<Executor> make_executor(const ExecutorConfig& cfg) {
   if (cfg.kind == "qemu-user") return std::make_unique<QemuUserExecutor>(cfg);
   if (cfg.kind == "qemu-system") return std::make_unique<QemuSystemExecutor>(cfg);
   if (cfg.kind == "ssh" || cfg.kind == "board") return std::make_unique<SshExecutor>(cfg);
-  throw std::invalid_argument("unknown executor kind '" + cfg.kind + "' (native, qemu-user, qemu-system, ssh)");
+  if (cfg.kind == "vboard") return std::make_unique<VBoardExecutor>(cfg);  // vboard_executor.cpp
+  throw std::invalid_argument("unknown executor kind '" + cfg.kind + "' (native, qemu-user, qemu-system, ssh, vboard)");
 }
 
 }  // namespace farm::agent

@@ -35,6 +35,16 @@ const char* kFooter = R"(What the agent runs is decided here, never by a job (jo
     job's arguments, so list only programs that are safe with any); its env may not set LD_*, PATH,
     QEMU_*, FARM_* and other loader/interpreter variables unless listed with --allow-env NAME.
     Every accepted use is logged with the job id.
+  * --executor vboard boots a board described by --board FILE.json (farm/boards/boards/) for every
+    job: deploy (an initramfs: the board init as /init, the --patch-stress binary, the job's checked
+    arguments), power on (the description's qemu-system command, or --power-on), boot (the board
+    init's ===FARM-BOARD-BEGIN=== within the boot timeout, else a power cycle and one more boot
+    (--boot-retries), then an infrastructure error), console (streamed as "serial"), result (the
+    last JSON line before ===FARM-BOARD-END rc=N===), power off (after END, on the job's timeout, on
+    cancel). For a physical board: --deploy, --power-on, --power-off and --console are command
+    templates (/bin/sh -c) with the placeholders {kernel} {initrd} {deploy_dir} {board} {job_id}
+    {attempt} {append}, written unquoted (the agent quotes the values, which are checked paths,
+    names and numbers; also in the environment as FARM_KERNEL, FARM_INITRD, ...).
   A refused job ends with outcome fail and a message "refused: <field> ...".
 Exit status: 0 after SIGTERM/SIGINT (running jobs are handed back), 1 when farmd refuses the agent
 (wrong token, --name taken by a live agent), 2 on bad usage or configuration.)";
@@ -77,9 +87,9 @@ int main(int argc, char** argv) {
   app.add_option("--ca", cfg.channel.ca_file, "PEM CA certificate to verify farmd (implies --tls)");
   app.add_option("--tls-server-name", cfg.channel.server_name, "name expected in farmd's certificate");
   app.add_option("--name", cfg.name, "unique worker name (default: <hostname>-<kind>)");
-  app.add_option("--executor", ex.kind, "native | qemu-user | qemu-system | ssh")
+  app.add_option("--executor", ex.kind, "native | qemu-user | qemu-system | ssh | vboard")
       ->capture_default_str()
-      ->check(CLI::IsMember({"native", "qemu-user", "qemu-system", "ssh", "board"}));
+      ->check(CLI::IsMember({"native", "qemu-user", "qemu-system", "ssh", "board", "vboard"}));
   app.add_option("--arch", arch, "target architecture (default: this machine for native, riscv64 for qemu)");
   app.add_option("--isa", isa, "ISA string, e.g. rv64gc, rv64g");
   app.add_option("--label", labels, "board label key=value (repeatable)");
@@ -128,10 +138,26 @@ int main(int argc, char** argv) {
   app.add_option("--baud", ex.serial_baud, "serial baud rate")->capture_default_str();
   app.add_option("--power-cycle", ex.power_cycle, "shell command that power-cycles the board (env FARM_BOARD, "
                                                    "FARM_JOB_ID, FARM_REASON)");
-  app.add_option("--boot-timeout", ex.boot_timeout_s, "seconds to wait for the board after a power cycle")
+  app.add_option("--boot-timeout", ex.boot_timeout_s, "ssh: seconds to wait for the board after a power cycle; vboard: power on -> BEGIN marker (default: the "
+                 "description's boot_timeout)")
       ->capture_default_str();
   app.add_option("--boot-poll-ms", ex.boot_poll_ms, "ssh probe interval while waiting for the board")
       ->capture_default_str();
+  // virtual board (vboard.hpp; docs/farm.md "Virtual boards (and real ones)")
+  auto& vb = ex.vboard;
+  app.add_option("--board", vb.board, "vboard: board description FILE.json (farm/boards/boards/)");
+  app.add_option("--boards-dir", vb.boards_dir, "vboard: directory of the board's kernel and init (default: the "
+                                                "description's directory, e.g. build/host/boards)");
+  app.add_option("--deploy-dir", vb.deploy_dir, "vboard: write each attempt's initramfs under DIR/<job>-<attempt>/ "
+                                                "(default: the attempt's work directory)");
+  app.add_option("--deploy", vb.deploy_cmd, "vboard: deploy TEMPLATE run after the initramfs is written "
+                                            "(e.g. cp {kernel} {initrd} /srv/tftp/board1/)");
+  app.add_option("--power-on", vb.power_on_cmd, "vboard: power-on TEMPLATE (default: the description's qemu command)");
+  app.add_option("--power-off", vb.power_off_cmd, "vboard: power-off TEMPLATE (default: stop the power-on process)");
+  app.add_option("--console", vb.console, "vboard: stdio | serial:DEVICE | command:TEMPLATE")->capture_default_str();
+  uint32_t boot_retries = vb.boot_retries;
+  app.add_option("--boot-retries", boot_retries, "vboard: power cycles after a failed boot")
+      ->capture_default_str()->check(CLI::Range(0u, 5u));
   app.add_flag("--exit-with-parent", exit_with_parent, "terminate when the parent process dies (tests)");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")
       ->capture_default_str()
@@ -161,6 +187,21 @@ int main(int argc, char** argv) {
     split_kv(binaries, "--binary", "workload=path", &ex.binaries);
     split_kv(images, "--image", "NAME=PATH", &ex.images);
     if (!ssh_opts.empty()) ex.ssh_opts = ssh_opts;
+    if (ex.kind == "vboard") {
+      // Options shared with other executors: only given ones override the description.
+      vb.boot_retries = boot_retries;
+      if (app.count("--boot-timeout")) vb.boot_timeout_s = ex.boot_timeout_s;
+      if (app.count("--smp")) vb.smp = ex.default_smp;
+      if (app.count("--memory")) vb.memory = ex.memory;
+      if (app.count("--qemu-cpu")) vb.cpu = ex.qemu_cpu;
+      vb.console_baud = ex.serial_baud;
+      if (!ex.serial_device.empty())
+        return usage_error("--serial is the ssh executor's; a board's serial console is --console serial:DEVICE");
+    } else {
+      for (const char* o : {"--board", "--boards-dir", "--deploy-dir", "--deploy", "--power-on", "--power-off",
+                            "--console", "--boot-retries"})
+        if (app.count(o)) return usage_error(std::string(o) + " applies to --executor vboard");
+    }
     cfg.caps.set_arch(arch);
     cfg.caps.set_isa(isa);
     cfg.caps.set_cores(cores);

@@ -63,10 +63,19 @@ struct Target {
   std::string bench_dir;           // directory with probe-hit and commit-latency ("" = none)
   bool available = true;
   std::string why;                 // why not available
+  // Board targets (rv64gc-linux, rv64g-linux): a real kernel on a (virtual)
+  // board, run by the vboard executor. `board` is the board's name (the
+  // description farm/boards/boards/<board>.json; farm mode: label board=<board>),
+  // `board_file` the description --local gives its agent.
+  std::string board, board_file;
+  std::map<std::string, std::string> labels;  // selector labels of this target's jobs
+  std::string note;                           // about the whole target (reports)
+  std::map<std::string, std::string> sync_notes;  // sync method -> note on its cells
 };
 
 // x86_64 (native), rv64gc and rv64g (qemu-user), bm-rv64gc and bm-rv64g
-// (qemu-system -smp 4), with their sync methods; paths left empty.
+// (qemu-system -smp 4), rv64gc-linux and rv64g-linux (Linux 6.1 boards under
+// qemu-system, the vboard executor), with their sync methods; paths left empty.
 std::vector<Target> default_targets();
 
 struct MatrixOptions {
@@ -77,6 +86,11 @@ struct MatrixOptions {
   uint64_t signal_batches = 100;           // signal sync costs ms per batch on a loaded host
   uint64_t bm_toggles = 20000;             // bare-metal probe toggles per run
   uint32_t smp = 4;                        // bare-metal harts
+  // Board targets (a Linux guest under TCG: a batch costs 0.25-1 s with
+  // mprotect, 3-5 s with procmem): fewer batches, docs/conformance.md.
+  uint64_t board_batches = 10;             // mprotect with membarrier / flush_icache
+  uint64_t board_signal_batches = 5;       // mprotect with signal sync
+  uint64_t board_procmem_batches = 2;      // procmem, any sync
   uint64_t seed = 1;                       // cell i gets seed + i
   uint32_t timeout_s = 600;                // per job
   std::vector<std::string> writers = {"mprotect", "procmem"};
@@ -108,6 +122,7 @@ struct Cell {
   uint32_t attempts = 0;
   std::string result_json;  // the workload's JSON line, verbatim
   std::string log_tail;     // on failure
+  std::string note;         // what the cell measures, when not obvious (Target::sync_notes)
 };
 
 // The matrix for `targets` (unavailable targets get one not-available cell each).

@@ -81,7 +81,8 @@ double jnum(const json& j, const char* k) {
 json target_json(const Target& t) {
   return {{"name", t.name}, {"arch", t.arch}, {"isa", t.isa}, {"kind", t.kind}, {"workload", t.workload},
           {"syncs", t.syncs}, {"binary", t.binary}, {"image", t.image}, {"emulator", t.emulator}, {"emulator_cpu", t.emulator_cpu},
-          {"bench_dir", t.bench_dir}, {"available", t.available}, {"why", t.why}};
+          {"bench_dir", t.bench_dir}, {"available", t.available}, {"why", t.why}, {"board", t.board},
+          {"board_file", t.board_file}, {"labels", t.labels}, {"note", t.note}, {"sync_notes", t.sync_notes}};
 }
 
 template <class T>
@@ -106,6 +107,18 @@ Counts count(const std::vector<Cell>& cells, const std::string& target = "") {
       ++c.by[x.status];
     }
   return c;
+}
+
+// The distinct cell notes, numbered in order of appearance ([1], [2], ...).
+std::vector<std::string> cell_notes(const RunReport& r) {
+  std::vector<std::string> v;
+  for (const auto& c : r.cells)
+    if (!c.note.empty() && c.status != Status::not_available && std::find(v.begin(), v.end(), c.note) == v.end())
+      v.push_back(c.note);
+  return v;
+}
+size_t note_number(const std::vector<std::string>& notes, const std::string& n) {
+  return static_cast<size_t>(std::find(notes.begin(), notes.end(), n) - notes.begin()) + 1;
 }
 
 std::vector<std::string> target_order(const RunReport& r) {
@@ -136,7 +149,9 @@ json report_json(const RunReport& r) {
   j["options"] = {{"threads", o.threads},     {"functions", o.functions},           {"batches", o.batches},
                   {"signal_batches", o.signal_batches}, {"bm_toggles", o.bm_toggles}, {"smp", o.smp},
                   {"seed", o.seed},           {"timeout_s", o.timeout_s},           {"writers", o.writers},
-                  {"kinds", o.kinds},         {"body_kinds", o.body_kinds},         {"exit_kinds", o.exit_kinds}};
+                  {"kinds", o.kinds},         {"body_kinds", o.body_kinds},         {"exit_kinds", o.exit_kinds},
+                  {"board_batches", o.board_batches}, {"board_signal_batches", o.board_signal_batches},
+                  {"board_procmem_batches", o.board_procmem_batches}};
   auto cnt = count(r.cells);
   json s{{"total", cnt.total}};
   for (Status st : {Status::pass, Status::fail, Status::unsupported, Status::not_available, Status::timeout,
@@ -153,7 +168,7 @@ json report_json(const RunReport& r) {
             {"attempts", c.attempts}, {"seed", c.seed},       {"calls", c.calls},
             {"hits", c.hits},       {"batches", c.batches},   {"toggles", c.toggles},
             {"syncs", c.syncs},     {"seconds", c.seconds},   {"result_json", c.result_json},
-            {"log_tail", c.log_tail}};
+            {"log_tail", c.log_tail}, {"note", c.note}};
     auto parsed = json::parse(c.result_json.empty() ? "null" : c.result_json, nullptr, false);
     cj["result"] = parsed.is_discarded() ? json() : parsed;
     cj["spec"] = json::parse(farm::to_json(c.spec), nullptr, false);
@@ -196,6 +211,9 @@ RunReport report_from_json(const json& j) {
     m.kinds = get<std::vector<std::string>>(o, "kinds", m.kinds);
     m.body_kinds = get<std::vector<std::string>>(o, "body_kinds", m.body_kinds);
     m.exit_kinds = get<std::vector<std::string>>(o, "exit_kinds", m.exit_kinds);
+    m.board_batches = get<uint64_t>(o, "board_batches", m.board_batches);
+    m.board_signal_batches = get<uint64_t>(o, "board_signal_batches", m.board_signal_batches);
+    m.board_procmem_batches = get<uint64_t>(o, "board_procmem_batches", m.board_procmem_batches);
   }
   for (const auto& t : j.value("targets", json::array())) {
     Target x;
@@ -212,6 +230,11 @@ RunReport report_from_json(const json& j) {
     x.bench_dir = get<std::string>(t, "bench_dir", "");
     x.available = get<bool>(t, "available", true);
     x.why = get<std::string>(t, "why", "");
+    x.board = get<std::string>(t, "board", "");
+    x.board_file = get<std::string>(t, "board_file", "");
+    x.labels = get<std::map<std::string, std::string>>(t, "labels", {});
+    x.note = get<std::string>(t, "note", "");
+    x.sync_notes = get<std::map<std::string, std::string>>(t, "sync_notes", {});
     r.targets.push_back(std::move(x));
   }
   for (const auto& c : j.value("cells", json::array())) {
@@ -232,6 +255,7 @@ RunReport report_from_json(const json& j) {
     x.seconds = get<double>(c, "seconds", 0);
     x.result_json = get<std::string>(c, "result_json", "");
     x.log_tail = get<std::string>(c, "log_tail", "");
+    x.note = get<std::string>(c, "note", "");
     if (c.contains("spec") && c["spec"].is_object()) farm::from_json(c["spec"].dump(), &x.spec);
     r.cells.push_back(std::move(x));
   }
@@ -329,6 +353,7 @@ std::string report_junit(const RunReport& r) {
       prop("hits", std::to_string(c->hits));
       prop("batches", std::to_string(c->batches));
       if (c->toggles) prop("toggles", std::to_string(c->toggles));
+      if (!c->note.empty()) prop("note", c->note);
       x << "      </properties>\n";
       std::string msg = std::string(status_name(c->status)) + (c->message.empty() ? "" : ": " + c->message);
       switch (kind_of(*c)) {
@@ -378,6 +403,7 @@ std::string report_junit(const RunReport& r) {
 
 std::string matrix_text(const RunReport& r) {
   std::vector<std::vector<std::string>> rows{{"TARGET", "TEST", "RESULT", "CALLS", "HITS", "BATCHES", "TIME", "NOTE"}};
+  const auto notes = cell_notes(r);
   for (const auto& c : r.cells) {
     std::string res(status_name(c.status));
     if (r.cell_failed(c)) {
@@ -386,6 +412,7 @@ std::string matrix_text(const RunReport& r) {
     // The message is the farm's (job messages, workload output): made printable.
     std::string note = farm::ctl::ellipsize(farm::ctl::term_safe(c.message), 70);
     bool ran = c.status != Status::not_available;
+    if (ran && !c.note.empty()) note = "[" + std::to_string(note_number(notes, c.note)) + "]" + (note.empty() ? "" : " " + note);
     rows.push_back({c.target, c.test, res, ran && c.calls ? human(c.calls) : "-", ran && c.hits ? human(c.hits) : "-",
                     toggles_of(c), ran && c.seconds > 0 ? fmt(c.seconds, "%.1f") + "s" : "-", note});
   }
@@ -406,6 +433,14 @@ std::string matrix_text(const RunReport& r) {
     }
     while (!line.empty() && line.back() == ' ') line.pop_back();
     o << line << "\n";
+  }
+  bool target_notes = false;
+  for (const auto& t : r.targets) target_notes = target_notes || (!t.note.empty() && t.available);
+  if (!notes.empty() || target_notes) {
+    o << "\nnotes:\n";
+    for (size_t i = 0; i < notes.size(); ++i) o << "  [" << i + 1 << "] " << farm::ctl::term_safe(notes[i]) << "\n";
+    for (const auto& t : r.targets)
+      if (!t.note.empty() && t.available) o << "  " << t.name << ": " << farm::ctl::term_safe(t.note) << "\n";
   }
   if (!r.benches.empty()) {
     o << "\nbenchmarks (run by farmctl on this machine):\n";
@@ -727,7 +762,9 @@ std::string report_html(const RunReport& r) {
   const auto& o = r.options;
   h << "<p class=\"muted\">patch-stress: " << o.threads << " threads, " << o.functions << " functions, " << o.batches
     << " batches (" << o.signal_batches << " with signal sync); bare metal: " << o.bm_toggles << " toggles, -smp "
-    << o.smp << "; seed " << o.seed << "; job timeout " << o.timeout_s << " s.</p>\n";
+    << o.smp << "; board targets (a Linux guest under TCG): " << o.board_batches << " batches, " << o.board_signal_batches
+    << " with signal sync, " << o.board_procmem_batches << " with the procmem writer; seed " << o.seed
+    << "; job timeout " << o.timeout_s << " s.</p>\n";
   h << "<p id=\"js-summary\" class=\"muted\"></p>\n";
 
   // Matrix: targets x tests. A column is a test without its probe kind
@@ -739,6 +776,7 @@ std::string report_html(const RunReport& r) {
     auto slash = t.rfind('/');
     return slash == std::string::npos ? std::pair{t, std::string()} : std::pair{t.substr(0, slash), t.substr(slash + 1)};
   };
+  const auto notes = cell_notes(r);
   std::vector<std::string> cols;
   for (const auto& c : r.cells)
     if (c.status != Status::not_available) {
@@ -761,7 +799,11 @@ std::string report_html(const RunReport& r) {
   for (const auto& t : target_order(r)) {
     auto cnt = count(r.cells, t);
     if (!cnt.total) continue;
-    h << "<tr class=\"target-row\" data-target=\"" << esc(t) << "\"><th>" << esc(t) << "</th>";
+    std::string tnote;
+    for (const auto& x : r.targets)
+      if (x.name == t && x.available) tnote = x.note;
+    h << "<tr class=\"target-row\" data-target=\"" << esc(t) << "\"><th" << (tnote.empty() ? "" : " title=\"" + esc(tnote) + "\"")
+      << ">" << esc(t) << (tnote.empty() ? "" : "<sup class=\"fn\">*</sup>") << "</th>";
     const Cell* na = nullptr;
     for (const auto& c : r.cells)
       if (c.target == t && c.status == Status::not_available) na = &c;
@@ -795,12 +837,32 @@ std::string report_html(const RunReport& r) {
                                                     : c.status == Status::unsupported ? std::string("unsup.") : st))
             << "</a>";
         }
+        std::vector<std::string> group_notes;  // a footnote marker per distinct note of the group
+        for (size_t i : in)
+          if (!r.cells[i].note.empty() &&
+              std::find(group_notes.begin(), group_notes.end(), r.cells[i].note) == group_notes.end())
+            group_notes.push_back(r.cells[i].note);
+        for (const auto& n : group_notes)
+          h << "<sup class=\"fn\" title=\"" << esc(n) << "\"><a href=\"#note-" << note_number(notes, n) << "\">["
+            << note_number(notes, n) << "]</a></sup>";
         h << "</td>";
       }
     }
     h << "<td class=\"num\">" << cnt.by[Status::pass] << "/" << cnt.total << "</td></tr>\n";
   }
   h << "</tbody>\n</table></div>\n";
+  {
+    bool tn = false;
+    for (const auto& t : r.targets) tn = tn || (!t.note.empty() && t.available);
+    if (!notes.empty() || tn) {
+      h << "<ol id=\"notes\" class=\"notes muted\">\n";
+      for (size_t i = 0; i < notes.size(); ++i)
+        h << "<li id=\"note-" << i + 1 << "\">" << esc(notes[i]) << "</li>\n";
+      h << "</ol>\n";
+      for (const auto& t : r.targets)
+        if (!t.note.empty() && t.available) h << "<p class=\"muted target-note\"><sup>*</sup> <b>" << esc(t.name) << "</b>: " << esc(t.note) << "</p>\n";
+    }
+  }
 
   // Per-job detail.
   h << "<h2>Jobs</h2>\n<div id=\"controls\"><button id=\"toggle-failures\" type=\"button\">Show only failures</button>"
@@ -818,6 +880,7 @@ std::string report_html(const RunReport& r) {
       << (c.message.empty() ? "" : " &mdash; " + esc(c.message)) << "</summary>\n";
     h << "<p>worker <code>" << esc(c.worker.empty() ? "-" : c.worker) << "</code>, seed " << c.seed << ", attempts "
       << c.attempts << ", syncs " << c.syncs << "</p>\n";
+    if (!c.note.empty()) h << "<p class=\"muted\">note: " << esc(c.note) << "</p>\n";
     if (!c.result_json.empty()) h << "<p>result</p><pre class=\"result\">" << esc(pretty_json(c.result_json)) << "</pre>\n";
     if (!c.log_tail.empty()) h << "<p>output (tail)</p><pre class=\"log\">" << esc(c.log_tail) << "</pre>\n";
     h << "<p>job spec</p><pre class=\"spec\">" << esc(farm::to_json(c.spec, true)) << "</pre>\n";

@@ -23,6 +23,7 @@
 
 #include "conformance.hpp"
 #include "farm/agent/agent.hpp"
+#include "farm/agent/vboard.hpp"
 #include "farm/common/channel.hpp"
 #include "farm/common/names.hpp"
 #include "farm/common/result.hpp"
@@ -50,6 +51,8 @@ struct Command::Options {
   std::string ps_host, ps_rv64gc, ps_rv64g, bm_rv64gc, bm_rv64g;
   std::string bench_host, bench_rv64gc, bench_rv64g;
   std::string qemu_user = "qemu-riscv64", qemu_system = "qemu-system-riscv64";
+  std::string boards_dir;  // --local: the board descriptions and their kernels (default <build>/boards)
+  bool qemu_system_given = false;  // --qemu-system given: it also replaces the boards' emulator
   uint32_t bench_timeout = 45;
   uint64_t bench_calls_native = 20'000'000, bench_calls_qemu = 1'000'000;
   std::vector<std::string> labels, target_kinds;
@@ -177,10 +180,90 @@ BenchRun run_bench(const std::string& target, const std::string& bench, const st
   return b;
 }
 
-std::vector<BenchRun> run_benches(const std::vector<Target>& targets, const Command::Options& o, bool show) {
+// A benchmark inside a board's guest: the vboard executor boots the board
+// with the benchmark as the job (farmctl is the operator here: it chooses the
+// program); the budget is the job's timeout (the board init stops it, END
+// timeout), and every JSON line printed on the console before is kept.
+BenchRun run_bench_on_board(const Target& t, const std::string& bench, const std::string& bin,
+                            const std::vector<std::string>& args, const farm::agent::ExecutorConfig& cfg,
+                            uint32_t budget_s, const std::string& tmp) {
+  BenchRun b;
+  b.target = t.name;
+  b.bench = bench;
+  auto t0 = std::chrono::steady_clock::now();
+  farm::agent::Cancel cancel;
+  std::atomic<bool> stop{false};
+  std::thread watch([&] {  // Ctrl-C powers the board off
+    while (!stop.load()) {
+      if (g_interrupted.load()) {
+        cancel.cancel("interrupted");
+        break;
+      }
+      std::this_thread::sleep_for(100ms);
+    }
+  });
+  std::mutex mu;
+  std::string console;
+  farm::agent::JobContext ctx;
+  ctx.job_id = "bench-" + t.name + "-" + bench;
+  ctx.worker = "farmctl-conformance";
+  ctx.attempt = 1;
+  ctx.work_dir = tmp + "/" + ctx.job_id;
+  ctx.cancel = &cancel;
+  ctx.output = [&](std::string_view st, std::string_view d) {
+    if (st != "serial") return;
+    std::lock_guard lk(mu);
+    console.append(d);
+  };
+  std::error_code ec;
+  fs::create_directories(ctx.work_dir, ec);
+  v1::JobResult r;
+  try {
+    farm::agent::VBoardExecutor ex(cfg);
+    farm::agent::GuestJob g;
+    g.files["/job/bin/" + bench] = bin;
+    g.argv = {"/job/bin/" + bench};
+    g.argv.insert(g.argv.end(), args.begin(), args.end());
+    g.timeout_s = budget_s;
+    g.require_json = false;
+    r = ex.run_guest(ctx, g);
+  } catch (const std::exception& e) {
+    r.set_outcome(v1::OUTCOME_INFRA_ERROR);
+    r.set_message(e.what());
+  }
+  stop = true;
+  watch.join();
+  fs::remove_all(ctx.work_dir, ec);
+  b.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  {
+    std::lock_guard lk(mu);
+    // Only the job's output: between the board init's BEGIN and END markers.
+    auto at = console.find(farm::agent::kBoardBegin);
+    std::string job = at == std::string::npos ? std::string() : console.substr(at);
+    b.lines = parse_bench_lines(job);
+  }
+  b.partial = r.outcome() == v1::OUTCOME_TIMEOUT;
+  if (b.partial) {
+    b.ok = !b.lines.empty();
+    b.message = "cut at the " + std::to_string(budget_s) + " s budget (--bench-timeout) after " +
+                std::to_string(b.lines.size()) + " measurement(s), in the guest of board " + t.board;
+  } else if (r.outcome() == v1::OUTCOME_PASS && !b.lines.empty()) {
+    b.ok = true;
+    b.message = "in the guest of board " + t.board;
+  } else {
+    b.message = "in the guest of board " + t.board + ": " + r.message() + (b.lines.empty() ? ", no JSON line" : "") +
+                (r.log_tail().empty() ? "" : ": " + farm::tail(r.log_tail(), 5, 600));
+  }
+  return b;
+}
+
+std::vector<BenchRun> run_benches(const std::vector<Target>& targets, const Command::Options& o, bool show,
+                                  const std::map<std::string, farm::agent::ExecutorConfig>& boards,
+                                  const std::string& tmp) {
   std::vector<BenchRun> v;
   for (const auto& t : targets) {
     if (t.workload != "patch-stress" || !t.available || t.bench_dir.empty()) continue;
+    if (!t.board.empty() && !boards.count(t.name)) continue;  // --farm: the board is not here
     for (const char* name : {"probe-hit", "commit-latency"}) {
       if (g_interrupted.load()) break;
       std::string bin = t.bench_dir + "/" + name;
@@ -190,8 +273,10 @@ std::vector<BenchRun> run_benches(const std::vector<Target>& targets, const Comm
         if (!t.emulator_cpu.empty()) argv.insert(argv.end(), {"-cpu", t.emulator_cpu});
       }
       argv.push_back(bin);
+      std::vector<std::string> args;  // the benchmark's own arguments
       if (std::string(name) == "probe-hit")
-        argv.push_back(std::to_string(t.emulator.empty() ? o.bench_calls_native : o.bench_calls_qemu));
+        args.push_back(std::to_string(t.emulator.empty() ? o.bench_calls_native : o.bench_calls_qemu));
+      argv.insert(argv.end(), args.begin(), args.end());
       if (!readable(bin)) {
         BenchRun b;
         b.target = t.name;
@@ -202,7 +287,10 @@ std::vector<BenchRun> run_benches(const std::vector<Target>& targets, const Comm
         continue;
       }
       if (show) std::cout << "bench: " << t.name << " " << name << " ..." << std::flush;
-      v.push_back(run_bench(t.name, name, argv, o.bench_timeout));
+      if (!t.board.empty())
+        v.push_back(run_bench_on_board(t, name, bin, args, boards.at(t.name), o.bench_timeout, tmp));
+      else
+        v.push_back(run_bench(t.name, name, argv, o.bench_timeout));
       if (show)
         std::cout << " " << (v.back().ok ? (v.back().partial ? "ok (partial)" : "ok") : "FAILED") << " ("
                   << static_cast<int>(v.back().seconds) << " s)" << std::endl;
@@ -321,14 +409,17 @@ std::vector<Target> resolve_targets(const Command::Options& o, bool local) {
   std::vector<Target> out;
   for (auto& t : all) {
     if (!o.targets.empty() && std::find(o.targets.begin(), o.targets.end(), t.name) == o.targets.end()) continue;
-    std::string ps = t.name == "x86_64" ? o.ps_host : t.name == "rv64gc" ? o.ps_rv64gc : t.name == "rv64g" ? o.ps_rv64g
-                     : t.name == "bm-rv64gc" ? o.bm_rv64gc : o.bm_rv64g;
-    std::string rel = t.name == "x86_64"   ? "farm/workloads/stress/patch-stress"
-                      : t.name == "rv64gc" ? "../riscv64-gc/farm/workloads/stress/patch-stress"
-                      : t.name == "rv64g"  ? "../riscv64-g/farm/workloads/stress/patch-stress"
-                                           : "farm/workloads/baremetal/baremetal-" + t.isa + ".elf";
-    std::string bench = t.name == "x86_64" ? o.bench_host : t.name == "rv64gc" ? o.bench_rv64gc : o.bench_rv64g;
-    std::string bench_rel = t.name == "x86_64" ? "bench" : t.name == "rv64gc" ? "../riscv64-gc/bench" : "../riscv64-g/bench";
+    // The patch-stress targets of an ISA (qemu-user and the Linux board) share its build.
+    const bool board = !t.board.empty();
+    const std::string key = board ? t.isa : t.name;
+    std::string ps = key == "x86_64" ? o.ps_host : key == "rv64gc" ? o.ps_rv64gc : key == "rv64g" ? o.ps_rv64g
+                     : key == "bm-rv64gc" ? o.bm_rv64gc : o.bm_rv64g;
+    std::string rel = key == "x86_64"   ? "farm/workloads/stress/patch-stress"
+                      : key == "rv64gc" ? "../riscv64-gc/farm/workloads/stress/patch-stress"
+                      : key == "rv64g"  ? "../riscv64-g/farm/workloads/stress/patch-stress"
+                                        : "farm/workloads/baremetal/baremetal-" + t.isa + ".elf";
+    std::string bench = key == "x86_64" ? o.bench_host : key == "rv64gc" ? o.bench_rv64gc : o.bench_rv64g;
+    std::string bench_rel = key == "x86_64" ? "bench" : key == "rv64gc" ? "../riscv64-gc/bench" : "../riscv64-g/bench";
     if (t.workload == "patch-stress") t.bench_dir = dflt(bench, bench_rel);
     if (t.emulator == "qemu-riscv64") t.emulator = o.qemu_user;
     if (t.emulator == "qemu-system-riscv64") t.emulator = o.qemu_system;
@@ -338,7 +429,13 @@ std::vector<Target> resolve_targets(const Command::Options& o, bool local) {
       // binary, and a bare-metal image is named (--baremetal-* give the name).
       t.binary.clear();
       if (t.workload == "baremetal" && !ps.empty()) t.image = ps;
-      t.kind = t.workload == "baremetal" ? "qemu-system" : "";
+      t.kind = t.workload == "baremetal" ? "qemu-system" : board ? "board" : "";
+      // A board target runs on the board of that name (vboard agents label
+      // themselves board=<name>), with the benchmarks only --local runs in it.
+      if (board) {
+        t.labels["board"] = t.board;
+        t.bench_dir.clear();
+      }
       for (const auto& tk : o.target_kinds) {
         auto eq = tk.find('=');
         if (eq != std::string::npos && tk.substr(0, eq) == t.name) t.kind = tk.substr(eq + 1);
@@ -361,6 +458,29 @@ std::vector<Target> resolve_targets(const Command::Options& o, bool local) {
     } else if (t.name == "x86_64" && farm::machine_arch() != "x86_64") {
       t.available = false;
       t.why = "this machine is " + farm::machine_arch();
+    } else if (board) {
+      // The board: its description and artifacts, from the boards build; its
+      // emulator is the description's unless --qemu-system was given.
+      std::string dir = dflt(o.boards_dir, "boards");
+      t.board_file = dir.empty() ? std::string() : (fs::path(dir) / (t.board + ".json")).string();
+      try {
+        if (t.board_file.empty() || !readable(t.board_file))
+          throw std::invalid_argument("no board description " + (t.board_file.empty() ? t.board + ".json" : t.board_file) +
+                                      " (build the boards: cmake --build BUILD --target boards)");
+        auto d = farm::agent::load_board_description(t.board_file);
+        if (!d.usable)  // the reason first: the matrix's note column is short
+          throw std::invalid_argument("unusable board: " +
+                                      (d.unusable_reason.empty() ? std::string("no reason given") : d.unusable_reason) +
+                                      " (\"usable\": false in " + t.board_file + ")");
+        for (const auto& [f, target] : {std::pair{d.kernel, d.kernel_target}, std::pair{d.init, d.init_target}})
+          if (!readable(f)) throw std::invalid_argument("no " + f + " (build it: cmake --build BUILD --target " + target + ")");
+        if (!o.qemu_system_given) t.emulator = d.qemu;
+        if (find_program(t.emulator).empty())
+          throw std::invalid_argument(t.emulator + " not found in PATH (Debian: qemu-system-misc opensbi)");
+      } catch (const std::invalid_argument& e) {
+        t.available = false;
+        t.why = e.what();
+      }
     } else if (!t.emulator.empty() && find_program(t.emulator).empty()) {
       t.available = false;
       t.why = t.emulator + " not found in PATH (" +
@@ -377,6 +497,9 @@ struct LocalFarm {
   std::vector<std::unique_ptr<farm::agent::Agent>> agents;
   farm::ChannelOptions client;
   bool keep = false;
+  // The vboard agents' executor configuration per board target (the
+  // preflight boot and the benchmarks in the guest use it too).
+  std::map<std::string, farm::agent::ExecutorConfig> boards;
 
   ~LocalFarm() {
     for (auto& a : agents) a->stop();
@@ -411,8 +534,37 @@ void start_local_farm(LocalFarm& lf, std::vector<Target>& targets, const Command
 
   std::map<std::string, std::vector<Target*>> by_kind;
   for (auto& t : targets)
-    if (t.available) by_kind[t.kind].push_back(&t);
+    if (t.available) by_kind[t.board.empty() ? t.kind : "board " + t.name].push_back(&t);
   for (auto& [kind, ts] : by_kind) {
+    if (!ts.front()->board.empty()) {
+      // A board target: an agent of its own with the vboard executor (one
+      // board, one job at a time unless --slots says otherwise).
+      Target& t = *ts.front();
+      farm::agent::AgentConfig ac;
+      ac.channel.address = lf.server->address();
+      ac.channel.token = agent_tok;
+      ac.name = "local-" + t.name;
+      ac.work_dir = lf.tmp + "/agent-" + t.name;
+      ac.exec.kind = "vboard";
+      ac.exec.arch = t.arch;
+      ac.exec.qemu = t.emulator;
+      ac.exec.binaries["patch-stress"] = t.binary;
+      ac.exec.vboard.board = t.board_file;
+      ac.caps.set_arch(t.arch);
+      ac.caps.set_isa(t.isa);
+      ac.caps.set_slots(std::max(1u, o.slots));
+      (*ac.caps.mutable_labels())["conformance-" + t.name] = "yes";
+      try {
+        lf.agents.push_back(std::make_unique<farm::agent::Agent>(ac));
+      } catch (const std::exception& e) {
+        t.available = false;
+        t.why = std::string("vboard executor: ") + e.what();
+        continue;
+      }
+      lf.boards[t.name] = ac.exec;
+      lf.agents.back()->start();
+      continue;
+    }
     farm::agent::AgentConfig ac;
     ac.channel.address = lf.server->address();
     ac.channel.token = agent_tok;
@@ -473,6 +625,83 @@ CLI::Validator decimal(uint64_t lo, uint64_t hi) {
       "INT in " + std::to_string(lo) + ".." + std::to_string(hi));
 }
 
+// The preflight boots of the board targets, each on a thread of its own.
+class Preflights {
+ public:
+  struct Done {
+    std::string target;
+    bool ok;
+    std::string why;
+    double seconds;
+  };
+  ~Preflights() {
+    cancel();
+    for (auto& [_, p] : runs_)
+      if (p->th.joinable()) p->th.join();
+  }
+  void start(const std::string& target, farm::agent::ExecutorConfig cfg, const std::string& tmp) {
+    auto p = std::make_unique<Run>();
+    Run* r = p.get();
+    cfg.vboard.boot_retries = 0;  // a board that does not boot once is reported, not retried here
+    r->th = std::thread([r, cfg, target, tmp] {
+      auto t0 = std::chrono::steady_clock::now();
+      farm::agent::JobContext ctx;
+      ctx.job_id = "preflight-" + target;
+      ctx.worker = "farmctl-conformance";
+      ctx.attempt = 1;
+      ctx.work_dir = tmp + "/preflight-" + target;
+      ctx.cancel = &r->cancel;
+      std::error_code ec;
+      fs::create_directories(ctx.work_dir, ec);
+      v1::JobResult res;
+      try {
+        farm::agent::VBoardExecutor ex(cfg);
+        res = ex.health_check(ctx);
+      } catch (const std::exception& e) {
+        res.set_outcome(v1::OUTCOME_INFRA_ERROR);
+        res.set_message(e.what());
+      }
+      std::lock_guard lk(r->mu);
+      r->ok = res.outcome() == v1::OUTCOME_PASS;
+      r->why = "the board did not boot (preflight, patch-stress --help as the job): " + res.message();
+      r->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      r->done = true;
+    });
+    runs_[target] = std::move(p);
+  }
+  bool any() const { return !runs_.empty(); }
+  bool waiting(const std::string& target) const {
+    auto it = runs_.find(target);
+    if (it == runs_.end()) return false;
+    std::lock_guard lk(it->second->mu);
+    return !it->second->handled;
+  }
+  std::vector<Done> finished() {
+    std::vector<Done> v;
+    for (auto& [name, p] : runs_) {
+      std::lock_guard lk(p->mu);
+      if (!p->done || p->handled) continue;
+      p->handled = true;
+      v.push_back({name, p->ok, p->why, p->seconds});
+    }
+    return v;
+  }
+  void cancel() {
+    for (auto& [_, p] : runs_) p->cancel.cancel("farmctl conformance interrupted");
+  }
+
+ private:
+  struct Run {
+    std::thread th;
+    farm::agent::Cancel cancel;
+    mutable std::mutex mu;
+    bool done = false, handled = false, ok = false;
+    std::string why;
+    double seconds = 0;
+  };
+  std::map<std::string, std::unique_ptr<Run>> runs_;
+};
+
 }  // namespace
 
 // ---------------------------------------------------------------- the command
@@ -487,9 +716,10 @@ Command::Command(CLI::App& app) : o_(new Options) {
   s->add_option("--db", o.db, "--local: keep the farm's SQLite store in FILE (history across runs)");
   s->add_option("--report-dir", o.report_dir, "write index.html, conformance.json, junit.xml here")->capture_default_str();
   s->add_flag("--no-report", o.no_report, "do not write the report files");
-  s->add_option("--targets", o.targets, "only these targets: x86_64 rv64gc rv64g bm-rv64gc bm-rv64g")
+  s->add_option("--targets", o.targets,
+                "only these targets: x86_64 rv64gc rv64g bm-rv64gc bm-rv64g rv64gc-linux rv64g-linux")
       ->delimiter(',')
-      ->check(CLI::IsMember({"x86_64", "rv64gc", "rv64g", "bm-rv64gc", "bm-rv64g"}));
+      ->check(CLI::IsMember({"x86_64", "rv64gc", "rv64g", "bm-rv64gc", "bm-rv64g", "rv64gc-linux", "rv64g-linux"}));
   s->add_flag("--require-all", o.require_all, "a target not available, an unsupported option or a missing benchmark is a failure");
   s->add_flag("--no-bench", o.no_bench, "do not run probe-hit / commit-latency");
   s->add_option("--patch-stress-host", o.ps_host, "--local: x86-64 patch-stress (default: <build>/farm/workloads/stress/patch-stress)");
@@ -506,8 +736,17 @@ Command::Command(CLI::App& app) : o_(new Options) {
   s->add_option("--bench-dir-rv64g", o.bench_rv64g, "riscv64 rv64g benchmarks (default: <build>/../riscv64-g/bench)");
   s->add_option("--bench-timeout", o.bench_timeout, "seconds per benchmark run; measurements printed before it are kept")
       ->capture_default_str()->check(decimal(1, 86400));
+  s->add_option("--boards-dir", o.boards_dir,
+                "--local: board descriptions and their kernels for rv64gc-linux / rv64g-linux (default: <build>/boards; "
+                "cmake --build BUILD --target boards)");
+  s->add_option("--board-batches", o.m.board_batches, "board targets: patch-stress batches (mprotect; membarrier / flush_icache)")
+      ->capture_default_str()->check(decimal(1, farm::ctl::limits::kMaxBatches));
+  s->add_option("--board-signal-batches", o.m.board_signal_batches, "board targets: batches with signal sync (mprotect)")
+      ->capture_default_str()->check(decimal(1, farm::ctl::limits::kMaxBatches));
+  s->add_option("--board-procmem-batches", o.m.board_procmem_batches, "board targets: batches with the procmem writer")
+      ->capture_default_str()->check(decimal(1, farm::ctl::limits::kMaxBatches));
   s->add_option("--qemu-user", o.qemu_user, "user-mode emulator for riscv64")->capture_default_str();
-  s->add_option("--qemu-system", o.qemu_system, "system emulator for the bare-metal images")->capture_default_str();
+  s->add_option("--qemu-system", o.qemu_system, "system emulator for the bare-metal images and the riscv64 boards")->capture_default_str();
   s->add_option("--threads", o.m.threads, "patch-stress threads")->capture_default_str()->check(decimal(1, farm::ctl::limits::kMaxThreads));
   s->add_option("--functions", o.m.functions, "patch-stress probed functions")->capture_default_str()->check(decimal(1, farm::ctl::limits::kMaxFunctions));
   s->add_option("--batches", o.m.batches, "patch-stress batches (membarrier / flush_icache)")->capture_default_str()->check(decimal(1, farm::ctl::limits::kMaxBatches));
@@ -606,6 +845,7 @@ int Command::run(const farm::ChannelOptions& global, bool as_json) {
   }
   o.m.run_id = rep.run_id;
   o.m.pin_target_label = local;
+  o.qemu_system_given = sub_->count("--qemu-system") > 0;
   parse_kv(o.labels, &o.m.labels, "--label");
   rep.options = o.m;
   rep.targets = resolve_targets(o, local);
@@ -672,9 +912,17 @@ int Command::run(const farm::ChannelOptions& global, bool as_json) {
       if (!any) break;
     }
   }
-  for (size_t i : order) {
+  // Board targets (--local): the board is booted once first (a preflight:
+  // the health check of the vboard executor, `patch-stress --help` as the
+  // job, no power cycle); its cells are submitted when it booted, and a board
+  // that does not boot is not available (with the reason) instead of failing
+  // every cell after boot timeouts and retries. The other targets start at once.
+  Preflights preflights;
+  if (local)
+    for (const auto& [name, cfg] : lf.boards) preflights.start(name, cfg, lf.tmp);
+  auto submit = [&](size_t i) {
     auto& c = rep.cells[i];
-    if (c.status == Status::not_available) continue;
+    if (c.status == Status::not_available || !c.job_id.empty()) return;
     try {
       auto job = client.submit(c.spec, /*allow_unmatched=*/false);
       c.job_id = job.id();
@@ -684,9 +932,51 @@ int Command::run(const farm::ChannelOptions& global, bool as_json) {
       c.status = Status::error;
       c.message = std::string("submit refused: ") + e.what();
     }
-  }
+  };
+  for (size_t i : order)
+    if (!preflights.waiting(rep.cells[i].target)) submit(i);
+  // A finished preflight: submit the board's cells, or make the target not available.
+  auto preflights_done = [&] {
+    for (auto& [name, ok, why, secs] : preflights.finished()) {
+      if (ok) {
+        info << "  " << name << ": the board booted (preflight, " << static_cast<int>(secs + 0.5) << " s)" << std::endl;
+        for (size_t i : order)
+          if (rep.cells[i].target == name) submit(i);
+        continue;
+      }
+      info << "  " << name << ": not available: " << why << std::endl;
+      for (auto& t : rep.targets)
+        if (t.name == name) {
+          t.available = false;
+          t.why = why;
+        }
+      // Its cells (none submitted) become the one not-available cell.
+      std::vector<Cell> kept;
+      bool placed = false;
+      for (auto& c : rep.cells) {
+        if (c.target != name) {
+          kept.push_back(std::move(c));
+          continue;
+        }
+        if (placed) continue;
+        placed = true;
+        c.test = "stress";
+        c.status = Status::not_available;
+        c.message = why;
+        c.note.clear();
+        kept.push_back(std::move(c));
+      }
+      rep.cells = std::move(kept);
+      by_id.clear();
+      for (size_t i = 0; i < rep.cells.size(); ++i)
+        if (!rep.cells[i].job_id.empty()) by_id[rep.cells[i].job_id] = i;
+      order.clear();
+      for (size_t i = 0; i < rep.cells.size(); ++i) order.push_back(i);
+    }
+  };
   size_t submitted = by_id.size();
-  info << "submitted " << submitted << " job(s) for " << rep.targets.size() << " target(s)" << std::endl;
+  info << "submitted " << submitted << " job(s) for " << rep.targets.size() << " target(s)"
+       << (preflights.any() ? " (the board targets' after their preflight boot)" : "") << std::endl;
 
   std::vector<std::string> torder;
   for (const auto& t : rep.targets) torder.push_back(t.name);
@@ -698,6 +988,7 @@ int Command::run(const farm::ChannelOptions& global, bool as_json) {
   size_t failed_polls = 0;
   for (;;) {
     size_t pending = 0;
+    preflights_done();
     try {
       for (const auto& j : client.list(lr)) {
         auto it = by_id.find(j.id());
@@ -712,6 +1003,7 @@ int Command::run(const farm::ChannelOptions& global, bool as_json) {
     prog.update(rep.cells, torder);
     if (!pending) break;
     if (g_interrupted.load()) {
+      preflights.cancel();
       info << "\ninterrupted: cancelling " << pending << " job(s)" << std::endl;
       for (auto& [id, i] : by_id)
         if (rep.cells[i].status == Status::pending) {
@@ -745,7 +1037,7 @@ int Command::run(const farm::ChannelOptions& global, bool as_json) {
   if (!o.no_bench && !g_interrupted.load()) {
     // After the matrix, so the measurements compete with fewer jobs.
     if (!as_json) std::cout << std::endl;
-    rep.benches = run_benches(rep.targets, o, o.progress && !as_json);
+    rep.benches = run_benches(rep.targets, o, o.progress && !as_json, lf.boards, local ? lf.tmp : std::string());
   }
 
   try {

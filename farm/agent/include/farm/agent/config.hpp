@@ -12,8 +12,37 @@
 
 namespace farm::agent {
 
+// The virtual-board executor (--executor vboard, vboard.hpp): a board
+// described by a JSON file (farm/boards/boards/*.json), booted in steps:
+// deploy, power on, console, result, power off. The defaults drive a QEMU
+// virtual board; the templates let the same executor drive a physical board
+// (TFTP deploy, a PDU, a serial console). Every field is the operator's.
+struct VBoardConfig {
+  std::string board;                 // board description file (--board FILE.json)
+  std::string boards_dir;            // its artifacts (kernel, init); default: the description's directory
+  std::string deploy_dir;            // per-attempt deploy files go to DIR/<job>-<attempt>/; default: the attempt's work dir
+  // Overrides of the description (empty / 0: the description's).
+  uint32_t smp = 0;
+  std::string memory, cpu;
+  // Command templates, run with /bin/sh -c; {kernel} {initrd} {deploy_dir}
+  // {board} {job_id} {attempt} {append} are replaced by checked, quoted
+  // values (also in the environment as FARM_KERNEL, FARM_INITRD, ...).
+  std::string deploy_cmd;            // after the initramfs is written (real board: copy to a TFTP directory)
+  std::string power_on_cmd;          // default: the description's qemu command (its stdio is the console)
+  std::string power_off_cmd;         // default: stop the power-on process (SIGTERM, then SIGKILL)
+  // Console: "stdio" (default: the power-on command's stdout), "serial:DEVICE"
+  // (e.g. serial:/dev/ttyUSB0) or "command:TEMPLATE" (conmux-console, telnet...).
+  std::string console = "stdio";
+  unsigned console_baud = 115200;
+  uint32_t boot_timeout_s = 0;       // power on -> BEGIN marker; 0: the description's boot_timeout
+  uint32_t boot_retries = 1;         // power cycles after a failed boot before an infrastructure error
+  uint32_t power_cmd_timeout_s = 120;  // a power/deploy template must finish within this
+  uint32_t end_grace_ms = 15000;     // after the job's timeout, how long the board init has to report END
+  uint32_t poweroff_wait_ms = 15000; // after END, how long the board has to power itself off
+};
+
 struct ExecutorConfig {
-  std::string kind = "native";                   // native | qemu-user | qemu-system | ssh
+  std::string kind = "native";                   // native | qemu-user | qemu-system | ssh | vboard
   std::string arch;                              // target arch (riscv64, aarch64, x86_64)
   std::chrono::milliseconds kill_grace{2000};
 
@@ -54,6 +83,9 @@ struct ExecutorConfig {
   std::string power_cycle;                       // shell command (optional)
   uint32_t boot_timeout_s = 180;                 // wait for ssh after a power cycle
   uint32_t boot_poll_ms = 2000;
+
+  // ---- vboard (virtual board, or a real one driven the same way)
+  VBoardConfig vboard;
 };
 
 }  // namespace farm::agent

@@ -1,8 +1,9 @@
 #pragma once
 // Executors run one job's workload somewhere: on this machine (native),
 // under user-mode emulation (qemu-user), in a full-system emulator
-// (qemu-system) or on a board reached over ssh (with an optional serial
-// console and a power-cycle command for hung boards).
+// (qemu-system), on a board reached over ssh (with an optional serial
+// console and a power-cycle command for hung boards), or on a board booted
+// for each job (vboard: a virtual board, or a real one through templates).
 #include <functional>
 #include <map>
 #include <memory>
@@ -39,6 +40,9 @@ class Executor {
   virtual v1::JobResult run(JobContext& ctx) = 0;
   // Self test used to release a quarantined worker.
   virtual v1::JobResult health_check(JobContext& ctx) = 0;
+  // Capability defaults this executor knows better than the machine it runs
+  // on (a board's cores, kernel, labels); fields already set are kept.
+  virtual void describe(v1::Capabilities& /*caps*/) const {}
 };
 
 std::unique_ptr<Executor> make_executor(const ExecutorConfig& cfg);

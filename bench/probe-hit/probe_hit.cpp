@@ -379,6 +379,7 @@ int main(int argc, char **argv) {
   if (open_with(LP_PROBE_JUMP_OR_TRAP, &p) != 0) return 1;
   lp_probe *body = probe(p, body_site(p, reinterpret_cast<void *>(&bench_body)), 1);
   const bool body_jump = lp_probe_is_jump(body) == 1;
+  const int body_fallback = lp_probe_fallback(body); // why a trap, when it is one
   const double insn = ns_per_call(bench_body, body_jump ? n : n_trap);
   lp_patcher_close(p);
   if (open_with(LP_PROBE_TRAP, &p) != 0) return 1;
@@ -402,8 +403,9 @@ int main(int argc, char **argv) {
   std::printf("  %-27s %10.2f ns/call  (probe cost %.2f ns over the call)\n", "jump probe, GPR-only", jump_gpr,
               jump_gpr - plain);
   std::printf("  %-27s %10.2f ns/call  (probe cost %.2f ns over the call)\n", "trap probe", trap, trap - plain);
-  std::printf("  %-27s %10.2f ns/call  (probe cost %.2f ns over the call; %s probe)\n", "instruction site", insn,
-              insn - plain, body_jump ? "jump" : "trap");
+  std::printf("  %-27s %10.2f ns/call  (probe cost %.2f ns over the call; %s probe%s%s)\n", "instruction site", insn,
+              insn - plain, body_jump ? "jump" : "trap", body_jump ? "" : ": no jump because ",
+              body_jump ? "" : lp_strerror(body_fallback));
   std::printf("  ratio trap/jump (probe cost) %.1fx   jump/uninstrumented %.2fx   disabled/uninstrumented %.2fx\n",
               ratio(trap - plain, jump - plain), jump / plain, disabled / plain);
   std::printf("\n  entry+exit (call probes: lp_probe_call, both handlers counting)\n");
@@ -441,10 +443,10 @@ int main(int argc, char **argv) {
   };
   std::printf("{\"bench\":\"probe-hit\",\"arch\":\"%s\",\"plain_ns\":%.3f,\"disabled_ns\":%.3f,\"jump_ns\":%.3f,"
               "\"trap_ns\":%.3f,\"jump_cost_ns\":%.3f,\"trap_cost_ns\":%.3f,\"jump_gpr_only_ns\":%.3f,"
-              "\"insn_site_ns\":%.3f,\"insn_site_kind\":\"%s\",\"call_jump_ns\":%s,\"call_jump_gpr_only_ns\":%s,"
+              "\"insn_site_ns\":%.3f,\"insn_site_kind\":\"%s\",\"insn_site_fallback\":%d,\"call_jump_ns\":%s,\"call_jump_gpr_only_ns\":%s,"
               "\"call_trap_ns\":%s,\"call_jump_cost_ns\":%s,\"call_trap_cost_ns\":%s,\"uretprobe_plain_ns\":%.3f,",
               lp_arch(), plain, disabled, jump, trap, jump - plain, trap - plain, jump_gpr, insn,
-              body_jump ? "jump" : "trap", num(!call_jump.error, call_jump.ns).c_str(),
+              body_jump ? "jump" : "trap", body_fallback, num(!call_jump.error, call_jump.ns).c_str(),
               num(!call_jump_gpr.error, call_jump_gpr.ns).c_str(), num(!call_trap.error, call_trap.ns).c_str(),
               num(!call_jump.error, call_jump.ns - plain).c_str(), num(!call_trap.error, call_trap.ns - plain).c_str(),
               uret_plain);

@@ -81,6 +81,7 @@ int lp_probe_disable(lp_probe *pr) { return stage(pr, ProbeState::Disabled); }
 int lp_probe_remove(lp_probe *pr) { return stage(pr, ProbeState::Removed); }
 
 int lp_probe_is_jump(const lp_probe *pr) { return pr ? (pr->jump ? 1 : 0) : LP_EINVAL; }
+int lp_probe_fallback(const lp_probe *pr) { return pr ? pr->fallback : LP_EINVAL; }
 void *lp_probe_address(const lp_probe *pr) { return pr ? reinterpret_cast<void *>(pr->shape.addr) : nullptr; }
 size_t lp_probe_site_len(const lp_probe *pr) { return pr ? pr->shape.len : 0; }
 uint64_t lp_probe_hits(const lp_probe *pr) { return pr ? pr->hits.load() : 0; }

@@ -183,7 +183,10 @@ int prepare_insn_probe(lp_patcher &p, lp_probe &pr, uintptr_t addr) {
   }
   // Neither fits: another probe's site in the way is the reason that matters;
   // otherwise why the jump did not fit (the trap's reason when none was tried).
-  if (trc == 0) return 0;
+  if (trc == 0) {
+    pr.fallback = p.opt.policy == LP_PROBE_TRAP ? 0 : rc; // why not a jump (lp_probe_fallback)
+    return 0;
+  }
   if (trc == LP_EEXIST || rc == LP_ENOTSUP) return trc;
   return rc;
 }

@@ -249,6 +249,7 @@ int lp_patcher::jump_or_trap(lp_probe &p, int (lp_patcher::*setup)(lp_probe &)) 
   if (rc == 0) return 0;
   if (opt.policy == LP_PROBE_JUMP) return rc;
   p.jump = false; // falls back to a trap probe, which works everywhere
+  p.fallback = rc; // and says why (lp_probe_fallback)
   p.tramp = Slot{};
   return 0;
 }

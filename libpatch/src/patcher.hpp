@@ -38,6 +38,7 @@ struct lp_probe {
   uintptr_t original_fn = 0;  // Replace: runs the original function
   lp::SiteShape shape;
   bool jump = false;
+  int fallback = 0;           // LP_PROBE_JUMP_OR_TRAP made it a trap probe: why the jump failed
   lp_handler handler = nullptr;
   void *user = nullptr;
   std::atomic<uint64_t> hits{0};

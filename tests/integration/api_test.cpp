@@ -114,6 +114,7 @@ TEST(Api, NullArguments) {
   EXPECT_EQ(lp_probe_at(nullptr, reinterpret_cast<void *>(&lpt_add), nop_handler, nullptr, &pr), LP_EINVAL);
   EXPECT_EQ(lp_probe_symbol(o.p, nullptr, nop_handler, nullptr, &pr), LP_EINVAL);
   EXPECT_EQ(lp_probe_enable(nullptr), LP_EINVAL);
+  EXPECT_EQ(lp_probe_fallback(nullptr), LP_EINVAL);
   EXPECT_EQ(lp_commit(nullptr), LP_EINVAL);
   EXPECT_EQ(lp_patcher_open(nullptr, nullptr), LP_EINVAL);
 }

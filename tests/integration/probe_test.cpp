@@ -50,6 +50,7 @@ TEST_P(LiveProbe, HandlerSeesArgumentsAndPc) {
   lp_probe *pr = nullptr;
   ASSERT_EQ(lp_probe_symbol(p_, "lpt_six", record, &s, &pr), 0);
   EXPECT_EQ(lp_probe_is_jump(pr), policy() == LP_PROBE_TRAP ? 0 : 1);
+  EXPECT_EQ(lp_probe_fallback(pr), 0); // the kind its policy asked for
   EXPECT_EQ(lpt_six(1, 2, 3, 4, 5, 6), 91);
   EXPECT_EQ(s.hits.load(), 0); // created, not enabled
   ASSERT_EQ(lp_probe_enable(pr), 0);

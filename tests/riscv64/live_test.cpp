@@ -6,6 +6,7 @@
 #include <cfenv>
 #include <csignal>
 #include <cstring>
+#include <string>
 #include <fcntl.h>
 #include <linux/membarrier.h>
 #include <sys/auxv.h>
@@ -119,6 +120,13 @@ void exercise(Fn fn, uint64_t add, int policy, int expect_jump_) {
     ASSERT_EQ(lp_probe_at(p, reinterpret_cast<void *>(fn), count, &c, &pr), 0);
     const bool expect_jump = expect_jump_ < 0 ? lp_probe_is_jump(pr) == 1 : expect_jump_ == 1;
     EXPECT_EQ(lp_probe_is_jump(pr), expect_jump ? 1 : 0);
+    // A trap probe the jump-or-trap policy fell back to says why; otherwise 0.
+    if (policy == LP_PROBE_JUMP_OR_TRAP && !expect_jump) {
+      EXPECT_LT(lp_probe_fallback(pr), 0);
+      EXPECT_EQ(std::string(lp_strerror(lp_probe_fallback(pr))).find("unknown"), std::string::npos);
+    } else {
+      EXPECT_EQ(lp_probe_fallback(pr), 0);
+    }
     EXPECT_EQ(lp_probe_address(pr), reinterpret_cast<void *>(fn));
     c.hits = 0;
     EXPECT_EQ(fn(100), 100 + add);
@@ -210,6 +218,13 @@ TEST(Rv64Live, SledC2TrapOnly) {
   Counter c;
   lp_probe *pr = nullptr;
   EXPECT_EQ(lp_probe_at(p, reinterpret_cast<void *>(&rv_sled_c2), count, &c, &pr), LP_ETOOSHORT);
+  close_patcher(p);
+  // Under jump-or-trap the same site is a trap probe, and the reason is the one
+  // the jump policy failed with.
+  p = open_patcher();
+  ASSERT_EQ(lp_probe_at(p, reinterpret_cast<void *>(&rv_sled_c2), count, &c, &pr), 0);
+  EXPECT_EQ(lp_probe_is_jump(pr), 0);
+  EXPECT_EQ(lp_probe_fallback(pr), LP_ETOOSHORT);
   close_patcher(p);
   exercise(rv_sled_c2, 19, LP_PROBE_JUMP_OR_TRAP, false); // falls back to a trap probe
 }

@@ -15,7 +15,7 @@ extern "C" {
 #endif
 
 #define LIBPATCH_VERSION_MAJOR 0
-#define LIBPATCH_VERSION_MINOR 3 /* 0.3: lp_stats.kernel_icache_flushes (lp_stats grew: rebuild against this header) */
+#define LIBPATCH_VERSION_MINOR 4 /* 0.3: lp_stats.kernel_icache_flushes (lp_stats grew: rebuild against this header); 0.4: lp_probe_fallback */
 
 typedef struct lp_patcher lp_patcher; /* one per process */
 typedef struct lp_probe lp_probe;
@@ -128,6 +128,14 @@ int lp_probe_disable(lp_probe *); /* staged: takes effect at the next commit */
  * other call on it returns LP_EREMOVED) and is freed by lp_patcher_close. */
 int lp_probe_remove(lp_probe *);
 int lp_probe_is_jump(const lp_probe *); /* 1 jump, 0 trap, <0 error */
+/* Why a probe created under LP_PROBE_JUMP_OR_TRAP is a trap probe: the LP_E*
+ * code (< 0, see lp_strerror) the jump probe failed with at creation, e.g.
+ * LP_ERANGE (no trampoline within the jump's reach and no free register for
+ * the far form), LP_ENOTSUP (the instructions it would displace cannot be
+ * relocated), LP_EEXIST (they reach into another probe's site). 0 when the
+ * probe is the kind its policy asked for (a jump probe, or any probe under
+ * LP_PROBE_JUMP / LP_PROBE_TRAP); LP_EINVAL for NULL. */
+int lp_probe_fallback(const lp_probe *);
 void *lp_probe_address(const lp_probe *);
 /* Bytes of text the probe rewrites, from lp_probe_address (a sled, or the
  * instructions an instruction site displaces); 0 for NULL. No other probe can

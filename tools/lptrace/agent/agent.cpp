@@ -142,6 +142,9 @@ nlohmann::json report_json(Agent *a) {
                      {"kind", lp_probe_is_jump(p.probe) == 1 ? "jump" : "trap"},
                      {"enabled", p.enabled.load(std::memory_order_relaxed)},
                      {"calls", sum.calls}};
+    // A trap where a jump was tried: the reason (lp_probe_fallback), e.g.
+    // LP_ERANGE when no trampoline could be placed within the jump's reach.
+    if (const int why = lp_probe_fallback(p.probe); why < 0) f["trap_reason"] = lp_strerror(why);
     if (p.exits) sum.to_json(f, k);
     else if (exits) f.update({{"exits", 0}, {"total_ns", 0}, {"mean_ns", 0}, {"p50_ns", 0}, {"p99_ns", 0}, {"max_ns", 0}});
     fs.push_back(std::move(f));

@@ -49,6 +49,7 @@ int lp_patcher_stats(const lp_patcher *p, lp_stats *s) {
   s->chained = lp::linux_platform::trap_signal_chained_count() - p->chained_at_open;
   s->evacuated = p->evacuated.load();
   s->kernel_icache_flushes = p->writer ? p->writer->kernel_icache_flushes() : 0;
+  s->text_mprotects = p->writer ? p->writer->text_mprotects() : 0;
   return 0;
 }
 

@@ -79,9 +79,10 @@ int op_write(void *ctx, uintptr_t addr, const uint8_t *src, uint32_t g) {
   return p->writer->write(addr, src, g);
 }
 
+// The writer's window spans the whole batch (TextWriter: begin ... finish):
+// the stores before a sync are complete when its system call is made.
 int op_sync(void *ctx, engine::SyncPoint point, bool evacuate) {
   auto *p = static_cast<lp_patcher *>(ctx);
-  if (p->writer->finish() != 0) return LP_EWRITE;
   return p->sync(point, evacuate);
 }
 
@@ -593,9 +594,18 @@ int lp_patcher::commit() {
   ops.write = op_write;
   ops.sync = op_sync;
   engine::EngineStats st;
-  const engine::EngineError e = engine::run_batch(ops, tr.data(), tr.size(), &st);
-  const int rc = to_lp(e);
-  if (rc == 0 || e == engine::EngineError::Sync) {
+  // Every byte the batch may store to, so the writer prepares it at once.
+  std::vector<lpl::TextRange> ranges;
+  ranges.reserve(tr.size());
+  for (const engine::Transition &t : tr) ranges.push_back({t.addr, t.addr + t.len});
+  engine::EngineError e = engine::EngineError::Write;
+  if (writer->begin(ranges.data(), ranges.size()) == 0) e = engine::run_batch(ops, tr.data(), tr.size(), &st);
+  const bool closed = writer->finish() == 0;
+  int rc = to_lp(e);
+  // The text could not be made read-only again after a batch that applied:
+  // the batch stands (recorded below), the commit reports LP_EWRITE.
+  if (rc == 0 && !closed) rc = LP_EWRITE;
+  if (e == engine::EngineError::Ok || e == engine::EngineError::Sync) {
     // Sync failing after phase 3 leaves complete new code: record it as applied.
     for (size_t i = 0; i < moving.size(); ++i) {
       lp_probe *p = moving[i];

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <tuple>
+#include <unistd.h>
 
 #include "libpatch/patch.h"
 #include "libpatch/regs.h"
@@ -117,6 +118,29 @@ TEST_P(LiveProbe, KernelIcacheFlushesCountProcmemWritesOnRiscv) {
 #endif
   EXPECT_EQ(s1.kernel_icache_flushes - s0.kernel_icache_flushes, flushes ? s1.writes - s0.writes : 0u);
   EXPECT_EQ(s1.kernel_icache_flushes, flushes ? s1.writes + 2 : 0u);
+}
+
+// lp_stats.text_mprotects: the mprotect writer opens the batch's text once and
+// closes it once per commit, whatever the 3 syncs (it used to be 2 per page per
+// phase: 6 per commit); procmem never.
+TEST_P(LiveProbe, TextMprotectsAreTwoPerCommitRun) {
+  Seen s;
+  lp_probe *pr = nullptr;
+  ASSERT_EQ(lp_probe_symbol(p_, "lpt_add", record, &s, &pr), 0);
+  const uintptr_t a = reinterpret_cast<uintptr_t>(lp_probe_address(pr));
+  const size_t pg = size_t(sysconf(_SC_PAGESIZE));
+  const uint64_t pages = (a + lp_probe_site_len(pr) - 1) / pg - a / pg + 1;
+  lp_stats s0{}, s1{};
+  ASSERT_EQ(lp_patcher_stats(p_, &s0), 0);
+  ASSERT_EQ(lp_probe_enable(pr), 0);
+  ASSERT_EQ(lp_commit(p_), 0);
+  ASSERT_EQ(lp_probe_disable(pr), 0);
+  ASSERT_EQ(lp_commit(p_), 0);
+  ASSERT_EQ(lp_patcher_stats(p_, &s1), 0);
+  EXPECT_EQ(s1.syncs - s0.syncs, 6u);
+  const bool mprotect_writer = std::get<1>(GetParam()) != LP_WRITER_PROCMEM;
+  // The site's page(s) are one run of contiguous pages: 2 mprotects a commit.
+  EXPECT_EQ(s1.text_mprotects - s0.text_mprotects, mprotect_writer ? 4u : 0u) << pages << " page(s)";
 }
 
 TEST_P(LiveProbe, ManyToggles) {

@@ -14,7 +14,9 @@
 // docs/riscv64.md (Writers) for what a test inside a riscv64 guest checks.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <cstring>
+#include <string>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -166,6 +168,77 @@ TEST(TextWriters, MprotectWritesExactlyTheEngineBytes) {
   uint64_t writes = 0;
   exercise(*w, t, {1, 2, 4}, &writes);
   EXPECT_EQ(w->kernel_icache_flushes(), 0u);
+}
+
+namespace {
+
+// "rwxp"-style permissions of the mapping holding `a`, from /proc/self/maps.
+std::string perms_at(uintptr_t a) {
+  FILE *f = std::fopen("/proc/self/maps", "r");
+  if (!f) return "?";
+  char line[512];
+  std::string out = "unmapped";
+  while (std::fgets(line, sizeof line, f)) {
+    unsigned long lo = 0, hi = 0;
+    char perms[8] = {};
+    if (std::sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) == 3 && a >= lo && a < hi) out = std::string(perms, 3);
+  }
+  std::fclose(f);
+  return out;
+}
+
+} // namespace
+
+// One write window per batch: begin() opens every page of the batch with one
+// mprotect per run of contiguous pages, writes add none, finish() restores
+// with one per run; a write outside begin()'s ranges opens its own page.
+TEST(TextWriters, MprotectOneWindowPerBatch) {
+  const size_t pg = size_t(sysconf(_SC_PAGESIZE));
+  void *m = mmap(nullptr, 4 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(m, MAP_FAILED);
+  auto *p = static_cast<uint8_t *>(m);
+  std::memset(p, 0x13, 4 * pg);
+  ASSERT_EQ(mprotect(p, 4 * pg, PROT_READ | PROT_EXEC), 0);
+  const auto at = [&](size_t off) { return reinterpret_cast<uintptr_t>(p) + off; };
+  auto w = make_mprotect_writer();
+  EXPECT_EQ(w->begin(nullptr, 0), 0);
+  EXPECT_EQ(w->text_mprotects(), 0u);
+  // Pages 0-1 (one site straddling them) and page 3: two runs.
+  const TextRange r[] = {{at(pg - 2), at(pg + 2)}, {at(3 * pg + 8), at(3 * pg + 12)}, {at(100), at(104)}};
+  ASSERT_EQ(w->begin(r, 3), 0);
+  EXPECT_EQ(w->text_mprotects(), 2u);
+  EXPECT_EQ(perms_at(at(0)), "rwx");
+  EXPECT_EQ(perms_at(at(pg)), "rwx");
+  EXPECT_EQ(perms_at(at(2 * pg)), "r-x");
+  EXPECT_EQ(perms_at(at(3 * pg)), "rwx");
+  const uint8_t b2[2] = {0xaa, 0xbb};
+  ASSERT_EQ(w->write(at(pg - 2), b2, 2), 0);
+  ASSERT_EQ(w->write(at(pg), b2, 2), 0);
+  ASSERT_EQ(w->write(at(3 * pg + 8), b2, 2), 0);
+  EXPECT_EQ(w->text_mprotects(), 2u); // no mprotect per write or per phase
+  ASSERT_EQ(w->write(at(2 * pg + 4), b2, 2), 0); // outside the ranges: its own page
+  EXPECT_EQ(w->text_mprotects(), 3u);
+  ASSERT_EQ(w->finish(), 0);
+  EXPECT_EQ(w->text_mprotects(), 4u); // pages 0-3 are one run now
+  for (size_t i = 0; i < 4; ++i) EXPECT_EQ(perms_at(at(i * pg)), "r-x") << "page " << i;
+  EXPECT_EQ(p[pg - 2], 0xaa);
+  EXPECT_EQ(p[pg + 1], 0xbb);
+  EXPECT_EQ(p[2 * pg + 4], 0xaa);
+  EXPECT_EQ(p[3 * pg + 9], 0xbb);
+  EXPECT_EQ(p[3 * pg + 10], 0x13);
+  EXPECT_EQ(w->finish(), 0); // nothing open: nothing to do
+  EXPECT_EQ(w->text_mprotects(), 4u);
+  ASSERT_EQ(munmap(p, 4 * pg), 0);
+  // Text that is not mapped (a page this writer never saw) is named, and
+  // nothing was opened.
+  void *g = mmap(nullptr, pg, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(g, MAP_FAILED);
+  ASSERT_EQ(munmap(g, pg), 0);
+  const uintptr_t ga = reinterpret_cast<uintptr_t>(g);
+  const TextRange gone[] = {{ga, ga + 4}};
+  EXPECT_EQ(w->begin(gone, 1), LP_ENOTEXEC);
+  EXPECT_EQ(w->finish(), 0);
+  EXPECT_EQ(w->text_mprotects(), 4u);
 }
 
 TEST(TextWriters, ProcmemOpensNativelyAndIsRefusedUnderQemuUser) {

@@ -138,14 +138,15 @@ std::string Result::json(const Config &c) const {
                         "\"jump_probes\":%llu,\"trap_probes\":%llu,"
                         "\"calls\":%llu,\"hits\":%llu,\"batches\":%llu,\"commits\":%llu,\"syncs\":%llu,\"traps\":%llu,"
                         "\"evacuated\":%llu,\"unexpected_signals\":%llu,\"wrong_results\":%llu,\"bad_regs\":%llu,"
-                        "\"final_check_failures\":%llu,",
+                        "\"final_check_failures\":%llu,\"text_mprotects\":%llu,\"kernel_icache_flushes\":%llu,",
                         lp_arch(), c.threads, c.functions, (unsigned long long)c.seed, c.writer_name.c_str(),
                         c.sync_name.c_str(), c.kind_name.c_str(), c.sites_name.c_str(), c.exit_probes ? "true" : "false",
                         (unsigned long long)jump_probes, (unsigned long long)trap_probes, (unsigned long long)calls,
                         (unsigned long long)hits, (unsigned long long)batches, (unsigned long long)commits,
                         (unsigned long long)syncs, (unsigned long long)traps, (unsigned long long)evacuated,
                         (unsigned long long)unexpected_signals, (unsigned long long)wrong_results,
-                        (unsigned long long)bad_regs, (unsigned long long)final_check_failures);
+                        (unsigned long long)bad_regs, (unsigned long long)final_check_failures,
+                        (unsigned long long)text_mprotects, (unsigned long long)kernel_icache_flushes);
   if (n > 0 && size_t(n) < sizeof buf)
     n += std::snprintf(buf + n, sizeof buf - size_t(n),
                        "\"entries\":%llu,\"exits\":%llu,\"exit_mismatches\":%llu,\"exit_bad_words\":%llu,"
@@ -317,6 +318,8 @@ Result run(const Config &c) {
   res.syncs = st.syncs;
   res.traps = st.traps;
   res.evacuated = st.evacuated;
+  res.text_mprotects = st.text_mprotects;
+  res.kernel_icache_flushes = st.kernel_icache_flushes;
   res.unexpected_signals = g_unexpected.load() + st.chained;
   if (c.exit_probes) {
     // Every thread is joined and this one is outside every probed call: no

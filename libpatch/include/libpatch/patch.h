@@ -15,7 +15,7 @@ extern "C" {
 #endif
 
 #define LIBPATCH_VERSION_MAJOR 0
-#define LIBPATCH_VERSION_MINOR 4 /* 0.3: lp_stats.kernel_icache_flushes (lp_stats grew: rebuild against this header); 0.4: lp_probe_fallback */
+#define LIBPATCH_VERSION_MINOR 4 /* 0.3: lp_stats.kernel_icache_flushes (lp_stats grew: rebuild against this header); 0.4: lp_probe_fallback, lp_stats.text_mprotects (lp_stats grew again) */
 
 typedef struct lp_patcher lp_patcher; /* one per process */
 typedef struct lp_probe lp_probe;
@@ -55,7 +55,7 @@ enum lp_error {
 /* How bytes reach the text. */
 enum lp_writer_kind {
   LP_WRITER_DEFAULT = 0, /* mprotect */
-  LP_WRITER_MPROTECT = 1, /* make the page RWX for the write, then R-X again */
+  LP_WRITER_MPROTECT = 1, /* make the batch's pages RWX for the commit, then R-X again */
   LP_WRITER_PROCMEM = 2   /* pwrite() to /proc/self/mem: text never becomes writable */
 };
 
@@ -113,6 +113,10 @@ typedef struct lp_stats {
    * (plain stores) and on x86-64 (the kernel flushes nothing there).
    * docs/riscv64.md "Writers" says when each writer fits. */
   uint64_t kernel_icache_flushes;
+  /* mprotect() calls on the text (LP_WRITER_MPROTECT): 2 per run of contiguous
+   * pages a commit writes (RWX before its first store, back after its last
+   * sync). Each is a TLB shootdown of every other core running the process. */
+  uint64_t text_mprotects;
 } lp_stats;
 
 void lp_options_init(lp_options *opt);

@@ -1,5 +1,6 @@
 #include "text_writer.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -70,6 +71,28 @@ class MprotectWriter final : public TextWriter {
 public:
   const char *name() const override { return "mprotect"; }
 
+  int begin(const TextRange *ranges, size_t n) override {
+    const uintptr_t ps = uintptr_t(page_size());
+    std::vector<uintptr_t> pages;
+    for (size_t i = 0; i < n; ++i) {
+      if (ranges[i].hi <= ranges[i].lo) continue;
+      for (uintptr_t pg = ranges[i].lo & ~(ps - 1); pg < ranges[i].hi; pg += ps)
+        if (!is_open(pg)) pages.push_back(pg);
+    }
+    std::sort(pages.begin(), pages.end());
+    pages.erase(std::unique(pages.begin(), pages.end()), pages.end());
+    if (pages.empty()) return 0;
+    // The pages' protections now (a library may have been unloaded and its
+    // range mapped again since the last batch): one read of the maps for all.
+    const std::vector<Mapping> maps = read_maps();
+    for (uintptr_t pg : pages) {
+      auto m = std::find_if(maps.begin(), maps.end(), [&](const Mapping &x) { return pg >= x.lo && pg < x.hi; });
+      if (m == maps.end()) return LP_ENOTEXEC;
+      prot_[pg] = m->prot();
+    }
+    return protect_runs(pages, /*open=*/true);
+  }
+
   int write(uintptr_t addr, const uint8_t *src, uint32_t granule) override {
     const uintptr_t page = addr & ~uintptr_t(page_size() - 1);
     if (int rc = open_page(page); rc != 0) return rc;
@@ -78,35 +101,64 @@ public:
   }
 
   int finish() override {
-    int rc = 0;
-    for (uintptr_t page : open_) {
-      if (mprotect(reinterpret_cast<void *>(page), page_size(), prot_[page]) != 0) rc = LP_EWRITE;
-    }
-    open_.clear();
+    std::vector<uintptr_t> pages;
+    pages.swap(open_);
+    std::sort(pages.begin(), pages.end());
+    const int rc = protect_runs(pages, /*open=*/false);
+    prot_.clear(); // known for one batch only (see begin)
     return rc;
   }
+
+  uint64_t text_mprotects() const override { return mprotects_; }
 
   ~MprotectWriter() override { finish(); }
 
 private:
+  bool is_open(uintptr_t page) const { return std::find(open_.begin(), open_.end(), page) != open_.end(); }
+
   int open_page(uintptr_t page) {
-    for (uintptr_t p : open_)
-      if (p == page) return 0;
+    if (is_open(page)) return 0;
     auto it = prot_.find(page);
     if (it == prot_.end()) {
       auto m = mapping_of(page);
       if (!m) return LP_ENOTEXEC;
       it = prot_.emplace(page, m->prot()).first;
     }
+    ++mprotects_;
     if (mprotect(reinterpret_cast<void *>(page), page_size(), it->second | PROT_READ | PROT_WRITE | PROT_EXEC) != 0)
       return LP_EWRITE;
     open_.push_back(page);
     return 0;
   }
 
-  // Original protection of every page ever written (text mappings keep theirs).
+  // Opens (RWX) or restores sorted, distinct `pages`: one mprotect per run of
+  // contiguous pages with the same original protection. Opening stops at the
+  // first failure (the pages opened so far are in open_, restored by finish);
+  // restoring goes on past one and reports it.
+  int protect_runs(const std::vector<uintptr_t> &pages, bool open) {
+    const uintptr_t ps = uintptr_t(page_size());
+    int rc = 0;
+    for (size_t i = 0; i < pages.size();) {
+      const int prot = prot_[pages[i]];
+      size_t j = i + 1;
+      while (j < pages.size() && pages[j] == pages[j - 1] + ps && prot_[pages[j]] == prot) ++j;
+      const int want = open ? (prot | PROT_READ | PROT_WRITE | PROT_EXEC) : prot;
+      ++mprotects_;
+      if (mprotect(reinterpret_cast<void *>(pages[i]), (j - i) * ps, want) != 0) {
+        rc = LP_EWRITE;
+        if (open) return rc;
+      } else if (open) {
+        open_.insert(open_.end(), pages.begin() + long(i), pages.begin() + long(j));
+      }
+      i = j;
+    }
+    return rc;
+  }
+
+  // Original protection of the pages of the batch in progress.
   std::unordered_map<uintptr_t, int> prot_;
   std::vector<uintptr_t> open_;
+  uint64_t mprotects_ = 0;
 };
 
 class ProcMemWriter final : public TextWriter {

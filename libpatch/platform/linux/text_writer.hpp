@@ -3,27 +3,54 @@
 // cores observe atomically (the protocol's safety depends on it).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 
 namespace lp::linux_platform {
 
+struct TextRange {
+  uintptr_t lo = 0, hi = 0; // [lo, hi)
+};
+
+// A batch is one write window: begin() (optional) with every range the batch
+// may store to, then the engine's writes and its three syncs, then finish()
+// once, after the last sync (or after a rollback). The writes a sync must
+// publish are plain stores (mprotect) or completed pwrite()s (procmem) before
+// the sync's system call, so no writer needs to act at each sync.
 class TextWriter {
 public:
   virtual ~TextWriter() = default;
   virtual const char *name() const = 0;
+  // Prepares the batch's text (the mprotect writer opens every page of it at
+  // once). 0 or LP_E*; on failure the caller still calls finish().
+  virtual int begin(const TextRange *ranges, size_t n) {
+    (void)ranges;
+    (void)n;
+    return 0;
+  }
   // Returns 0 or a negative LP_E* code.
   virtual int write(uintptr_t addr, const uint8_t *src, uint32_t granule) = 0;
-  // Ends the current write window (called before every sync). 0 or LP_E*.
+  // Ends the write window. 0 or LP_E*.
   virtual int finish() { return 0; }
   // Icache flushes of every hart running this process that the kernel performed
   // on this writer's behalf (lp_stats.kernel_icache_flushes): one per
   // /proc/self/mem write on riscv64, none for mprotect or on x86-64.
   virtual uint64_t kernel_icache_flushes() const { return 0; }
+  // mprotect() calls on the text (lp_stats.text_mprotects): the mprotect writer's.
+  virtual uint64_t text_mprotects() const { return 0; }
 };
 
-// Makes each touched page RWX (never RW: other threads are executing it) for the
-// duration of a protocol phase, stores directly, and restores R-X before the sync.
+// Makes the batch's pages RWX (never RW: other threads are executing them) from
+// begin() to finish(), stores directly, and restores each page's protection at
+// finish(). One mprotect per run of contiguous pages each way, per batch: every
+// mprotect of a multi-threaded process is a TLB shootdown (an IPI, or an SBI
+// remote sfence.vma, to every other core running it), which on the rv64gc
+// Linux guest under TCG costs 10-80 ms when the other harts are busy
+// (bench/guest-costs). The window used to be one protocol phase (six mprotects
+// per page per batch); a batch-long window keeps W^X broken for the batch's
+// three syncs instead of one: the same pages, the same process, no new reader.
+// A write outside begin()'s ranges opens its page on the spot.
 std::unique_ptr<TextWriter> make_mprotect_writer();
 
 // ---- The /proc/self/mem writer's store plan ---------------------------------

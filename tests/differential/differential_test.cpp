@@ -4,7 +4,10 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstdio>
+#include <cstring>
 #include <thread>
+#include <unistd.h>
 #include <vector>
 
 #include "libpatch/patch.h"
@@ -34,18 +37,47 @@ const Subject kSubjects[] = {{"lpd_sum_loop", lpd_sum_loop},
                              {"lpd_calls", lpd_calls}};
 const int64_t kInputs[] = {-9, -1, 0, 1, 2, 3, 7, 12, 33, 100, 257, 4099, 123457};
 
-// The static riscv64 binary keeps the subjects more than 1 MiB from any free
-// address space (tests/CMakeLists.txt), so every jump there is the far form,
-// which needs a provably dead register: only a few boundaries have one, the
-// rest take trap probes (whose copies leave through exit traps).
-// One compile of this file serves both layouts: which one a binary has is read
-// from where the linker put the subjects (the near binary links .lpd_text at
-// 256 MiB).
-constexpr uintptr_t kNearBase = 0x10000000;
+// Far layout: nothing can be mapped within jal's +-1 MiB of the subjects, so
+// every jump there is the far form, which needs a provably dead register: only
+// a few boundaries have one, the rest take trap probes (whose copies leave
+// through exit traps). Which layout a process has is a property of its address
+// space, read from /proc/self/maps the way the trampoline pool looks for room
+// (exec_memory.cpp map_near: a 256 KiB chunk just above a mapping or just
+// below the next, wholly within reach): the static riscv64 binary holds ~1.7
+// MiB of text from 0x10000 up, and under qemu-user the heap starts right after
+// .bss and fills the rest of the reach; a riscv64 Linux kernel randomizes the
+// start of brk, leaving room after .bss, so the same binary is near there (the
+// riscv64-linux suites). differential_near_tests links the subjects' section
+// at 256 MiB, with free space around it: near everywhere. Asked after the
+// test's probes were made (the heap as the pool saw it); a trampoline chunk of
+// libpatch's already within reach means near.
 #if defined(__riscv)
-const bool kFarLayout = reinterpret_cast<uintptr_t>(&lpd_sum_loop) < kNearBase;
+bool far_layout() {
+  constexpr int64_t kReach = 1 << 20;   // jal
+  constexpr uint64_t kChunk = 256 * 1024; // the pool's chunk
+  const uint64_t page = uint64_t(sysconf(_SC_PAGESIZE));
+  const int64_t site = int64_t(reinterpret_cast<uintptr_t>(&lpd_sum_loop));
+  auto in_reach = [&](uint64_t a) { return int64_t(a) - site > -kReach && int64_t(a) - site < kReach; };
+  auto fits = [&](uint64_t a) { return in_reach(a) && in_reach(a + kChunk); };
+  FILE *f = std::fopen("/proc/self/maps", "r");
+  if (!f) return true;
+  char line[512];
+  uint64_t prev_end = 0x10000;
+  bool room = false;
+  while (std::fgets(line, sizeof line, f)) {
+    unsigned long lo = 0, hi = 0;
+    if (std::sscanf(line, "%lx-%lx", &lo, &hi) != 2) continue;
+    if (std::strstr(line, "libpatch-trampolines") && in_reach(lo)) room = true;
+    if (lo > prev_end && lo - prev_end >= kChunk + 2 * page &&
+        (fits(lo - kChunk - page) || fits(prev_end + page)))
+      room = true;
+    if (hi > prev_end) prev_end = hi;
+  }
+  std::fclose(f);
+  return !(room || fits(prev_end + page));
+}
 #else
-constexpr bool kFarLayout = false;
+bool far_layout() { return false; }
 #endif
 
 std::atomic<uint64_t> g_hits{0};
@@ -110,9 +142,11 @@ TEST_P(Differential, EveryBoundaryOfEveryFunction) {
       EXPECT_EQ(outputs(s.fn), ref) << s.name << "+" << (b - bs[0]) << " after removal";
     }
   }
-  EXPECT_GT(probed, kFarLayout && policy == LP_PROBE_JUMP ? 5u : 40u);
+  const bool far = far_layout();
+  std::printf("layout: %s\n", far ? "far (no room within jal's reach)" : "near");
+  EXPECT_GT(probed, far && policy == LP_PROBE_JUMP ? 5u : 40u);
   EXPECT_GT(g_hits.load(), 0u);
-  if (policy != LP_PROBE_TRAP) EXPECT_GT(jumps, kFarLayout ? 5u : probed / 3);
+  if (policy != LP_PROBE_TRAP) EXPECT_GT(jumps, far ? 5u : probed / 3);
   std::printf("probed %zu boundaries (%zu jump, %zu trap), %zu refused, %llu hits\n", probed, jumps, probed - jumps,
               refused, (unsigned long long)g_hits.load());
   lp_patcher_close(p);
@@ -211,7 +245,9 @@ TEST(DifferentialLive, OverlappingSitesAreRefused) {
   // Somewhere a site covers more than one instruction -- except in rv64g code
   // with only the 4-byte `jal` form: one instruction per site.
 #if defined(__riscv) && !defined(__riscv_compressed)
-  if (!kFarLayout)
+  const bool far = far_layout();
+  std::printf("layout: %s\n", far ? "far (no room within jal's reach)" : "near");
+  if (!far)
     EXPECT_FALSE(inside);
   else
     EXPECT_TRUE(inside);

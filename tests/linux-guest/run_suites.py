@@ -486,7 +486,11 @@ def main():
     ap.add_argument("--suite-name", default="linux-guest")
     ap.add_argument("--exclude-label", action="append", default=[],
                     help="tests with this label are not part of the suite (the guest suites themselves)")
-    ap.add_argument("--only", help="run only the tests whose name matches this regex (debugging)")
+    ap.add_argument("--only", help="run only the tests whose name matches this regex")
+    ap.add_argument("--exclude", action="append", default=[], metavar="REGEX=REASON",
+                    help="tests whose name matches REGEX are not run here; REASON says where they run and why "
+                         "(listed as not run, never left out silently)")
+    ap.add_argument("--accel", help="override the board's -accel (e.g. tcg,thread=single)")
     ap.add_argument("--cap", action="append", default=[], metavar="NAME=MAX",
                     help="lower the numeric argument after NAME to MAX in the guest")
     ap.add_argument("--default-timeout", type=int, default=300, help="per test, when it has no TIMEOUT")
@@ -503,6 +507,15 @@ def main():
             die(f"--cap wants NAME=MAX, got {c!r}")
         caps.append((name, int(mx)))
     a.cap = caps
+    excludes = []
+    for x in a.exclude:
+        rx, _, why = x.partition("=")
+        if not rx or not why:
+            die(f"--exclude wants REGEX=REASON, got {x!r}")
+        try:
+            excludes.append((re.compile(rx), why))
+        except re.error as e:
+            die(f"--exclude: bad regex {rx!r}: {e}")
     a.source_dir = os.path.realpath(a.source_dir)
     build_dir = os.path.realpath(a.build_dir)
     t_start = time.monotonic()
@@ -539,6 +552,10 @@ def main():
         for t in tests:
             if t.reason is None and not re.search(a.only, t.name):
                 t.reason = f"not selected (--only {a.only})"
+    for rx, why in excludes:
+        for t in tests:
+            if t.reason is None and rx.search(t.name):
+                t.reason = why
     run = [t for t in tests if t.reason is None]
     not_run = [t for t in tests if t.reason is not None]
     for i, t in enumerate(run):
@@ -615,8 +632,8 @@ def main():
                "-m", a.memory or board["memory"]]
         if board.get("bios"):
             cmd += ["-bios", board["bios"]]
-        if board.get("accel"):
-            cmd += ["-accel", board["accel"]]
+        if a.accel or board.get("accel"):
+            cmd += ["-accel", a.accel or board["accel"]]
         cmd += board.get("qemu_args", [])
         cmd += ["-kernel", os.path.join(boards_dir, board["kernel"]), "-initrd", cpio, "-append", board["append"]]
         full = ["timeout", "-k", "10", str(a.qemu_timeout)] + cmd

@@ -593,6 +593,27 @@ void reset_raw_sled(uint8_t *site) {
   ASSERT_EQ(mprotect(reinterpret_cast<void *>(lo), 2 * pg, PROT_READ | PROT_EXEC), 0);
 }
 
+// A SIGILL libpatch does not resolve is chained to the handler installed
+// before it: this one says where the thread was and what memory held there at
+// that moment, then ends the process (a trap executed where memory no longer
+// holds one is a thread running bytes the last sync retired).
+uint8_t *g_diag_site;
+void diagnose_sigill(int, siginfo_t *si, void *ucv) {
+  const auto *uc = static_cast<const ucontext_t *>(ucv);
+  const uintptr_t pc = uc->uc_mcontext.__gregs[REG_PC];
+  char buf[256];
+  const uint8_t *m = reinterpret_cast<const uint8_t *>(pc);
+  const long off = long(pc - uintptr_t(g_diag_site));
+  const int n = std::snprintf(buf, sizeof buf,
+                              "diagnose_sigill: unresolved SIGILL (si_code %d) at pc %#lx = site%+ld; memory at pc "
+                              "now: %02x %02x %02x %02x; site: %02x%02x %02x%02x %02x%02x %02x%02x\n",
+                              si->si_code, (unsigned long)pc, off, m[0], m[1], m[2], m[3], g_diag_site[1],
+                              g_diag_site[0], g_diag_site[3], g_diag_site[2], g_diag_site[5], g_diag_site[4],
+                              g_diag_site[7], g_diag_site[6]);
+  if (n > 0) (void)!write(2, buf, size_t(n));
+  _exit(3);
+}
+
 // The sled straddles a page boundary after its first c.nop (sleds.S), where
 // qemu ends a translation block and can deliver a signal: threads hammering the
 // function are caught at +2 by the phase-1 signal round of raw -> jal commits.
@@ -601,6 +622,12 @@ TEST(Rv64Live, EvacuationFromInsideARawSled) {
   if (!hart_c()) GTEST_SKIP();
   auto *site = reinterpret_cast<uint8_t *>(&rv_sled_split_c);
   ASSERT_EQ(uintptr_t(site + 2) % uintptr_t(sysconf(_SC_PAGESIZE)), 0u) << "the sled must straddle a page";
+  g_diag_site = site;
+  struct sigaction diag {}, prev_ill {};
+  diag.sa_sigaction = diagnose_sigill;
+  diag.sa_flags = SA_SIGINFO;
+  sigemptyset(&diag.sa_mask);
+  ASSERT_EQ(sigaction(SIGILL, &diag, &prev_ill), 0); // before the patcher: it chains to this one
   lp_patcher *p = open_patcher(LP_SYNC_DEFAULT, LP_WRITER_DEFAULT, LP_PROBE_JUMP);
   ASSERT_NE(p, nullptr);
   Counter c;
@@ -649,6 +676,7 @@ TEST(Rv64Live, EvacuationFromInsideARawSled) {
   EXPECT_EQ(bad.load(), 0u);
   EXPECT_GT(evacuated, 0u) << "no thread was ever caught inside the sled";
   close_patcher(p);
+  sigaction(SIGILL, &prev_ill, nullptr);
 }
 
 } // namespace

@@ -1,0 +1,124 @@
+// backends/aarch64/encoding.hpp against the assembler: every encoder's word is
+// the one Debian's aarch64-linux-gnu-as produced for the same instruction
+// (tests/aarch64/encodings.S, linked at 0x10000 and dumped to LP_A64_ENCODINGS_BIN
+// at build time), and the concurrent-modification list holds exactly the
+// instructions B2.2.5 names.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <vector>
+
+#include "aarch64/encoding.hpp"
+
+using namespace lp::aarch64;
+
+namespace {
+
+std::vector<uint32_t> assembled() {
+  std::vector<uint32_t> w;
+  FILE *f = std::fopen(LP_A64_ENCODINGS_BIN, "rb");
+  if (!f) return w;
+  uint8_t b[4];
+  while (std::fread(b, 1, 4, f) == 4) w.push_back(get32(b));
+  std::fclose(f);
+  return w;
+}
+
+constexpr uint64_t kBase = 0x10000; // where encodings.S is linked
+uint64_t pc_of(size_t i) { return kBase + 4 * i; }
+
+} // namespace
+
+TEST(A64Encoding, MatchesTheAssembler) {
+  const std::vector<uint32_t> as = assembled();
+  ASSERT_EQ(as.size(), 21u) << "read " << LP_A64_ENCODINGS_BIN;
+  EXPECT_EQ(as[0], kNop);
+  EXPECT_EQ(as[1], kIsb);
+  EXPECT_EQ(as[2], kRet);
+  EXPECT_EQ(as[3], kBtiC);
+  EXPECT_EQ(as[4], kPaciasp);
+  EXPECT_EQ(as[5], enc_brk(kBrkImm));
+  EXPECT_EQ(as[5], trap_insn());
+  EXPECT_EQ(as[6], enc_b(4096));
+  EXPECT_EQ(as[7], enc_b(-8));
+  EXPECT_EQ(as[8], enc_bl(kBRange - 4));
+  EXPECT_EQ(as[9], enc_bl(-kBRange));
+  EXPECT_EQ(as[10], enc_br(kX16));
+  EXPECT_EQ(as[11], enc_blr(kX17));
+  EXPECT_EQ(as[12], enc_adrp(kX16, int64_t((kBase + 0x5000) & ~0xfffull) - int64_t(pc_of(12) & ~0xfffull)));
+  EXPECT_EQ(as[13], enc_add_imm(kX16, kX16, 0x123));
+  EXPECT_EQ(as[14], enc_mov_reg(9, kLr));
+  EXPECT_EQ(as[19], enc_brk(0));
+  EXPECT_EQ(as[20], enc_adrp(kX17, -(int64_t(1) << 32)));
+}
+
+TEST(A64Encoding, DecodesBranchesBothWays) {
+  for (int64_t off : {int64_t(0), int64_t(4), int64_t(-4), int64_t(4096), kBRange - 4, -kBRange}) {
+    int64_t got = 1;
+    bool link = true;
+    ASSERT_TRUE(decode_b(enc_b(off), &got, &link)) << off;
+    EXPECT_EQ(got, off);
+    EXPECT_FALSE(link);
+    ASSERT_TRUE(decode_b(enc_bl(off), &got, &link)) << off;
+    EXPECT_EQ(got, off);
+    EXPECT_TRUE(link);
+  }
+  EXPECT_FALSE(decode_b(kNop, nullptr, nullptr));
+  uint16_t imm = 0;
+  ASSERT_TRUE(decode_brk(trap_insn(), &imm));
+  EXPECT_EQ(imm, kBrkImm);
+  EXPECT_FALSE(decode_brk(kNop, &imm));
+}
+
+TEST(A64Encoding, TheConcurrentModificationListIsExactlyB225) {
+  const std::vector<uint32_t> as = assembled();
+  ASSERT_EQ(as.size(), 21u);
+  // In the list: NOP, ISB, BRK, B, BL, SVC, HVC, SMC.
+  for (size_t i : {size_t(0), size_t(1), size_t(5), size_t(6), size_t(7), size_t(8), size_t(9), size_t(15), size_t(16),
+                   size_t(17), size_t(19)})
+    EXPECT_NE(classify(as[i]), Kind::Other) << i;
+  // Not in it: RET, BTI, PACIASP (hint space, but not NOP), BR, BLR, ADRP, ADD, MOV, LDR literal.
+  for (size_t i : {size_t(2), size_t(3), size_t(4), size_t(10), size_t(11), size_t(12), size_t(13), size_t(14), size_t(18)})
+    EXPECT_EQ(classify(as[i]), Kind::Other) << i;
+  // Every flip an entry sled makes is in the list; the far form's first word is not.
+  const uint32_t b = enc_b(0x1000), brk = trap_insn();
+  EXPECT_TRUE(concurrent_modification_safe(kNop, b));
+  EXPECT_TRUE(concurrent_modification_safe(b, kNop));
+  EXPECT_TRUE(concurrent_modification_safe(kNop, brk));
+  EXPECT_TRUE(concurrent_modification_safe(brk, b));
+  EXPECT_FALSE(concurrent_modification_safe(kNop, enc_adrp(kX16, 0x5000)));
+  EXPECT_FALSE(concurrent_modification_safe(kNop, enc_br(kX16)));
+  EXPECT_FALSE(concurrent_modification_safe(kNop, enc_mov_reg(9, kLr))); // Linux's one-time MOV X9, X30
+}
+
+TEST(A64Encoding, OurBrkImmediateIsNobodyElses) {
+  EXPECT_FALSE(kernel_owned_brk(kBrkImm));
+  for (uint16_t taken : {uint16_t(0), uint16_t(1), uint16_t(0x3e8), uint16_t(0xf000)}) EXPECT_NE(kBrkImm, taken);
+  // The kernel's ranges (arch/arm64/include/asm/brk-imm.h).
+  for (uint16_t k : {uint16_t(0x004), uint16_t(0x005), uint16_t(0x006), uint16_t(0x100), uint16_t(0x400), uint16_t(0x7ff),
+                     uint16_t(0x800), uint16_t(0x9ab), uint16_t(0x55cc), uint16_t(0x8123)})
+    EXPECT_TRUE(kernel_owned_brk(k)) << std::hex << k;
+  for (uint16_t u : {uint16_t(0x000), uint16_t(0x003), uint16_t(0x007), uint16_t(0x3ff), uint16_t(0xa00), uint16_t(0x5600)})
+    EXPECT_FALSE(kernel_owned_brk(u)) << std::hex << u;
+}
+
+TEST(A64Encoding, EntrySledsAndTheEntryJump) {
+  uint8_t sled[16];
+  for (int i = 0; i < 3; ++i) put32(sled + 4 * i, kNop);
+  put32(sled + 12, kRet);
+  EXPECT_EQ(sled_nops(sled, 16), 3u);
+  EXPECT_EQ(sled_nops(sled, 8), 2u);
+  EXPECT_EQ(sled_nops(sled + 12, 4), 0u);
+  uint8_t out[4];
+  ASSERT_TRUE(encode_entry_jump(0x400000, 0x400000 + 0x2000, out));
+  EXPECT_EQ(get32(out), enc_b(0x2000));
+  ASSERT_TRUE(encode_entry_jump(0x8400000, 0x400000, out)); // exactly -128 MiB
+  EXPECT_EQ(get32(out), enc_b(-kBRange));
+  EXPECT_FALSE(encode_entry_jump(0x400000, 0x400000 + uint64_t(kBRange), out)) << "+128 MiB is out of reach";
+  EXPECT_FALSE(encode_entry_jump(0x400002, 0x500000, out)) << "misaligned site";
+  EXPECT_FALSE(encode_entry_jump(0x400000, 0x500002, out)) << "misaligned trampoline";
+  EXPECT_TRUE(fits_adrp(0x5000));
+  EXPECT_FALSE(fits_adrp(0x5004));
+  EXPECT_FALSE(fits_adrp(int64_t(1) << 32));
+  EXPECT_TRUE(fits_adrp(-(int64_t(1) << 32)));
+}

@@ -116,19 +116,15 @@ public:
 private:
   bool is_open(uintptr_t page) const { return std::find(open_.begin(), open_.end(), page) != open_.end(); }
 
+  // A write outside begin()'s ranges: its page alone.
   int open_page(uintptr_t page) {
     if (is_open(page)) return 0;
-    auto it = prot_.find(page);
-    if (it == prot_.end()) {
+    if (!prot_.count(page)) {
       auto m = mapping_of(page);
       if (!m) return LP_ENOTEXEC;
-      it = prot_.emplace(page, m->prot()).first;
+      prot_[page] = m->prot();
     }
-    ++mprotects_;
-    if (mprotect(reinterpret_cast<void *>(page), page_size(), it->second | PROT_READ | PROT_WRITE | PROT_EXEC) != 0)
-      return LP_EWRITE;
-    open_.push_back(page);
-    return 0;
+    return protect_runs({page}, /*open=*/true);
   }
 
   // Opens (RWX) or restores sorted, distinct `pages`: one mprotect per run of

@@ -46,8 +46,8 @@ public:
 // finish(). One mprotect per run of contiguous pages each way, per batch: every
 // mprotect of a multi-threaded process is a TLB shootdown (an IPI, or an SBI
 // remote sfence.vma, to every other core running it), which on the rv64gc
-// Linux guest under TCG costs 10-80 ms when the other harts are busy
-// (bench/guest-costs). The window used to be one protocol phase (six mprotects
+// Linux guest under TCG (4 harts on 2 host cores) costs ~13 ms when the other
+// harts are busy (bash bench/kernel-costs/run.sh). The window used to be one protocol phase (six mprotects
 // per page per batch); a batch-long window keeps W^X broken for the batch's
 // three syncs instead of one: the same pages, the same process, no new reader.
 // A write outside begin()'s ranges opens its page on the spot.

@@ -41,6 +41,15 @@ protected:
   }
   void TearDown() override { lp_patcher_close(p_); }
   int policy() const { return std::get<0>(GetParam()); }
+  // Enables and disables `pr` in two commits; the patcher's stats around them.
+  void toggle_once(lp_probe *pr, lp_stats *before, lp_stats *after) {
+    ASSERT_EQ(lp_patcher_stats(p_, before), 0);
+    ASSERT_EQ(lp_probe_enable(pr), 0);
+    ASSERT_EQ(lp_commit(p_), 0);
+    ASSERT_EQ(lp_probe_disable(pr), 0);
+    ASSERT_EQ(lp_commit(p_), 0);
+    ASSERT_EQ(lp_patcher_stats(p_, after), 0);
+  }
   lp_patcher *p_ = nullptr;
 };
 
@@ -104,12 +113,7 @@ TEST_P(LiveProbe, KernelIcacheFlushesCountProcmemWritesOnRiscv) {
   lp_probe *pr = nullptr;
   ASSERT_EQ(lp_probe_symbol(p_, "lpt_add", record, &s, &pr), 0);
   lp_stats s0{}, s1{};
-  ASSERT_EQ(lp_patcher_stats(p_, &s0), 0);
-  ASSERT_EQ(lp_probe_enable(pr), 0);
-  ASSERT_EQ(lp_commit(p_), 0);
-  ASSERT_EQ(lp_probe_disable(pr), 0);
-  ASSERT_EQ(lp_commit(p_), 0);
-  ASSERT_EQ(lp_patcher_stats(p_, &s1), 0);
+  ASSERT_NO_FATAL_FAILURE(toggle_once(pr, &s0, &s1));
   EXPECT_GT(s1.writes, s0.writes);
 #if defined(__riscv)
   const bool flushes = std::get<1>(GetParam()) == LP_WRITER_PROCMEM;
@@ -131,12 +135,7 @@ TEST_P(LiveProbe, TextMprotectsAreTwoPerCommitRun) {
   const size_t pg = size_t(sysconf(_SC_PAGESIZE));
   const uint64_t pages = (a + lp_probe_site_len(pr) - 1) / pg - a / pg + 1;
   lp_stats s0{}, s1{};
-  ASSERT_EQ(lp_patcher_stats(p_, &s0), 0);
-  ASSERT_EQ(lp_probe_enable(pr), 0);
-  ASSERT_EQ(lp_commit(p_), 0);
-  ASSERT_EQ(lp_probe_disable(pr), 0);
-  ASSERT_EQ(lp_commit(p_), 0);
-  ASSERT_EQ(lp_patcher_stats(p_, &s1), 0);
+  ASSERT_NO_FATAL_FAILURE(toggle_once(pr, &s0, &s1));
   EXPECT_EQ(s1.syncs - s0.syncs, 6u);
   const bool mprotect_writer = std::get<1>(GetParam()) != LP_WRITER_PROCMEM;
   // The site's page(s) are one run of contiguous pages: 2 mprotects a commit.

@@ -21,7 +21,6 @@
  * rv64gc Linux guest (farm/boards) and natively side by side.
  *
  * usage: kernel-costs [ROUNDS] [BUSY_THREADS...]   (default 200, and 0 and 3) */
-#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -31,8 +30,9 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "../bench_util.hpp"
 
 #ifndef SYS_membarrier
 #define SYS_membarrier 283
@@ -55,17 +55,11 @@ static void *busy(void *arg) {
   return NULL;
 }
 
-static double now_ns(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return t.tv_sec * 1e9 + t.tv_nsec;
-}
-
 static int make_text(void) {
   g_page = sysconf(_SC_PAGESIZE);
   void *m = mmap(NULL, 4 * (size_t)g_page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (m == MAP_FAILED) return -1;
-  g_text = m;
+  g_text = static_cast<uint8_t *>(m);
 #if defined(__riscv)
   const uint32_t code[] = {0x00150513u /* addi a0, a0, 1 */, 0x00008067u /* ret */};
 #elif defined(__x86_64__)
@@ -115,25 +109,16 @@ static void op_procmem(void *u) {
 }
 static void op_getppid(void *u) {
   (void)u;
-  g_sink += syscall(SYS_getppid);
+  g_sink = g_sink + syscall(SYS_getppid);
 }
 
 /* Microseconds per call: the median of 5 runs of `rounds` calls. */
 static double measure(Op op, void *u, int rounds) {
-  double r[5];
-  for (int k = 0; k < 5; ++k) {
-    const double a = now_ns();
+  return lp_bench::median_of(5, [&] {
+    const double a = lp_bench::now_s();
     for (int i = 0; i < rounds; ++i) op(u);
-    r[k] = (now_ns() - a) / rounds / 1e3;
-  }
-  for (int i = 0; i < 5; ++i)
-    for (int j = i + 1; j < 5; ++j)
-      if (r[j] < r[i]) {
-        const double t = r[i];
-        r[i] = r[j];
-        r[j] = t;
-      }
-  return r[2];
+    return (lp_bench::now_s() - a) / rounds * 1e6;
+  });
 }
 
 int main(int argc, char **argv) {

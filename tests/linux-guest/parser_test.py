@@ -4,6 +4,7 @@ console parser, ctest verdicts and JUnit writer on a made-up console (markers,
 long lines in pieces, kernel lines, a lost line, a crash, a timeout, a guest
 that stops early, the SYNC_CORE skip check). Exit 0 if every check holds."""
 import os
+import subprocess
 import sys
 import tempfile
 import xml.etree.ElementTree as ET
@@ -188,6 +189,14 @@ def main():
         n = suites["not-run-in-guest"].find("testcase/skipped")
         check(n is not None and "build host" in n.get("message"), "not-run reason in JUnit")
         check(root.get("tests") == "10", f"total tests: {root.get('tests')}")
+    # Bad --exclude values are refused with the reason (exit 2), before anything is read.
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "run_suites.py")
+    base = [sys.executable, script, "--build-dir", "/nonexistent", "--source-dir", "/nonexistent", "--ctest", "ctest",
+            "--emulator", "qemu-riscv64", "--arch", "riscv64", "--host-build-dir", "/nonexistent", "--board", "b",
+            "--runner", "/nonexistent", "--junit", "/nonexistent/j.xml"]
+    for bad, why in (("no-reason", "--exclude wants REGEX=REASON"), ("(unclosed=why", "--exclude: bad regex")):
+        r = subprocess.run(base + [f"--exclude={bad}"], capture_output=True, text=True)
+        check(r.returncode == 2 and why in r.stdout, f"--exclude {bad!r}: exit {r.returncode}, {r.stdout.strip()!r}")
     if failures:
         print(f"parser_test: {len(failures)} check(s) failed")
         return 1

@@ -33,6 +33,56 @@ uint32_t enc_add_imm(unsigned rd, unsigned rn, uint32_t imm12) {
 // MOV (register) = ORR Xd, XZR, Xm: 1 01 01010 00 0 Rm 000000 11111 Rd.
 uint32_t enc_mov_reg(unsigned rd, unsigned rm) { return 0xaa0003e0u | ((rm & 31) << 16) | (rd & 31); }
 
+// SUB (immediate, 64-bit, no shift): 1 1 0 100010 0 imm12 Rn Rd.
+uint32_t enc_sub_imm(unsigned rd, unsigned rn, uint32_t imm12) {
+  return 0xd1000000u | ((imm12 & 0xfffu) << 10) | ((rn & 31) << 5) | (rd & 31);
+}
+// ADD (shifted register, LSL #0): 1 0 0 01011 00 0 Rm 000000 Rn Rd (31 = XZR here, not SP).
+uint32_t enc_add_reg(unsigned rd, unsigned rn, unsigned rm) {
+  return 0x8b000000u | ((rm & 31) << 16) | ((rn & 31) << 5) | (rd & 31);
+}
+
+namespace {
+// Load/store pair, signed offset: opc 101 V 010 L imm7 Rt2 Rn Rt.
+uint32_t pair(uint32_t base, unsigned rt, unsigned rt2, unsigned rn, int32_t off, int scale) {
+  const uint32_t imm7 = uint32_t(off / scale) & 0x7fu;
+  return base | (imm7 << 15) | ((rt2 & 31) << 10) | ((rn & 31) << 5) | (rt & 31);
+}
+// MOVZ/MOVK: sf opc 100101 hw imm16 Rd.
+uint32_t wide(uint32_t base, unsigned rd, uint16_t imm16, unsigned shift) {
+  return base | (uint32_t((shift / 16) & 3) << 21) | (uint32_t(imm16) << 5) | (rd & 31);
+}
+} // namespace
+
+uint32_t enc_stp(unsigned rt, unsigned rt2, unsigned rn, int32_t off) { return pair(0xa9000000u, rt, rt2, rn, off, 8); }
+uint32_t enc_ldp(unsigned rt, unsigned rt2, unsigned rn, int32_t off) { return pair(0xa9400000u, rt, rt2, rn, off, 8); }
+uint32_t enc_stp_q(unsigned qt, unsigned qt2, unsigned rn, int32_t off) { return pair(0xad000000u, qt, qt2, rn, off, 16); }
+uint32_t enc_ldp_q(unsigned qt, unsigned qt2, unsigned rn, int32_t off) { return pair(0xad400000u, qt, qt2, rn, off, 16); }
+
+// STR/LDR (immediate, unsigned offset, 64-bit): 11 111 0 01 opc imm12 Rn Rt.
+uint32_t enc_str(unsigned rt, unsigned rn, uint32_t off) {
+  return 0xf9000000u | (((off / 8) & 0xfffu) << 10) | ((rn & 31) << 5) | (rt & 31);
+}
+uint32_t enc_ldr(unsigned rt, unsigned rn, uint32_t off) {
+  return 0xf9400000u | (((off / 8) & 0xfffu) << 10) | ((rn & 31) << 5) | (rt & 31);
+}
+// LDR (literal, 64-bit): 01 011 0 00 imm19 Rt.
+uint32_t enc_ldr_lit(unsigned rt, int64_t offset) {
+  return 0x58000000u | ((uint32_t(offset >> 2) & 0x7ffffu) << 5) | (rt & 31);
+}
+// ADR: 0 immlo(2) 10000 immhi(19) Rd.
+uint32_t enc_adr(unsigned rd, int64_t offset) {
+  const uint32_t imm = uint32_t(offset) & 0x1fffffu;
+  return 0x10000000u | ((imm & 3u) << 29) | ((imm >> 2) << 5) | (rd & 31);
+}
+uint32_t enc_movz(unsigned rd, uint16_t imm16, unsigned shift) { return wide(0xd2800000u, rd, imm16, shift); }
+uint32_t enc_movk(unsigned rd, uint16_t imm16, unsigned shift) { return wide(0xf2800000u, rd, imm16, shift); }
+uint32_t enc_ret(unsigned rn) { return 0xd65f0000u | ((rn & 31) << 5); }
+// MRS: 1101010100 1 1 o0 op1 CRn CRm op2 Rt; MSR (register): the same with L = 0.
+// SysReg holds o0:op1:CRn:CRm:op2 (bits 19..5; bit 20 is op0 high, always 1 here).
+uint32_t enc_mrs(unsigned rt, SysReg r) { return 0xd5300000u | ((uint32_t(r) & 0x7fffu) << 5) | (rt & 31); }
+uint32_t enc_msr(SysReg r, unsigned rt) { return 0xd5100000u | ((uint32_t(r) & 0x7fffu) << 5) | (rt & 31); }
+
 Kind classify(uint32_t insn) {
   if (insn == kNop) return Kind::Nop;
   if (insn == kIsb) return Kind::Isb; // ISB SY (the only option the list's "ISB" is used with here)

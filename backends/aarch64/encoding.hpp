@@ -75,6 +75,29 @@ uint32_t enc_blr(unsigned rn);
 uint32_t enc_adrp(unsigned rd, int64_t page_delta); // page_delta: target page - pc page, in bytes (4 KiB multiple, +-4 GiB)
 uint32_t enc_add_imm(unsigned rd, unsigned rn, uint32_t imm12); // add xd, xn, #imm12
 uint32_t enc_mov_reg(unsigned rd, unsigned rm);                 // orr xd, xzr, xm
+// The trampolines' frame code (64-bit forms; kSp is register 31 where the
+// instruction takes SP, the immediates are byte offsets the caller keeps in range).
+inline constexpr unsigned kSp = 31;
+uint32_t enc_sub_imm(unsigned rd, unsigned rn, uint32_t imm12);       // sub xd, xn, #imm12
+uint32_t enc_add_reg(unsigned rd, unsigned rn, unsigned rm);          // add xd, xn, xm
+uint32_t enc_stp(unsigned rt, unsigned rt2, unsigned rn, int32_t off); // stp xt, xt2, [xn, #off] (off/8 in imm7)
+uint32_t enc_ldp(unsigned rt, unsigned rt2, unsigned rn, int32_t off); // ldp xt, xt2, [xn, #off]
+uint32_t enc_stp_q(unsigned qt, unsigned qt2, unsigned rn, int32_t off); // stp qt, qt2, [xn, #off] (off/16 in imm7)
+uint32_t enc_ldp_q(unsigned qt, unsigned qt2, unsigned rn, int32_t off); // ldp qt, qt2, [xn, #off]
+uint32_t enc_str(unsigned rt, unsigned rn, uint32_t off);             // str xt, [xn, #off] (off/8 in imm12)
+uint32_t enc_ldr(unsigned rt, unsigned rn, uint32_t off);             // ldr xt, [xn, #off]
+uint32_t enc_ldr_lit(unsigned rt, int64_t offset);                    // ldr xt, .+offset (+-1 MiB, 4-aligned)
+uint32_t enc_adr(unsigned rd, int64_t offset);                        // adr xd, .+offset (+-1 MiB)
+uint32_t enc_movz(unsigned rd, uint16_t imm16, unsigned shift);       // movz xd, #imm16, lsl #shift
+uint32_t enc_movk(unsigned rd, uint16_t imm16, unsigned shift);       // movk xd, #imm16, lsl #shift
+uint32_t enc_ret(unsigned rn);                                        // ret xn
+// System registers the trampolines read and write (MRS/MSR operand encodings).
+// Values: o0:op1:CRn:CRm:op2 (op0 = 2 + o0), 15 bits.
+enum class SysReg : uint32_t { Nzcv = 0x5a10, Fpcr = 0x5a20, Fpsr = 0x5a21, TpidrEl0 = 0x5e82 };
+uint32_t enc_mrs(unsigned rt, SysReg r);
+uint32_t enc_msr(SysReg r, unsigned rt);
+constexpr bool fits_adr(int64_t offset) { return offset >= -(int64_t(1) << 20) && offset < (int64_t(1) << 20); }
+constexpr bool fits_ldr_lit(int64_t offset) { return (offset & 3) == 0 && fits_adr(offset); }
 
 constexpr bool fits_b(int64_t offset) { return (offset & 3) == 0 && offset >= -kBRange && offset < kBRange; }
 constexpr bool fits_adrp(int64_t page_delta) {

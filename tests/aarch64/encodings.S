@@ -25,3 +25,28 @@ _start:
         ldr x16, .+8                 // 18: not in the list
         brk #0                       // 19
         adrp x17, _start-0x100000000 // 20: at 0x10050: page delta -4 GiB
+        // The trampolines' frame code (21..)
+        sub sp, sp, #800             // 21
+        add x16, sp, #800            // 22
+        add x16, x16, x17            // 23
+        stp x0, x1, [sp, #0]         // 24
+        stp x28, x29, [sp, #224]     // 25
+        ldp x2, x3, [sp, #16]        // 26
+        stp q0, q1, [sp, #288]       // 27
+        ldp q30, q31, [sp, #768]     // 28
+        str x30, [sp, #240]          // 29
+        ldr x16, [x17, #8]           // 30
+        ldr x17, .-0x100000          // 31: the farthest back
+        adr x16, .+0xfffff           // 32: the farthest forward
+        movz x17, #0xbeef, lsl #48   // 33
+        movk x17, #0x1234, lsl #16   // 34
+        ret x16                      // 35
+        mrs x16, nzcv                // 36
+        msr nzcv, x16                // 37
+        mrs x16, fpcr                // 38
+        mrs x17, fpsr                // 39
+        msr fpcr, x16                // 40
+        msr fpsr, x17                // 41
+        mrs x16, tpidr_el0           // 42
+        stp x16, x17, [sp, #-16]     // 43: negative offset
+        ldr x16, .+0xffffc           // 44: the farthest forward literal

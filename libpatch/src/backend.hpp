@@ -155,8 +155,23 @@ public:
   // Thread pointer of the calling thread (for TLS offsets used by trampolines).
   virtual uintptr_t thread_pointer() const = 0;
   // Makes this core's instruction fetch coherent with its own and synced stores
-  // (RISC-V fence.i; nothing on x86). Async-signal-safe.
+  // (RISC-V fence.i; AArch64 ISB; nothing on x86). Async-signal-safe.
   virtual void local_fetch_barrier() const = 0;
+  // Makes this core's stores to the code at [addr, addr + len) reach every
+  // core's instruction fetch once that core is context-synchronised (the
+  // sync): AArch64's DC CVAU / DSB ISH / IC IVAU / DSB ISH (aarch64/cache.hpp).
+  // Nothing on x86-64 (fetch snoops stores) and RISC-V (fence.i is part of the
+  // sync itself). Called after every protocol store and on every trampoline
+  // slot the core fills, always before the sync that lets another core run it.
+  virtual void publish_code(uintptr_t, size_t) const {}
+  // Whether an instruction site (any instruction, not a compiler's sled) may
+  // have its first instruction replaced by the breakpoint protocol while other
+  // threads run it. false on AArch64: the architecture guarantees old-or-new
+  // only when both instructions are in the B2.2.5 list (aarch64/encoding.hpp),
+  // which an arbitrary instruction is not. Such a site needs a protocol that
+  // keeps every thread out of it while the word changes; until it has one,
+  // instruction sites are refused with LP_ENOTSUP.
+  virtual bool insn_sites_live_patchable() const { return true; }
 };
 
 // The backend of the architecture this library was built for.

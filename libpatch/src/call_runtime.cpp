@@ -176,6 +176,7 @@ int CallRuntime::create(const Backend &b, TrampolinePool &pool, uintptr_t near, 
     pool.retire(rt->slot, 0);
     return rc;
   }
+  b.publish_code(rt->slot.rx, rtr.code_size);
   rt->ret_tramp = rt->slot.rx + rtr.ret_off;
   rt->run_stub = rtr.run_off || rtr.ret_off ? rt->slot.rx + rtr.run_off : 0;
   rt->skip_stub = rt->slot.rx + rtr.skip_off;

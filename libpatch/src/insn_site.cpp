@@ -68,6 +68,7 @@ int prepare_jump(lp_patcher &p, lp_probe &pr, const mc::Decoder &dec, mc::RelocI
     return rc;
   }
   std::memcpy(slot.rw + tcode, r.code.data(), r.code.size());
+  b.publish_code(slot.rx, tcode + r.code.size());
   TrampolineData d;
   d.handler = pr.handler;
   d.user = pr.user;
@@ -115,6 +116,7 @@ int prepare_trap(lp_patcher &p, lp_probe &pr, const mc::Decoder &dec, mc::RelocI
     return r.ok() ? LP_ERELOC : r.lp_error();
   }
   std::memcpy(slot.rw, r.code.data(), r.code.size());
+  p.backend->publish_code(slot.rx, r.code.size());
   auto insn = std::make_unique<InsnSite>();
   take_map(r, slot.rx, *insn);
   insn->ool_slot = slot;
@@ -135,6 +137,7 @@ int prepare_insn_probe(lp_patcher &p, lp_probe &pr, uintptr_t addr) {
   // No decoder for this ISA in this build: no instruction sites at all.
   const mc::Decoder *dec = decoder(p);
   if (!dec) return LP_ENOTSUP;
+  if (!p.backend->insn_sites_live_patchable()) return LP_ENOTSUP; // Backend::insn_sites_live_patchable
   linux_platform::Symbol sym;
   // The boundary check decodes from the start of the containing function; an
   // address no symbol covers cannot be checked, so it is refused.

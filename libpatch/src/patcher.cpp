@@ -76,7 +76,11 @@ void quiesce_visitor(void *arg, void *uc) {
 int op_write(void *ctx, uintptr_t addr, const uint8_t *src, uint32_t g) {
   auto *p = static_cast<lp_patcher *>(ctx);
   p->writes.fetch_add(1, std::memory_order_relaxed);
-  return p->writer->write(addr, src, g);
+  const int rc = p->writer->write(addr, src, g);
+  // Before the sync that follows: the store must reach instruction fetch
+  // (Backend::publish_code; AArch64's cache maintenance).
+  if (rc == 0) p->backend->publish_code(addr, g);
+  return rc;
 }
 
 // The writer's window spans the whole batch (TextWriter: begin ... finish):
@@ -292,6 +296,7 @@ int lp_patcher::setup_entry_jump(lp_probe &p) {
   spec.save_vector = !(opt.flags & LP_FLAG_HANDLER_GPR_ONLY);
   spec.call_runtime = p.kind == ProbeKind::Call;
   rc = backend->emit_trampoline(p.tramp.rw, p.tramp.rx, spec);
+  if (rc == 0) backend->publish_code(p.tramp.rx, doff);
   if (rc == 0) {
     uint8_t probe_bytes[engine::kMaxSiteBytes];
     rc = site_jump_bytes(p, probe_bytes);
@@ -314,6 +319,7 @@ int lp_patcher::setup_redirect_stub(lp_probe &p) {
   size_t code = 0;
   rc = backend->emit_redirect_stub(p.tramp.rw, p.tramp.rx, p.tramp.rx + data_off, &code);
   if (rc == 0 && code > data_off) rc = LP_EINVAL;
+  if (rc == 0) backend->publish_code(p.tramp.rx, code);
   if (rc == 0) {
     uint8_t probe_bytes[engine::kMaxSiteBytes];
     rc = site_jump_bytes(p, probe_bytes);

@@ -64,6 +64,8 @@ LPC_FN int lpt_tail_callee(int x); // x * 3; throws for x < 0
 #define LPT_TAIL_CALLER_SLED 5
 #elif defined(__riscv)
 #define LPT_TAIL_CALLER_SLED 8
+#elif defined(__aarch64__)
+#define LPT_TAIL_CALLER_SLED 8
 #endif
 
 // Spinning: lpc_spin(x) sets lpc_inside (to x), waits for lpc_release, returns

@@ -29,6 +29,19 @@ lpt_tail_caller:
         tail    lpt_tail_callee
         .cfi_endproc
         .size   lpt_tail_caller, .-lpt_tail_caller
+#elif defined(__aarch64__)
+        .text
+        .globl  lpt_tail_caller
+        .type   lpt_tail_caller, %function
+        .p2align 2
+lpt_tail_caller:
+        .cfi_startproc
+        nop                                     /* two nops: the sled */
+        nop                                     /* (-fpatchable-function-entry=2) */
+        add     w0, w0, #1
+        b       lpt_tail_callee
+        .cfi_endproc
+        .size   lpt_tail_caller, .-lpt_tail_caller
 #else
 #error "call_tail.S: no tail call for this architecture"
 #endif

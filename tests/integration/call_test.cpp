@@ -47,6 +47,8 @@ uintptr_t return_address_at_entry(const lp_regs *r) {
   const uintptr_t raw = *reinterpret_cast<const uintptr_t *>(r->rsp);
 #elif defined(__riscv)
   const uintptr_t raw = r->x[1];
+#elif defined(__aarch64__)
+  const uintptr_t raw = r->x[30];
 #endif
   const uintptr_t api = lp_regs_return_address(r);
   return api == raw ? api : 0; // 0 never matches a return address the tests expect
@@ -57,6 +59,8 @@ uintptr_t caller_sp_after_return(const lp_regs *r) {
   return r->rsp + 8;
 #elif defined(__riscv)
   return r->x[2];
+#elif defined(__aarch64__)
+  return r->sp;
 #endif
 }
 

@@ -29,6 +29,8 @@ int lpt_data = 42;
 void lpt_skip_real_trap(void *uc) {
 #if defined(__riscv)
   static_cast<ucontext_t *>(uc)->uc_mcontext.__gregs[REG_PC] += 4;
+#elif defined(__aarch64__)
+  static_cast<ucontext_t *>(uc)->uc_mcontext.pc += 4; // BRK reports its own address
 #else
   (void)uc; // int3 already reports the pc after itself
 #endif
@@ -40,4 +42,7 @@ asm(".text\n.globl lpt_long_insn\n.type lpt_long_insn,@function\nlpt_long_insn:\
 #elif defined(__riscv)
 asm(".text\n.globl lpt_long_insn\n.type lpt_long_insn,@function\n.option push\n.option norvc\nlpt_long_insn:\n"
     "  lui a0, 0x12345\n  ret\n.option pop\n.size lpt_long_insn, .-lpt_long_insn\n");
+#elif defined(__aarch64__)
+asm(".text\n.globl lpt_long_insn\n.type lpt_long_insn,@function\n.p2align 2\nlpt_long_insn:\n"
+    "  movz x0, #0x1234\n  ret\n.size lpt_long_insn, .-lpt_long_insn\n");
 #endif

@@ -24,6 +24,10 @@ void lpt_long_insn(void); // asm: a 4+ byte first instruction, so +2 is inside i
 #define LPT_TRAP_SIGNAL SIGILL
 // csrrw x0, cycle, x0: a 4-byte illegal instruction whatever the ISA flavour.
 #define LPT_REAL_TRAP() asm volatile(".4byte 0xc0001073")
+#elif defined(__aarch64__)
+#define LPT_TRAP_SIGNAL SIGTRAP
+// GCC's __builtin_trap (brk #0x3e8): SIGTRAP, TRAP_BRKPT like ours, another immediate.
+#define LPT_REAL_TRAP() asm volatile("brk #0x3e8")
 #endif
 
 // Moves a context past the real trap (the program's own handler does this).

@@ -98,12 +98,29 @@ TEST(ProcmemPlan, EachIsaUsesItsPlan) {
 #if defined(__riscv)
   EXPECT_EQ(kHostKernelCopy, KernelCopy::CoalignedWord);
   EXPECT_TRUE(kProcmemFlushesIcache);
+#elif defined(__aarch64__)
+  EXPECT_EQ(kHostKernelCopy, KernelCopy::AlignedWord);
+  EXPECT_FALSE(kProcmemFlushesIcache);
 #else
   EXPECT_EQ(kHostKernelCopy, KernelCopy::ByteExact);
   EXPECT_FALSE(kProcmemFlushesIcache);
 #endif
-  EXPECT_EQ(procmem_kernel_copy(true), KernelCopy::CoalignedWord);
-  EXPECT_EQ(procmem_kernel_copy(false), KernelCopy::ByteExact);
+  EXPECT_EQ(procmem_kernel_copy(ProcmemIsa::Riscv64), KernelCopy::CoalignedWord);
+  EXPECT_EQ(procmem_kernel_copy(ProcmemIsa::X86_64), KernelCopy::ByteExact);
+  EXPECT_EQ(procmem_kernel_copy(ProcmemIsa::Aarch64), KernelCopy::AlignedWord);
+}
+
+// aarch64: an aligned word passes through as it is (arm64 memcpy stores it
+// with 32-bit stores); anything else is refused, never issued.
+TEST(ProcmemPlan, AlignedWordPassesOnlyAlignedWords) {
+  static const uint8_t kSrc[4] = {0x1f, 0x20, 0x03, 0xd5};
+  const ProcmemStore st = procmem_store_plan(KernelCopy::AlignedWord, 0x10004, kSrc, 4, nullptr);
+  ASSERT_EQ(st.len, 4u);
+  EXPECT_EQ(st.addr, 0x10004u);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(st.bytes[i], kSrc[i]);
+  EXPECT_EQ(procmem_store_plan(KernelCopy::AlignedWord, 0x10002, kSrc, 4, nullptr).len, 0u) << "misaligned";
+  EXPECT_EQ(procmem_store_plan(KernelCopy::AlignedWord, 0x10000, kSrc, 2, nullptr).len, 0u) << "a halfword";
+  EXPECT_EQ(procmem_store_plan(KernelCopy::AlignedWord, 0x10000, kSrc, 1, nullptr).len, 0u) << "a byte";
 }
 
 // ---- the writers on real text ----
@@ -244,15 +261,19 @@ TEST(TextWriters, MprotectOneWindowPerBatch) {
 TEST(TextWriters, ProcmemOpensNativelyAndIsRefusedUnderQemuUser) {
   int err = 0;
   auto w = make_procmem_writer(&err);
-#if defined(__riscv)
+#if defined(__riscv) || defined(__aarch64__)
   if (!w) {
-    // qemu-user (docs/riscv64.md): refused, not silently ineffective.
+    // qemu-user (docs/riscv64.md, docs/aarch64.md): refused, not silently ineffective.
     EXPECT_EQ(err, LP_ENOTSUP);
     std::printf("procmem writer refused (LP_ENOTSUP): its writes do not reach instruction fetch here\n");
     return;
   }
+#endif
+#if defined(__riscv)
   // A real riscv64 kernel: the open-time probe's two pwrites already cost flushes.
   EXPECT_EQ(w->kernel_icache_flushes(), 2u);
+#elif defined(__aarch64__)
+  EXPECT_EQ(w->kernel_icache_flushes(), 0u); // the kernel's maintenance is by VA, no IPI
 #else
   ASSERT_NE(w, nullptr) << err;
   EXPECT_EQ(w->kernel_icache_flushes(), 0u);
@@ -264,6 +285,12 @@ TEST(TextWriters, ProcmemOpensNativelyAndIsRefusedUnderQemuUser) {
   // The engine's granules: 1 on x86-64 (and harts without C), 2 on harts with C.
 #if defined(__riscv)
   exercise(*w, t, {1, 2, 4}, &writes);
+#elif defined(__aarch64__)
+  exercise(*w, t, {4}, &writes);
+  // arm64's memcpy stores fewer than 4 bytes byte by byte: refused.
+  const uint8_t two[2] = {1, 2};
+  EXPECT_EQ(w->write(t.at(128), two, 2), LP_EINVAL);
+  EXPECT_EQ(t.direct(), t.model);
 #else
   exercise(*w, t, {1}, &writes);
   // x86-64 refuses a store its kernel memcpy would split.

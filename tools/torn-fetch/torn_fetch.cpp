@@ -603,7 +603,10 @@ std::vector<Store> writer_stores(Writer w, const std::string &arch, uintptr_t ad
   case Writer::Procmem: {
     // The shipped plan, then the kernel's copy of it from the bounce page.
     const lpl::ProcmemStore st =
-        lpl::procmem_store_plan(lpl::procmem_kernel_copy(arch == "riscv64"), addr, src, granule, current);
+        lpl::procmem_store_plan(lpl::procmem_kernel_copy(arch == "riscv64"   ? lpl::ProcmemIsa::Riscv64
+                                                         : arch == "aarch64" ? lpl::ProcmemIsa::Aarch64
+                                                                             : lpl::ProcmemIsa::X86_64),
+                                addr, src, granule, current);
     if (st.len == 0) return {};
     return linux61_memcpy_stores(arch, st.addr, kProcMemBouncePage, st.bytes, st.len);
   }

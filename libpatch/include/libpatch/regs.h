@@ -26,10 +26,12 @@ struct lp_regs {
 #define LP_REGS_ARCH "riscv64"
 #elif defined(__aarch64__)
 struct lp_regs {
-  uint64_t x[31];
-  uint64_t sp;
-  uint64_t pc;
-  uint64_t pstate;
+  uint64_t x[31];    /* x0..x30; x30 = lr (the return address at an entry), x0..x7 = arguments */
+  uint64_t sp;       /* the stack pointer at the probed address */
+  uint64_t pc;       /* the probed address */
+  uint64_t pstate;   /* NZCV in bits 31..28 (the flags a handler may read and write) */
+  uint64_t fpsr, fpcr;
+  uint64_t v[32][2]; /* q0..q31, low doubleword first (d0 = v[0][0]); q0..q7 = FP/SIMD arguments */
 };
 #define LP_REGS_ARCH "aarch64"
 #else

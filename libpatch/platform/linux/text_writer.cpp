@@ -51,6 +51,15 @@ ProcmemStore procmem_store_plan(KernelCopy k, uintptr_t addr, const uint8_t *src
     st.bytes[0] = src[0];
     return st;
   }
+  if (k == KernelCopy::AlignedWord) {
+    // One 32-bit store (twice, the same word) in arm64's memcpy; narrower
+    // copies are byte stores (L(copy4)) and never needed: refused.
+    if (granule != 4) return st;
+    st.addr = addr;
+    st.len = 4;
+    for (uint32_t i = 0; i < 4; ++i) st.bytes[i] = src[i];
+    return st;
+  }
   if (!current) return st;
   // CoalignedWord: the aligned word, the store's bytes in their place.
   st.addr = addr & ~uintptr_t(3);
@@ -194,26 +203,36 @@ private:
 
 std::unique_ptr<TextWriter> make_mprotect_writer() { return std::make_unique<MprotectWriter>(); }
 
-#if defined(__riscv)
-// ---- RISC-V / qemu-user: does a /proc/self/mem write reach instruction fetch? ----
+#if defined(__riscv) || defined(__aarch64__)
+// ---- RISC-V and AArch64 under qemu-user: does a /proc/self/mem write reach
+// instruction fetch? ----
 // qemu-user passes the pwrite() to the host kernel, which writes guest memory
 // behind the back of qemu's translation cache: code already translated keeps
-// running its old bytes (measured: qemu-riscv64 7.2). Probe it once on a
-// private page of our own: write `li a0, 1; ret`, run it, write `li a0, 2; ret`,
-// run it again; a writer whose second write is not executed is refused with
-// LP_ENOTSUP (docs/riscv64.md).
-// Its pwrite()s count as kernel icache flushes too (*writes).
+// running its old bytes (measured: qemu-riscv64 and qemu-aarch64 7.2). Probe
+// it once on a private page of our own: write `return 1`, run it, write
+// `return 2`, run it again; a writer whose second write is not executed is
+// refused with LP_ENOTSUP (docs/riscv64.md, docs/aarch64.md). On a real kernel
+// the second run returns 2.
+// Its pwrite()s count as kernel icache flushes too on riscv64 (*writes).
 bool procmem_reaches_fetch(int fd, uint64_t *writes) {
   const long pg = sysconf(_SC_PAGESIZE);
   void *m = mmap(nullptr, size_t(pg), PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (m == MAP_FAILED) return false;
   auto run = [&](uint32_t v) -> long {
+#if defined(__riscv)
     const uint32_t code[2] = {(v << 20) | (10u << 7) | 0x13u /* addi a0, x0, v */, 0x00008067u /* ret */};
+#else
+    const uint32_t code[2] = {0x52800000u | (v << 5) /* movz w0, #v */, 0xd65f03c0u /* ret */};
+#endif
     const ssize_t n = pwrite(fd, code, sizeof code, off_t(reinterpret_cast<uintptr_t>(m)));
-    if (n > 0) ++*writes;
+    if (n > 0 && kProcmemFlushesIcache) ++*writes;
     if (n != ssize_t(sizeof code)) return -1;
+#if defined(__riscv)
     syscall(259 /* riscv_flush_icache */, 0, 0, 0);
     asm volatile("fence.i" ::: "memory");
+#else
+    __builtin___clear_cache(static_cast<char *>(m), static_cast<char *>(m) + sizeof code);
+#endif
     return reinterpret_cast<long (*)()>(m)();
   };
   const bool ok = run(1) == 1 && run(2) == 2;
@@ -229,7 +248,7 @@ std::unique_ptr<TextWriter> make_procmem_writer(int *err, const ProcmemOptions &
     return nullptr;
   }
   uint64_t probe_writes = 0;
-#if defined(__riscv)
+#if defined(__riscv) || defined(__aarch64__)
   if (opt.require_fetch_coherence && !procmem_reaches_fetch(fd, &probe_writes)) {
     close(fd);
     if (err) *err = LP_ENOTSUP;

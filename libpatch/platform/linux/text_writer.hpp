@@ -110,20 +110,38 @@ std::unique_ptr<TextWriter> make_mprotect_writer();
 // no memcpy writes outside [dst, dst+len)). A byte store cannot tear, so x86
 // passes the store through unchanged; widening would not help there (a 4-byte
 // copy is `rep movsb`, four byte stores, on ERMS machines) and is never needed.
+//
+// aarch64 (KernelCopy::AlignedWord): the engine's granule is 4 (one A64
+// instruction). copy_to_user_page (arch/arm64/mm/flush.c 43-49) is memcpy()
+// then flush_ptrace_access(), which cleans the D-cache and invalidates the
+// I-cache to the point of unification for a VM_EXEC mapping (the same
+// maintenance aarch64/cache.hpp does). arch/arm64/lib/memcpy.S (6.1) copies 4..7
+// bytes at L(copy8) (88-94) as `ldr A_lw, [src]; ldr B_lw, [srcend, -4]; str
+// A_lw, [dstin]; str B_lw, [dstend, -4]`: for an aligned 4-byte copy, two
+// 32-bit stores of the SAME new word to the same aligned address, each
+// single-copy atomic. A fetching core sees the old word or the new one, never
+// a mix, so the store passes through as it is.
 enum class KernelCopy : uint8_t {
   ByteExact,     // x86-64: only granule-1 stores, passed through as they are
   CoalignedWord, // riscv64 (Linux 6.1 memcpy.S): the enclosing aligned 4-byte word
+  AlignedWord,   // aarch64 (Linux 6.1 memcpy.S): only aligned granule-4 stores, as they are
 };
 
-// The plan of each ISA's writer (torn-fetch models both from here).
-constexpr KernelCopy procmem_kernel_copy(bool riscv64) {
-  return riscv64 ? KernelCopy::CoalignedWord : KernelCopy::ByteExact;
+// The plan of each ISA's writer (torn-fetch models them from here).
+enum class ProcmemIsa : uint8_t { X86_64, Riscv64, Aarch64 };
+constexpr KernelCopy procmem_kernel_copy(ProcmemIsa isa) {
+  return isa == ProcmemIsa::Riscv64   ? KernelCopy::CoalignedWord
+         : isa == ProcmemIsa::Aarch64 ? KernelCopy::AlignedWord
+                                      : KernelCopy::ByteExact;
 }
 #if defined(__riscv)
-inline constexpr KernelCopy kHostKernelCopy = procmem_kernel_copy(true);
+inline constexpr KernelCopy kHostKernelCopy = procmem_kernel_copy(ProcmemIsa::Riscv64);
 inline constexpr bool kProcmemFlushesIcache = true;  // flush_icache_mm per write
+#elif defined(__aarch64__)
+inline constexpr KernelCopy kHostKernelCopy = procmem_kernel_copy(ProcmemIsa::Aarch64);
+inline constexpr bool kProcmemFlushesIcache = false; // maintenance by VA, broadcast: no IPI
 #else
-inline constexpr KernelCopy kHostKernelCopy = procmem_kernel_copy(false);
+inline constexpr KernelCopy kHostKernelCopy = procmem_kernel_copy(ProcmemIsa::X86_64);
 inline constexpr bool kProcmemFlushesIcache = false; // flush_icache_user_page is empty
 #endif
 

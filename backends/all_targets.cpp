@@ -5,6 +5,7 @@
 // ISAs whose LLVM MC engine is linked.
 #include "mc/target.hpp"
 
+#include "aarch64/mc_target.hpp"
 #include "riscv64/mc_target.hpp"
 #include "x86_64/mc_target.hpp"
 
@@ -13,11 +14,15 @@ namespace lp::mc {
 void initialize_all_targets() {
   register_target(x86_64::mc_target());
   register_target(riscv64::mc_target());
+  register_target(aarch64::mc_target());
 #if LP_MC_LLVM_X86_64
   register_llvm_decoder(Arch::X86_64, &x86_64::make_llvm_decoder);
 #endif
 #if LP_MC_LLVM_RISCV64
   register_llvm_decoder(Arch::RISCV64, &riscv64::make_llvm_decoder);
+#endif
+#if LP_MC_LLVM_AARCH64
+  register_llvm_decoder(Arch::AARCH64, &aarch64::make_llvm_decoder);
 #endif
 }
 

@@ -6,11 +6,11 @@
 #
 # Sets LP_LLVM_MC (ON when found), LP_LLVM_INCLUDE_DIRS, LP_LLVM_DEFINITIONS and
 # the archive lists, in link order (dependents first):
-#   LP_LLVM_ARCHIVES_<arch>   the ISA's Disassembler/Desc/Info archives
+#   LP_LLVM_ARCHIVES_<arch>   the ISA's Disassembler/Desc/Info archives (AArch64: + Utils)
 #   LP_LLVM_ARCHIVES_core     MC, MCDisassembler and what they need
 #   LP_LLVM_SYSTEM_LIBS       system libraries those objects reference
-# Only native builds: Debian 12 has no LLVM for the riscv64 cross builds, which
-# decode with the built-in RV64GC decoder.
+# Only native builds: Debian 12 has no LLVM for the riscv64 and aarch64 cross
+# builds, which decode with the built-in RV64GC / A64 decoders.
 set(LP_LLVM_MC OFF)
 if(CMAKE_CROSSCOMPILING)
   return()
@@ -30,8 +30,9 @@ set(LP_LLVM_INCLUDE_DIRS ${LLVM_INCLUDE_DIRS})
 separate_arguments(LP_LLVM_DEFINITIONS NATIVE_COMMAND "${LLVM_DEFINITIONS}")
 set(_lp_llvm_x86_64 X86Disassembler X86Desc X86Info)
 set(_lp_llvm_riscv64 RISCVDisassembler RISCVDesc RISCVInfo)
+set(_lp_llvm_aarch64 AArch64Disassembler AArch64Desc AArch64Info AArch64Utils)
 set(_lp_llvm_core MCDisassembler MC DebugInfoCodeView BinaryFormat TargetParser Support Demangle)
-foreach(_set x86_64 riscv64 core)
+foreach(_set x86_64 riscv64 aarch64 core)
   set(LP_LLVM_ARCHIVES_${_set})
   foreach(_c IN LISTS _lp_llvm_${_set})
     set(_a ${LLVM_LIBRARY_DIR}/libLLVM${_c}.a)
@@ -52,7 +53,7 @@ set(LP_LLVM_SYSTEM_LIBS z zstd tinfo)
 # dependencies, so CMake cannot order them; the linker rescans the group).
 add_library(lp_llvm INTERFACE)
 target_link_libraries(lp_llvm INTERFACE
-  "$<LINK_GROUP:RESCAN,${LP_LLVM_ARCHIVES_x86_64},${LP_LLVM_ARCHIVES_riscv64},${LP_LLVM_ARCHIVES_core}>"
+  "$<LINK_GROUP:RESCAN,${LP_LLVM_ARCHIVES_x86_64},${LP_LLVM_ARCHIVES_riscv64},${LP_LLVM_ARCHIVES_aarch64},${LP_LLVM_ARCHIVES_core}>"
   ${LP_LLVM_SYSTEM_LIBS})
 set(LP_LLVM_MC ON)
 message(STATUS "libpatch: LLVM MC ${LLVM_PACKAGE_VERSION} from ${LLVM_LIBRARY_DIR} (static archives)")

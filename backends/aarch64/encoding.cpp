@@ -137,3 +137,55 @@ bool encode_entry_jump(uintptr_t site, uintptr_t target, uint8_t out[4]) {
 }
 
 } // namespace lp::aarch64
+
+// ==== The relocator's encodings (see the section of that name in encoding.hpp) ====
+namespace lp::aarch64 {
+
+// B.cond: 0101010 0 imm19 o0 cond (o0 = 1: BC.cond).
+uint32_t enc_b_cond(unsigned cond, int64_t offset, bool hinted) {
+  return 0x54000000u | ((uint32_t(offset >> 2) & 0x7ffffu) << 5) | (hinted ? 0x10u : 0u) | (cond & 15);
+}
+// CBZ/CBNZ: sf 011010 op imm19 Rt.
+uint32_t enc_cbz(unsigned rt, int64_t offset, bool wide, bool nonzero) {
+  return (wide ? 0x80000000u : 0u) | 0x34000000u | (nonzero ? 0x01000000u : 0u) |
+         ((uint32_t(offset >> 2) & 0x7ffffu) << 5) | (rt & 31);
+}
+// TBZ/TBNZ: b5 011011 op b40 imm14 Rt.
+uint32_t enc_tbz(unsigned rt, unsigned bit, int64_t offset, bool nonzero) {
+  return ((bit & 32u) << 26) | 0x36000000u | (nonzero ? 0x01000000u : 0u) | ((bit & 31u) << 19) |
+         ((uint32_t(offset >> 2) & 0x3fffu) << 5) | (rt & 31);
+}
+// LDR (immediate, unsigned offset): size 111 V 01 opc imm12 Rn Rt.
+uint32_t enc_ldr_w(unsigned rt, unsigned rn, uint32_t off) {
+  return 0xb9400000u | (((off / 4) & 0xfffu) << 10) | ((rn & 31) << 5) | (rt & 31);
+}
+uint32_t enc_ldrsw(unsigned rt, unsigned rn, uint32_t off) {
+  return 0xb9800000u | (((off / 4) & 0xfffu) << 10) | ((rn & 31) << 5) | (rt & 31);
+}
+uint32_t enc_ldr_q(unsigned qt, unsigned rn, uint32_t off) {
+  return 0x3dc00000u | (((off / 16) & 0xfffu) << 10) | ((rn & 31) << 5) | (qt & 31);
+}
+// STR/LDR (immediate, pre-/post-indexed), 64-bit: 11 111 0 00 opc 0 imm9 11/01 Rn Rt.
+uint32_t enc_str_pre(unsigned rt, unsigned rn, int32_t imm9) {
+  return 0xf8000c00u | ((uint32_t(imm9) & 0x1ffu) << 12) | ((rn & 31) << 5) | (rt & 31);
+}
+uint32_t enc_ldr_post(unsigned rt, unsigned rn, int32_t imm9) {
+  return 0xf8400400u | ((uint32_t(imm9) & 0x1ffu) << 12) | ((rn & 31) << 5) | (rt & 31);
+}
+// FMOV (general): sf 0 0 11110 ftype 1 rmode opcode 000000 Rn Rd; D <-> X is
+// ftype 01, rmode 00, opcode 111 (to D) / 110 (to X).
+uint32_t enc_fmov_d_x(unsigned dd, unsigned xn) { return 0x9e670000u | ((xn & 31) << 5) | (dd & 31); }
+uint32_t enc_fmov_x_d(unsigned xd, unsigned dn) { return 0x9e660000u | ((dn & 31) << 5) | (xd & 31); }
+// INS (general): 0 1 0 01110000 imm5 0 0011 1 Rn Rd; imm5 = 11000 is D[1].
+uint32_t enc_ins_d1_x(unsigned vd, unsigned xn) { return 0x4e181c00u | ((xn & 31) << 5) | (vd & 31); }
+// DUP (element, scalar): 01 0 11110000 imm5 0 0000 1 Rn Rd; imm5 11000 = D[1],
+// 10100 = S[2].
+uint32_t enc_dup_d_d1(unsigned dd, unsigned vn) { return 0x5e180400u | ((vn & 31) << 5) | (dd & 31); }
+uint32_t enc_dup_s_s2(unsigned sd, unsigned vn) { return 0x5e140400u | ((vn & 31) << 5) | (sd & 31); }
+// BRAA/BRAB: 1101011 1000 11111 00001 M Rn Rm; BRAAZ/BRABZ: 1101011 0000 11111 00001 M Rn 11111.
+uint32_t enc_bra(unsigned rn, unsigned rm, bool key_b) {
+  return 0xd71f0800u | (key_b ? 0x400u : 0u) | ((rn & 31) << 5) | (rm & 31);
+}
+uint32_t enc_braz(unsigned rn, bool key_b) { return 0xd61f081fu | (key_b ? 0x400u : 0u) | ((rn & 31) << 5); }
+
+} // namespace lp::aarch64

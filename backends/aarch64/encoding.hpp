@@ -134,3 +134,44 @@ bool encode_entry_jump(uintptr_t site, uintptr_t target, uint8_t out[4]);
 inline uint32_t trap_insn() { return 0xd4200000u | (uint32_t(kBrkImm) << 5); }
 
 } // namespace lp::aarch64
+
+// ==== The relocator's encodings (backends/aarch64/relocator.cpp, lp_mc_aarch64) ====
+// What an out-of-line copy of a displaced instruction needs beyond the
+// trampolines' set above: the conditional branches it retargets (or inverts
+// over a B), the loads it turns a literal load into, the pre/post-indexed
+// X16 spill of the Q-register literal load, and the FP/SIMD moves of the S/D
+// literal load (relocator.hpp says why each). Each is checked word for word
+// against aarch64-linux-gnu-as (tests/aarch64/encodings.S, "relocator" section).
+namespace lp::aarch64 {
+
+inline constexpr int64_t kImm19Range = int64_t(1) << 20; // b.cond, cbz/cbnz, ldr literal, adr: +-1 MiB
+inline constexpr int64_t kImm14Range = int64_t(1) << 15; // tbz/tbnz: +-32 KiB
+constexpr bool fits_imm19(int64_t offset) { return (offset & 3) == 0 && offset >= -kImm19Range && offset < kImm19Range; }
+constexpr bool fits_imm14(int64_t offset) { return (offset & 3) == 0 && offset >= -kImm14Range && offset < kImm14Range; }
+
+// b.<cond> .+offset (hinted: bc.<cond>, FEAT_HBC). cond 0 (eq) .. 15 (nv).
+uint32_t enc_b_cond(unsigned cond, int64_t offset, bool hinted = false);
+// cbz / cbnz (nonzero) Rt, .+offset; wide: the X form, else W.
+uint32_t enc_cbz(unsigned rt, int64_t offset, bool wide, bool nonzero);
+// tbz / tbnz (nonzero) Rt, #bit, .+offset (bit 0..63; >= 32 is the X form).
+uint32_t enc_tbz(unsigned rt, unsigned bit, int64_t offset, bool nonzero);
+// Loads through a base register, unsigned scaled offset (off: a multiple of
+// the access size, < 4096 * size).
+uint32_t enc_ldr_w(unsigned rt, unsigned rn, uint32_t off);   // ldr wt, [xn, #off]
+uint32_t enc_ldrsw(unsigned rt, unsigned rn, uint32_t off);   // ldrsw xt, [xn, #off]
+uint32_t enc_ldr_q(unsigned qt, unsigned rn, uint32_t off);   // ldr qt, [xn, #off]
+// str xt, [xn, #imm9]! and ldr xt, [xn], #imm9 (imm9: -256..255 bytes).
+uint32_t enc_str_pre(unsigned rt, unsigned rn, int32_t imm9);
+uint32_t enc_ldr_post(unsigned rt, unsigned rn, int32_t imm9);
+// FP/SIMD <-> general moves.
+uint32_t enc_fmov_d_x(unsigned dd, unsigned xn);   // fmov dd, xn
+uint32_t enc_fmov_x_d(unsigned xd, unsigned dn);   // fmov xd, dn
+uint32_t enc_ins_d1_x(unsigned vd, unsigned xn);   // mov vd.d[1], xn  (INS, general)
+uint32_t enc_dup_d_d1(unsigned dd, unsigned vn);   // mov dd, vn.d[1]  (DUP, scalar)
+uint32_t enc_dup_s_s2(unsigned sd, unsigned vn);   // mov sd, vn.s[2]  (DUP, scalar)
+// Pointer-authenticating indirect branches: braa/brab xn, xm (xm 31 = sp);
+// braaz/brabz xn.
+uint32_t enc_bra(unsigned rn, unsigned rm, bool key_b);
+uint32_t enc_braz(unsigned rn, bool key_b);
+
+} // namespace lp::aarch64

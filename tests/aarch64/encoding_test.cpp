@@ -156,3 +156,46 @@ TEST(A64Encoding, EntrySledsAndTheEntryJump) {
   EXPECT_FALSE(fits_adrp(int64_t(1) << 32));
   EXPECT_TRUE(fits_adrp(-(int64_t(1) << 32)));
 }
+
+// ==== The relocator's encodings (encoding.hpp section of that name) ====
+// Against the words between the two markers of encodings.S's relocator section.
+TEST(A64Encoding, RelocatorEncodersMatchTheAssembler) {
+  const std::vector<uint32_t> as = assembled();
+  size_t m = 0;
+  while (m < as.size() && as[m] != 0x4c504131u) ++m;
+  ASSERT_LT(m, as.size()) << "no relocator section in " << LP_A64_ENCODINGS_BIN;
+  const size_t r0 = m + 1;
+  ASSERT_GT(as.size(), r0 + 25);
+  ASSERT_EQ(as[r0 + 25], 0x4c504132u) << "the relocator section has 25 words";
+  auto r = [&](size_t i) { return as[r0 + i]; };
+  EXPECT_EQ(r(0), enc_b_cond(0, 8));
+  EXPECT_EQ(r(1), enc_b_cond(15, -kImm19Range));
+  EXPECT_EQ(r(2), enc_b_cond(1, kImm19Range - 4, true));
+  EXPECT_EQ(r(3), enc_cbz(3, 8, false, false));
+  EXPECT_EQ(r(4), enc_cbz(30, -kImm19Range, true, true));
+  EXPECT_EQ(r(5), enc_cbz(0, kImm19Range - 4, false, true));
+  EXPECT_EQ(r(6), enc_tbz(5, 31, kImm14Range - 4, false));
+  EXPECT_EQ(r(7), enc_tbz(6, 63, -kImm14Range, true));
+  EXPECT_EQ(r(8), enc_tbz(7, 32, 4, false));
+  EXPECT_EQ(r(9), enc_ldr_w(16, 17, 0x3ffc));
+  EXPECT_EQ(r(10), enc_ldrsw(1, 2, 4));
+  EXPECT_EQ(r(11), enc_ldr_q(7, 16, 0xfff0));
+  EXPECT_EQ(r(12), enc_str_pre(kX16, kSp, -16));
+  EXPECT_EQ(r(13), enc_ldr_post(kX16, kSp, 16));
+  EXPECT_EQ(r(14), enc_fmov_d_x(3, kX16));
+  EXPECT_EQ(r(15), enc_fmov_x_d(kX16, 3));
+  EXPECT_EQ(r(16), enc_ins_d1_x(3, kX16));
+  EXPECT_EQ(r(17), enc_dup_d_d1(3, 3));
+  EXPECT_EQ(r(18), enc_dup_s_s2(3, 3));
+  EXPECT_EQ(r(19), enc_bra(1, 2, false));
+  EXPECT_EQ(r(20), enc_bra(3, kSp, true));
+  EXPECT_EQ(r(21), enc_braz(4, false));
+  EXPECT_EQ(r(22), enc_braz(kLr, true));
+  EXPECT_EQ(r(23), enc_str_pre(kX16, kSp, -256));
+  EXPECT_EQ(r(24), enc_ldr_post(kX16, kSp, 255));
+  // The reach predicates at their edges.
+  EXPECT_TRUE(fits_imm19(-kImm19Range) && fits_imm19(kImm19Range - 4));
+  EXPECT_FALSE(fits_imm19(kImm19Range) || fits_imm19(-kImm19Range - 4) || fits_imm19(2));
+  EXPECT_TRUE(fits_imm14(-kImm14Range) && fits_imm14(kImm14Range - 4));
+  EXPECT_FALSE(fits_imm14(kImm14Range) || fits_imm14(-kImm14Range - 4) || fits_imm14(6));
+}

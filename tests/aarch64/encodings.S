@@ -50,3 +50,36 @@ _start:
         mrs x16, tpidr_el0           // 42
         stp x16, x17, [sp, #-16]     // 43: negative offset
         ldr x16, .+0xffffc           // 44: the farthest forward literal
+        // ==== The relocator's encodings (encoding.hpp section of that name):
+        // between two marker words, so this section may sit anywhere in the
+        // file; encoding_test.cpp (A64Encoding.RelocatorEncodersMatchTheAssembler)
+        // finds it by the first marker. Word r<i> is at marker + 4 + 4 * i.
+        .word 0x4c504131             // marker "1APL"
+        .arch armv8.8-a              // bc.cond (FEAT_HBC)
+        b.eq .+8                     // r0
+        b.nv .-0x100000              // r1: the farthest back
+        bc.ne .+0xffffc              // r2: the farthest forward
+        cbz w3, .+8                  // r3
+        cbnz x30, .-0x100000         // r4
+        cbnz w0, .+0xffffc           // r5
+        tbz w5, #31, .+0x7ffc        // r6: the farthest forward
+        tbnz x6, #63, .-0x8000       // r7: the farthest back
+        tbz x7, #32, .+4             // r8
+        ldr w16, [x17, #0x3ffc]      // r9
+        ldrsw x1, [x2, #4]           // r10
+        ldr q7, [x16, #0xfff0]       // r11
+        str x16, [sp, #-16]!         // r12
+        ldr x16, [sp], #16           // r13
+        fmov d3, x16                 // r14
+        fmov x16, d3                 // r15
+        mov v3.d[1], x16             // r16
+        mov d3, v3.d[1]              // r17
+        mov s3, v3.s[2]              // r18
+        braa x1, x2                  // r19
+        brab x3, sp                  // r20
+        braaz x4                     // r21
+        brabz x30                    // r22
+        str x16, [sp, #-256]!        // r23
+        ldr x16, [sp], #255          // r24
+        .arch armv8.5-a
+        .word 0x4c504132             // marker "2APL"

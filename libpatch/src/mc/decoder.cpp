@@ -13,7 +13,7 @@ namespace lp::mc {
 
 namespace {
 
-constexpr unsigned kArchs = 2; // Arch::X86_64, Arch::RISCV64
+constexpr unsigned kArchs = 3; // Arch::X86_64, Arch::RISCV64, Arch::AARCH64
 
 // Constant-initialised: usable from any constructor, before or after main.
 constinit std::atomic<const Target *> g_targets[kArchs] = {};
@@ -118,8 +118,10 @@ Arch Decoder::arch() const { return impl_->arch; }
 const std::string &Decoder::features() const { return impl_->features; }
 bool Decoder::has_compressed() const { return impl_->has_c; }
 uint32_t Decoder::min_insn_align() const {
+  if (impl_->fixed_len) return impl_->fixed_len;
   return impl_->arch == Arch::X86_64 ? 1u : (impl_->has_c ? 2u : 4u);
 }
+uint32_t Decoder::fixed_insn_len() const { return impl_->fixed_len; }
 
 bool Decoder::decode(const uint8_t *bytes, size_t size, uint64_t address, Insn *out, bool with_text) const {
   *out = Insn{};
@@ -161,6 +163,8 @@ bool Decoder::boundaries(const uint8_t *code, size_t size, uint64_t start, std::
 
 BoundaryStatus Decoder::boundary(const uint8_t *code, size_t size, uint64_t start, uint64_t addr) const {
   if (addr < start || addr >= start + size) return BoundaryStatus::OutOfRange;
+  if (const uint32_t n = impl_->fixed_len) // every aligned word is an instruction start
+    return (addr - start) % n == 0 && start % n == 0 ? BoundaryStatus::Boundary : BoundaryStatus::Inside;
   uint64_t off = 0;
   Insn in;
   while (start + off < addr) {

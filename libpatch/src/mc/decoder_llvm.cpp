@@ -137,6 +137,7 @@ std::unique_ptr<Decoder::Impl> make_decoder(const ArchRules &rules, std::string_
   }
   im->printer->setPrintImmHex(true);
   rules.setup(*im, &im->has_c);
+  im->fixed_len = im->fixed_insn_len;
   return im;
 }
 

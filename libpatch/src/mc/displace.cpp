@@ -44,8 +44,10 @@ Displaced select_displaced(const Decoder &dec, const RelocInput &in) {
                       std::to_string(in.min_len));
     Insn insn;
     if (!dec.decode(in.code + off, avail - off, in.site + off, &insn)) {
-      // Truncated by the end of the function, or garbage.
-      return fail(d, off + 15 >= avail ? RelocStatus::TooShort : RelocStatus::Undecodable,
+      // Truncated by the end of the function, or garbage (a fixed-length ISA
+      // knows which: fewer bytes than one instruction left, or not).
+      const bool truncated = dec.fixed_insn_len() ? avail - off < dec.fixed_insn_len() : off + 15 >= avail;
+      return fail(d, truncated ? RelocStatus::TooShort : RelocStatus::Undecodable,
                   "bytes at " + hex_addr(in.site + off) + " do not decode");
     }
     off += insn.length;

@@ -1,4 +1,4 @@
-// Choosing the instructions a site jump displaces (shared by both relocators).
+// Choosing the instructions a site jump displaces (shared by the relocators).
 #pragma once
 
 #include <string>

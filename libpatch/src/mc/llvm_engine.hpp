@@ -31,6 +31,9 @@ class Context {
                           uint64_t &len) const = 0;
   // Per-decoder values the rules computed at creation (ArchRules::setup).
   unsigned arch_reg[4] = {};
+  // setup: every instruction's length when the ISA has only one (A64: 4), else 0
+  // (becomes Decoder::fixed_insn_len()).
+  uint32_t fixed_insn_len = 0;
   // The x_i register number of an MC register, -1 if not one (encoding value).
   int gpr(const llvm::MCOperand &op) const {
     if (!op.isReg() || op.getReg() == 0) return -1;
@@ -45,7 +48,8 @@ struct ArchRules {
   uint32_t max_insn_len;              // never let LLVM look further
   // The LLVM feature string for the caller's features (defaults added).
   std::string (*features)(std::string_view caller);
-  // Once per decoder, after the MC objects exist: fills ctx.arch_reg; sets has_c.
+  // Once per decoder, after the MC objects exist: fills ctx.arch_reg and
+  // ctx.fixed_insn_len; sets has_c.
   void (*setup)(Context &ctx, bool *has_c);
   // A decoded pseudo the CPU never executes alone (x86 lone prefix): not an instruction.
   bool (*reject)(llvm::StringRef opcode_name);

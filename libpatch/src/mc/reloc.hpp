@@ -49,9 +49,11 @@ struct RelocInput {
   // RISC-V only: a register the OOL copy may clobber (ra or x5..x31), 0 = none. Without
   // one, far targets (beyond jal's +-1 MiB from the OOL copy) are LP_ERANGE...
   unsigned scratch_reg = 0;
-  // ...unless exits may trap (RISC-V, for trap probes: one more trap per hit):
-  // each unreachable jump becomes an exit trap listed in Relocation::exits, and
-  // the trap handler continues the thread at its target.
+  // ...unless exits may trap (RISC-V and A64, for trap probes: one more trap per
+  // hit): each unreachable jump becomes an exit trap listed in Relocation::exits
+  // (RISC-V: four zero bytes; A64: the backend's trap word, BRK #kBrkImm), and
+  // the trap handler continues the thread at its target. (A64 has no scratch
+  // register: beyond b's +-128 MiB only exit traps reach.)
   bool trap_exits = false;
 };
 

@@ -11,7 +11,8 @@
 namespace lp::mc {
 
 // Bytes the site jump needs: x86-64 5 (jmp rel32); riscv64 4 (jal x0, +-1 MiB)
-// or, with `far`, 8 (auipc scratch; jalr x0, +-2 GiB).
+// or, with `far`, 8 (auipc scratch; jalr x0, +-2 GiB); aarch64 4 (b, +-128 MiB;
+// no far form for instruction sites: `far` gives 4 too).
 uint32_t site_jump_len(Arch arch, bool far = false);
 
 // The target's plan_relocation for dec.arch() (Invalid when none is registered).

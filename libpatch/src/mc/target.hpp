@@ -33,10 +33,10 @@ using DecoderFactory = std::unique_ptr<Decoder::Impl> (*)(std::string_view featu
 // Everything lp::mc knows of one ISA. All members are required unless noted.
 struct Target {
   Arch arch;
-  const char *name;           // canonical name: "x86_64", "riscv64"
+  const char *name;           // canonical name: "x86_64", "riscv64", "aarch64"
   const char *aliases[3];     // other accepted names ("x86-64", "amd64"), nullptr-padded
-  uint32_t site_jump_len;     // bytes of the short site jump (x86 jmp rel32 5, RISC-V jal 4)
-  uint32_t site_far_len;      // bytes of the far form (RISC-V auipc+jalr 8; x86: = site_jump_len)
+  uint32_t site_jump_len;     // bytes of the short site jump (x86 jmp rel32 5, RISC-V jal 4, A64 b 4)
+  uint32_t site_far_len;      // bytes of the far form (RISC-V auipc+jalr 8; x86, A64: = site_jump_len)
   // The decoder of our own for this ISA (no LLVM), or nullptr when there is none.
   DecoderFactory make_builtin_decoder;
   Relocation (*plan_relocation)(const Decoder &dec, const RelocInput &in);
@@ -56,8 +56,8 @@ const Target *find_target(Arch arch);                 // nullptr when not regist
 const Target *find_target(std::string_view name);     // by name or alias
 DecoderFactory find_llvm_decoder(Arch arch);          // nullptr when not registered
 
-// Every ISA this build has (x86-64 and riscv64 relocators, the built-in RV64
-// decoder, LLVM MC where linked): tools and tests. Library lp_mc_all.
+// Every ISA this build has (x86-64, riscv64 and aarch64 relocators, the built-in
+// RV64 and A64 decoders, LLVM MC where linked): tools and tests. Library lp_mc_all.
 void initialize_all_targets();
 // Only the ISA libpatch runs on. Library lp_mc_host, part of libpatch itself.
 void initialize_host_target();

@@ -15,6 +15,7 @@
 #include "encoding.hpp"
 #include "libpatch/patch.h"
 #include "libpatch/regs.h"
+#include "insn_trampoline.hpp"
 #include "trampoline.hpp"
 
 namespace lp::aarch64 {
@@ -117,6 +118,13 @@ public:
   int emit_trampoline(uint8_t *buf, uintptr_t at, const TrampolineSpec &spec) const override {
     return emit_entry_trampoline(buf, at, spec);
   }
+  // Instruction sites: `B tramp` in, `B` back; the stopped protocol for the
+  // first word (store_needs_stop).
+  int emit_insn_trampoline(uint8_t *buf, uintptr_t at, const TrampolineSpec &spec, size_t *size) const override {
+    return aarch64::emit_insn_trampoline(buf, at, spec, size);
+  }
+  size_t insn_trampoline_max() const override { return kInsnTrampolineMax; }
+
   int emit_return_trampoline(uint8_t *buf, uintptr_t at, const TrampolineSpec &spec,
                              ReturnTrampoline *out) const override {
     return aarch64::emit_return_trampoline(buf, at, spec, out);
@@ -152,6 +160,18 @@ public:
     // must not run a stale copy of it.
     if (!trap) local_fetch_barrier();
     return trap;
+  }
+
+  GoneTrap gone_trap(uintptr_t site, uintptr_t *to) const override {
+    const uint32_t w = *reinterpret_cast<const volatile uint32_t *>(site);
+    if (w == kNop) {
+      *to = site + 4;
+      return GoneTrap::Resume;
+    }
+    int64_t off;
+    bool link;
+    if (decode_b(w, &off, &link) && !link) return GoneTrap::AsTrap;
+    return GoneTrap::Refetch;
   }
 
   uintptr_t context_pc(const void *uc) const override {
@@ -199,7 +219,11 @@ public:
 
   void local_fetch_barrier() const override { asm volatile("isb" ::: "memory"); }
   void publish_code(uintptr_t addr, size_t len) const override { sync_code_to_pou(addr, len); }
-  bool insn_sites_live_patchable() const override { return false; } // not yet: docs/aarch64.md
+  bool store_needs_stop(uintptr_t addr, const uint8_t *next, uint32_t g) const override {
+    if (g != 4) return true;
+    return !concurrent_modification_safe(*reinterpret_cast<const volatile uint32_t *>(addr), get32(next));
+  }
+  bool insn_sites_need_stop() const override { return true; }
 };
 
 } // namespace

@@ -36,4 +36,15 @@ inline uintptr_t return_slot_hint(uintptr_t entry_sp, bool *exact) {
   return entry_sp - 8;
 }
 
+// AArch64: the frame record {x29, x30} a function's prologue pushes is linked
+// through x29 (GCC and Clang keep frame records in non-leaf functions on
+// Linux; a signal frame has one too), and record + 8 is the saved x30 the
+// unwinder reads. The call runtime follows that chain first: searching down
+// from the hint can stop at a stale copy of the trampoline's address in an
+// unused word of the frame (the signal frame of a trap taken at a tail
+// callee's entry, whose x30 already was the trampoline, leaves one at
+// entry_sp - 8). The search stays as the fallback for frames without records.
+inline constexpr bool kFrameRecordChain = true;
+inline uintptr_t frame_record_return_slot(uintptr_t fp) { return fp + 8; }
+
 } // namespace lp::call_abi

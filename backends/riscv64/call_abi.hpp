@@ -39,4 +39,8 @@ inline uintptr_t return_slot_hint(uintptr_t entry_sp, bool *exact) {
   return entry_sp - 8;
 }
 
+// RISC-V: GCC and Clang save ra at entry_sp - 8 (the hint), no walk.
+inline constexpr bool kFrameRecordChain = false;
+inline uintptr_t frame_record_return_slot(uintptr_t fp) { return fp - 8; }
+
 } // namespace lp::call_abi

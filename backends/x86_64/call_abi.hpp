@@ -36,4 +36,9 @@ inline uintptr_t return_slot_hint(uintptr_t entry_sp, bool *exact) {
   return entry_sp;
 }
 
+// x86-64: the return address is exactly at the entry rsp (return_slot_hint is
+// exact), no frame-record walk is needed.
+inline constexpr bool kFrameRecordChain = false;
+inline uintptr_t frame_record_return_slot(uintptr_t fp) { return fp + 8; }
+
 } // namespace lp::call_abi

@@ -58,6 +58,14 @@ struct TrampolineData {
   void *user = nullptr;
 };
 
+// What a trap handler does when the trap it was raised for is no longer in
+// the text (Backend::gone_trap).
+enum class GoneTrap : uint8_t {
+  Refetch, // continue at the site: the CPU fetches what it holds now
+  Resume,  // continue at *to: what the word now there does (an AArch64 NOP: site + 4)
+  AsTrap,  // resolve it as the trap it replaced (an AArch64 B to our trampoline)
+};
+
 class Backend {
 public:
   virtual ~Backend() = default;
@@ -147,6 +155,14 @@ public:
   virtual bool trap_site(int signo, const void *siginfo, const void *ucontext, uintptr_t *site) const = 0;
   // Whether the text at `site` currently starts with our trap.
   virtual bool is_trap_at(uintptr_t site) const = 0;
+  // The trap at `site` is gone (is_trap_at false): how to continue without
+  // relying on the CPU to fetch the new word at once. Refetch everywhere the
+  // fetch is coherent by the time the handler runs. AArch64 reads the word: a
+  // NOP is stepped over, a B (our jump) is resolved as the trap it replaced;
+  // anything else is refetched. An emulator that keeps running a stale BRK
+  // (QEMU's multi-threaded TCG: docs/aarch64.md) would otherwise trap at the
+  // same pc forever.
+  virtual GoneTrap gone_trap(uintptr_t /*site*/, uintptr_t * /*to*/) const { return GoneTrap::Refetch; }
   virtual uintptr_t context_pc(const void *ucontext) const = 0;
   virtual void set_context_pc(void *ucontext, uintptr_t pc) const = 0;
   virtual void context_to_regs(const void *ucontext, uintptr_t site, lp_regs *regs) const = 0;
@@ -164,14 +180,19 @@ public:
   // sync itself). Called after every protocol store and on every trampoline
   // slot the core fills, always before the sync that lets another core run it.
   virtual void publish_code(uintptr_t, size_t) const {}
-  // Whether an instruction site (any instruction, not a compiler's sled) may
-  // have its first instruction replaced by the breakpoint protocol while other
-  // threads run it. false on AArch64: the architecture guarantees old-or-new
-  // only when both instructions are in the B2.2.5 list (aarch64/encoding.hpp),
-  // which an arbitrary instruction is not. Such a site needs a protocol that
-  // keeps every thread out of it while the word changes; until it has one,
-  // instruction sites are refused with LP_ENOTSUP.
-  virtual bool insn_sites_live_patchable() const { return true; }
+  // Whether the store of `g` bytes `next` at `addr` (the text holds its current
+  // bytes there) must be made while no other thread runs: the "stopped"
+  // protocol. true on AArch64 when the word at `addr` or the new word is not
+  // in the B2.2.5 concurrent-modification list (aarch64/encoding.hpp): the
+  // first word of an instruction site becoming BRK, or BRK becoming it again.
+  // The patcher then makes that store inside a hold round
+  // (linux_platform::round_hold), which is also the phase's sync. false on
+  // x86-64 and RISC-V, whose breakpoint protocol covers every store.
+  virtual bool store_needs_stop(uintptr_t /*addr*/, const uint8_t * /*next*/, uint32_t /*g*/) const {
+    return false;
+  }
+  // Whether instruction sites get the stopped protocol (lp_probe_protocol).
+  virtual bool insn_sites_need_stop() const { return false; }
 };
 
 // The backend of the architecture this library was built for.

@@ -320,6 +320,10 @@ uintptr_t call_exit(lp_regs *regs, void *arg) {
   return ret;
 }
 
+namespace {
+constexpr uint32_t kMaxRecords = 256; // frame records followed per walk (stack space: 2 KiB)
+} // namespace
+
 void shadow_detach(uintptr_t sp) {
   ShadowStack *s = t_shadow;
   CallRuntime *rt = g_calls.load(std::memory_order_acquire);
@@ -329,6 +333,23 @@ void shadow_detach(uintptr_t sp) {
   if (s->nwalks < kMaxWalks) s->walks[s->nwalks] = walk;
   ++s->nwalks;
   fence();
+  // The live frame records (call_abi::kFrameRecordChain): the saved return
+  // addresses the unwinder will read, walked from this frame outwards while
+  // each record lies above the last and below the outermost entry's sp.
+  uintptr_t records[kMaxRecords];
+  uint32_t nrec = 0;
+  if constexpr (call_abi::kFrameRecordChain) {
+    uintptr_t top = 0;
+    for (uint32_t i = 0; i < depth_of(*s); ++i)
+      if (s->e[i].sp != kReserved && s->e[i].sp > top) top = s->e[i].sp;
+    uintptr_t fp = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
+    while (nrec < kMaxRecords && fp != 0 && (fp & 7) == 0 && fp < top) {
+      records[nrec++] = fp;
+      const uintptr_t next = load_word(fp);
+      if (next <= fp) break;
+      fp = next;
+    }
+  }
   // From the innermost frame out: each frame's return address lies between
   // the inner frame's entry sp (or `sp`) and its own entry sp.
   uintptr_t lower = sp;
@@ -339,7 +360,16 @@ void shadow_detach(uintptr_t sp) {
       bool exact = true;
       const uintptr_t hint = call_abi::return_slot_hint(e.sp, &exact);
       uintptr_t found = 0;
-      if (hint >= lower && load_word(hint) == rt->ret_tramp) {
+      // A frame record of this frame holding the trampoline: exactly the
+      // slot, and never a stale copy of the trampoline's address left in
+      // the frame's unused words (the signal frame of a trap at a tail
+      // callee's entry holds one right below its sp).
+      for (uint32_t k = 0; !found && k < nrec; ++k) {
+        const uintptr_t slot = call_abi::frame_record_return_slot(records[k]);
+        if (slot >= lower && slot < e.sp && load_word(slot) == rt->ret_tramp) found = slot;
+      }
+      if (found) {
+      } else if (hint >= lower && load_word(hint) == rt->ret_tramp) {
         found = hint;
       } else if (!exact) {
         for (uintptr_t a = hint; a >= lower + sizeof(uintptr_t);) {

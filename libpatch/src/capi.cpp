@@ -50,6 +50,8 @@ int lp_patcher_stats(const lp_patcher *p, lp_stats *s) {
   s->evacuated = p->evacuated.load();
   s->kernel_icache_flushes = p->writer ? p->writer->kernel_icache_flushes() : 0;
   s->text_mprotects = p->writer ? p->writer->text_mprotects() : 0;
+  s->stopped_rounds = p->stopped_rounds.load();
+  s->stale_traps = p->stale_traps.load();
   return 0;
 }
 
@@ -83,6 +85,10 @@ int lp_probe_remove(lp_probe *pr) { return stage(pr, ProbeState::Removed); }
 
 int lp_probe_is_jump(const lp_probe *pr) { return pr ? (pr->jump ? 1 : 0) : LP_EINVAL; }
 int lp_probe_fallback(const lp_probe *pr) { return pr ? pr->fallback : LP_EINVAL; }
+int lp_probe_protocol(const lp_probe *pr) {
+  if (!pr) return LP_EINVAL;
+  return pr->insn && pr->owner->backend->insn_sites_need_stop() ? LP_PROTOCOL_STOPPED : LP_PROTOCOL_BREAKPOINT;
+}
 void *lp_probe_address(const lp_probe *pr) { return pr ? reinterpret_cast<void *>(pr->shape.addr) : nullptr; }
 size_t lp_probe_site_len(const lp_probe *pr) { return pr ? pr->shape.len : 0; }
 uint64_t lp_probe_hits(const lp_probe *pr) { return pr ? pr->hits.load() : 0; }

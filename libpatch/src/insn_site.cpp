@@ -137,7 +137,6 @@ int prepare_insn_probe(lp_patcher &p, lp_probe &pr, uintptr_t addr) {
   // No decoder for this ISA in this build: no instruction sites at all.
   const mc::Decoder *dec = decoder(p);
   if (!dec) return LP_ENOTSUP;
-  if (!p.backend->insn_sites_live_patchable()) return LP_ENOTSUP; // Backend::insn_sites_live_patchable
   linux_platform::Symbol sym;
   // The boundary check decodes from the start of the containing function; an
   // address no symbol covers cannot be checked, so it is refused.

@@ -76,6 +76,14 @@ void quiesce_visitor(void *arg, void *uc) {
 int op_write(void *ctx, uintptr_t addr, const uint8_t *src, uint32_t g) {
   auto *p = static_cast<lp_patcher *>(ctx);
   p->writes.fetch_add(1, std::memory_order_relaxed);
+  // The stopped protocol: a store the architecture does not allow under
+  // running threads is made at the phase's sync, with every thread held.
+  if (g <= 4 && p->backend->store_needs_stop(addr, src, g)) {
+    lp_patcher::StoppedStore s{addr, {}, g};
+    std::memcpy(s.bytes, src, g);
+    p->stopped.push_back(s);
+    return 0;
+  }
   const int rc = p->writer->write(addr, src, g);
   // Before the sync that follows: the store must reach instruction fetch
   // (Backend::publish_code; AArch64's cache maintenance).
@@ -105,6 +113,30 @@ int to_lp(engine::EngineError e) {
 
 int lp_patcher::sync(engine::SyncPoint, bool evacuate) {
   syncs.fetch_add(1, std::memory_order_relaxed);
+  if (!stopped.empty()) {
+    // The stopped protocol (Backend::store_needs_stop). Writer side: every
+    // other thread is held in its round handler (round_hold returns only once
+    // each acknowledged, past the visitor that also evacuates), so none
+    // executes the words while they change; each store is then published to
+    // instruction fetch (publish_code: DC CVAU / DSB / IC IVAU / DSB) BEFORE
+    // round_release() lets the threads return, and that return is their
+    // context synchronisation. The round is this phase's sync for the other
+    // stores too (they were made before it). Between hold and release only
+    // plain stores or pwrite()s: no lock, no allocation (thread_round.hpp).
+    SyncVisit v{this, evacuate};
+    backend->local_fetch_barrier();
+    int rc = lpl::round_hold(sync_visitor, &v, kSyncTimeoutMs, nullptr);
+    if (rc == 0) {
+      for (const StoppedStore &s : stopped) {
+        if (writer->write(s.addr, s.bytes, s.len) != 0) rc = LP_ESYNC;
+        backend->publish_code(s.addr, s.len);
+      }
+      lpl::round_release();
+      stopped_rounds.fetch_add(1, std::memory_order_relaxed);
+    }
+    stopped.clear();
+    return rc;
+  }
   // Evacuation needs to see each thread's pc, which only a signal round can do;
   // the round is itself a complete sync, so it replaces the kernel call.
   if (evacuate || sync_kind == LP_SYNC_SIGNAL) {
@@ -676,9 +708,24 @@ bool dispatch_trap(int signo, siginfo_t *si, void *uc) {
   p->traps.fetch_add(1, std::memory_order_relaxed);
   if (!b.is_trap_at(site)) {
     // The batch that placed this trap has completed (or rolled back) since the
-    // CPU raised it: the site holds complete code now. Run it.
-    b.set_context_pc(uc, site);
-    return true;
+    // CPU raised it: the site holds complete code now. Run it: refetch it
+    // (x86-64, RISC-V), or, where the backend can say what the word now does
+    // (Backend::gone_trap, AArch64: NOP or our B), do exactly that here, so no
+    // refetch is needed. Reader-side argument: the word was read once, after
+    // the trap was raised; it is one the site held during the commit (the
+    // engine's stores are whole words), so running it now is what the thread
+    // would have done had it fetched the word at that moment. A B is run as
+    // the trap it replaced (the handler below, then the site's resume point):
+    // never a branch into the trampoline from here, whose slot a grace period
+    // that interrupts this handler might reclaim.
+    uintptr_t to = site;
+    const GoneTrap g = b.gone_trap(site, &to);
+    if (g != GoneTrap::AsTrap) {
+      if (g == GoneTrap::Resume) p->stale_traps.fetch_add(1, std::memory_order_relaxed);
+      b.set_context_pc(uc, g == GoneTrap::Resume ? to : site);
+      return true;
+    }
+    p->stale_traps.fetch_add(1, std::memory_order_relaxed);
   }
   if (e->call_handler && e->redirect) {
     // An enabled replacement: the call goes to the replacement, arguments and

@@ -84,7 +84,15 @@ struct lp_patcher {
   uint32_t unwind_hooks = 0, unwind_missing = 0;
 
   // Counters (the trap handler updates some: atomics).
-  std::atomic<uint64_t> commits{0}, syncs{0}, writes{0}, sites{0}, traps{0}, evacuated{0};
+  std::atomic<uint64_t> commits{0}, syncs{0}, writes{0}, sites{0}, traps{0}, evacuated{0}, stopped_rounds{0},
+      stale_traps{0};
+  // Stores the stopped protocol makes at the next sync (Backend::store_needs_stop).
+  struct StoppedStore {
+    uintptr_t addr;
+    uint8_t bytes[4];
+    uint32_t len;
+  };
+  std::vector<StoppedStore> stopped;
 
   int open(const lp_options &o);
   void close();

@@ -1,6 +1,7 @@
 // A nop inside a function body, where an entry trampoline would corrupt live
 // state: x86-64 keeps a value in the red zone (an entry call pushes its return
-// address there), RISC-V keeps one in t0 (the entry call's link register).
+// address there), RISC-V keeps one in t0 (the entry call's link register),
+// AArch64 one in x16 (the call-probe trampoline's scratch, dead at an entry).
 // lpd_body_nop(x) returns x + 1 whatever is probed, if the nop is treated as
 // the instruction site it is (DifferentialLive.NopInsideABodyIsAnInstructionSite).
         .text
@@ -24,6 +25,14 @@ lpd_body_nop:
         mv a0, t0
         ret
         .option pop
+#elif defined(__aarch64__)
+        .p2align 2
+lpd_body_nop:
+        add x16, x0, #1                 // live in x16 across the nops (an entry's
+        nop                             // scratch: dead at an entry, live here)
+        nop                             // looks like a 2-nop sled
+        mov x0, x16
+        ret
 #endif
         .size lpd_body_nop, .-lpd_body_nop
         .section .note.GNU-stack, "", @progbits

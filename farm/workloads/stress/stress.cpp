@@ -138,7 +138,8 @@ std::string Result::json(const Config &c) const {
                         "\"jump_probes\":%llu,\"trap_probes\":%llu,"
                         "\"calls\":%llu,\"hits\":%llu,\"batches\":%llu,\"commits\":%llu,\"syncs\":%llu,\"traps\":%llu,"
                         "\"evacuated\":%llu,\"unexpected_signals\":%llu,\"wrong_results\":%llu,\"bad_regs\":%llu,"
-                        "\"final_check_failures\":%llu,\"text_mprotects\":%llu,\"kernel_icache_flushes\":%llu,",
+                        "\"final_check_failures\":%llu,\"text_mprotects\":%llu,\"kernel_icache_flushes\":%llu,"
+                        "\"stopped_rounds\":%llu,\"stale_traps\":%llu,",
                         lp_arch(), c.threads, c.functions, (unsigned long long)c.seed, c.writer_name.c_str(),
                         c.sync_name.c_str(), c.kind_name.c_str(), c.sites_name.c_str(), c.exit_probes ? "true" : "false",
                         (unsigned long long)jump_probes, (unsigned long long)trap_probes, (unsigned long long)calls,
@@ -146,7 +147,8 @@ std::string Result::json(const Config &c) const {
                         (unsigned long long)syncs, (unsigned long long)traps, (unsigned long long)evacuated,
                         (unsigned long long)unexpected_signals, (unsigned long long)wrong_results,
                         (unsigned long long)bad_regs, (unsigned long long)final_check_failures,
-                        (unsigned long long)text_mprotects, (unsigned long long)kernel_icache_flushes);
+                        (unsigned long long)text_mprotects, (unsigned long long)kernel_icache_flushes,
+                        (unsigned long long)stopped_rounds, (unsigned long long)stale_traps);
   if (n > 0 && size_t(n) < sizeof buf)
     n += std::snprintf(buf + n, sizeof buf - size_t(n),
                        "\"entries\":%llu,\"exits\":%llu,\"exit_mismatches\":%llu,\"exit_bad_words\":%llu,"
@@ -320,6 +322,8 @@ Result run(const Config &c) {
   res.evacuated = st.evacuated;
   res.text_mprotects = st.text_mprotects;
   res.kernel_icache_flushes = st.kernel_icache_flushes;
+  res.stopped_rounds = st.stopped_rounds;
+  res.stale_traps = st.stale_traps;
   res.unexpected_signals = g_unexpected.load() + st.chained;
   if (c.exit_probes) {
     // Every thread is joined and this one is outside every probed call: no

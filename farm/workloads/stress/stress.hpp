@@ -27,6 +27,7 @@ struct Config {
 struct Result {
   uint64_t calls = 0, hits = 0, batches = 0, commits = 0, syncs = 0, traps = 0, evacuated = 0;
   uint64_t text_mprotects = 0, kernel_icache_flushes = 0; // lp_stats: the kernel work the writer caused
+  uint64_t stopped_rounds = 0, stale_traps = 0;           // lp_stats: AArch64's stopped protocol, stale BRKs
   uint64_t unexpected_signals = 0, wrong_results = 0, bad_regs = 0, final_check_failures = 0;
   uint64_t jump_probes = 0, trap_probes = 0;
   // --exit-probes: entries (call words non-NULL) and exits seen by the handlers,

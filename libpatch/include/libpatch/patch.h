@@ -15,7 +15,7 @@ extern "C" {
 #endif
 
 #define LIBPATCH_VERSION_MAJOR 0
-#define LIBPATCH_VERSION_MINOR 4 /* 0.3: lp_stats.kernel_icache_flushes (lp_stats grew: rebuild against this header); 0.4: lp_probe_fallback, lp_stats.text_mprotects (lp_stats grew again) */
+#define LIBPATCH_VERSION_MINOR 5 /* 0.3: lp_stats.kernel_icache_flushes (lp_stats grew: rebuild against this header); 0.4: lp_probe_fallback, lp_stats.text_mprotects (lp_stats grew again); 0.5: lp_probe_protocol, lp_stats.stopped_rounds and stale_traps (lp_stats grew again) */
 
 typedef struct lp_patcher lp_patcher; /* one per process */
 typedef struct lp_probe lp_probe;
@@ -117,6 +117,16 @@ typedef struct lp_stats {
    * pages a commit writes (RWX before its first store, back after its last
    * sync). Each is a TLB shootdown of every other core running the process. */
   uint64_t text_mprotects;
+  /* Hold rounds of the stopped protocol (lp_probe_protocol): each keeps every
+   * other thread in a signal handler while the words the architecture does not
+   * allow to change under running threads change. 0 on x86-64 and RISC-V. */
+  uint64_t stopped_rounds;
+  /* Traps resolved after their trap had left the text (the thread had fetched
+   * it before the commit replaced it), whose new word the handler ran itself
+   * (Backend::gone_trap: AArch64 NOP and B). Rare on hardware; under QEMU's
+   * multi-threaded TCG a vCPU may keep running a stale BRK, and these count
+   * each such hit. 0 on x86-64 and RISC-V (they refetch). */
+  uint64_t stale_traps;
 } lp_stats;
 
 void lp_options_init(lp_options *opt);
@@ -140,6 +150,22 @@ int lp_probe_is_jump(const lp_probe *); /* 1 jump, 0 trap, <0 error */
  * probe is the kind its policy asked for (a jump probe, or any probe under
  * LP_PROBE_JUMP / LP_PROBE_TRAP); LP_EINVAL for NULL. */
 int lp_probe_fallback(const lp_probe *);
+/* How the probe's site changes under running threads:
+ *  LP_PROTOCOL_BREAKPOINT  the breakpoint protocol (trap over the head, sync,
+ *                          tail, sync, head, sync): every store is one the ISA
+ *                          guarantees a concurrently executing thread sees as
+ *                          old or new (x86-64 and RISC-V sites, AArch64 entry
+ *                          sleds: NOP, BRK and B only);
+ *  LP_PROTOCOL_STOPPED     AArch64 instruction sites: the first instruction
+ *                          becomes BRK (and back) while every other thread is
+ *                          held in a signal handler (a hold round per phase
+ *                          that has such a store), because Arm ARM B2.2.5
+ *                          guarantees old-or-new only between B, BL, BRK, HVC,
+ *                          ISB, NOP, SMC and SVC.
+ * LP_EINVAL for NULL. */
+#define LP_PROTOCOL_BREAKPOINT 1
+#define LP_PROTOCOL_STOPPED 2
+int lp_probe_protocol(const lp_probe *);
 void *lp_probe_address(const lp_probe *);
 /* Bytes of text the probe rewrites, from lp_probe_address (a sled, or the
  * instructions an instruction site displaces); 0 for NULL. No other probe can

@@ -1,5 +1,6 @@
 #include "thread_round.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <csignal>
@@ -7,6 +8,7 @@
 #include <cstdio>
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <mutex>
 #include <sys/syscall.h>
 #include <time.h>
@@ -29,6 +31,24 @@ constinit std::atomic<void *> g_arg{nullptr};
 constinit std::atomic<uint32_t> g_round{0};
 // Slot i acknowledges round r by storing r. Static storage: the handler can't allocate.
 constinit std::atomic<uint32_t> g_ack[kMaxSlots] = {};
+// The round the threads are held in (round_hold), 0 when none: a futex word.
+constinit std::atomic<uint32_t> g_hold_round{0};
+
+// The held side of round_hold: the acknowledgement is stored (so the holder
+// knows this thread is here, past its visitor), then the thread sleeps on the
+// futex until the holder clears the word. Reader-side argument: the holder
+// writes the text only after seeing every acknowledgement (acquire), and a
+// thread leaves this loop only after seeing the word cleared, which the
+// holder stores (release) after its writes and their cache maintenance; the
+// return from the handler that follows is the context synchronisation that
+// makes this core fetch the new instructions (Arm ARM B2.2.5: no thread was
+// executing the modified words while they changed).
+void hold_until_released(uint32_t round) {
+  while (g_hold_round.load(std::memory_order_acquire) == round) {
+    struct timespec ts{1, 0}; // re-check now and then: a wake-up is never required for progress
+    syscall(SYS_futex, reinterpret_cast<uint32_t *>(&g_hold_round), FUTEX_WAIT_PRIVATE, round, &ts, nullptr, 0);
+  }
+}
 
 void on_round_signal(int, siginfo_t *si, void *uc) {
   const int saved_errno = errno;
@@ -40,6 +60,7 @@ void on_round_signal(int, siginfo_t *si, void *uc) {
   if (si->si_code == SI_QUEUE && slot < kMaxSlots && round != 0 && uint32_t(v >> 32) == round) {
     if (RoundVisitor v = g_visit.load(std::memory_order_acquire)) v(g_arg.load(std::memory_order_acquire), uc);
     g_ack[slot].store(round, std::memory_order_release);
+    if (g_hold_round.load(std::memory_order_acquire) == round) hold_until_released(round);
   }
   errno = saved_errno;
 }
@@ -100,18 +121,31 @@ bool emulator_helper_thread(pid_t tid) {
 // than libc's opendir/readdir: a round runs inside lp_commit, while probes are
 // being switched on, and a tracer probing opendir (a natural thing to trace)
 // would otherwise see libpatch's own calls among the program's.
+// Threads list_threads skipped (qemu-user's helpers), for same_threads.
+constexpr size_t kMaxSkipped = 64;
+constinit pid_t g_skipped[kMaxSkipped] = {};
+constinit size_t g_nskipped = 0;
+
+struct linux_dirent64 {
+  uint64_t d_ino;
+  int64_t d_off;
+  unsigned short d_reclen;
+  unsigned char d_type;
+  char d_name[1];
+};
+
+pid_t parse_tid(const char *s) {
+  pid_t v = 0;
+  for (; *s >= '0' && *s <= '9'; ++s) v = pid_t(v * 10 + (*s - '0'));
+  return v;
+}
+
 std::vector<pid_t> list_threads() {
   std::vector<pid_t> tids;
+  g_nskipped = 0;
   const int fd = int(syscall(SYS_openat, AT_FDCWD, "/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (fd < 0) return tids;
   const bool qemu = under_qemu_user();
-  struct linux_dirent64 {
-    uint64_t d_ino;
-    int64_t d_off;
-    unsigned short d_reclen;
-    unsigned char d_type;
-    char d_name[1];
-  };
   alignas(8) char buf[4096];
   for (;;) {
     const long n = syscall(SYS_getdents64, fd, buf, sizeof buf);
@@ -121,12 +155,39 @@ std::vector<pid_t> list_threads() {
       off += e->d_reclen;
       if (e->d_name[0] == '.') continue;
       const pid_t tid = pid_t(std::atol(e->d_name));
-      if (qemu && emulator_helper_thread(tid)) continue;
+      if (qemu && emulator_helper_thread(tid)) {
+        if (g_nskipped < kMaxSkipped) g_skipped[g_nskipped++] = tid;
+        continue;
+      }
       tids.push_back(tid);
     }
   }
   syscall(SYS_close, fd);
   return tids;
+}
+
+// Whether /proc/self/task lists exactly the threads of `sorted` (plus those
+// list_threads skipped). Allocation-free: called while threads are held.
+bool same_threads(const std::vector<pid_t> &sorted) {
+  const int fd = int(syscall(SYS_openat, AT_FDCWD, "/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (fd < 0) return false;
+  alignas(8) char buf[4096];
+  bool same = true;
+  for (;;) {
+    const long n = syscall(SYS_getdents64, fd, buf, sizeof buf);
+    if (n <= 0) break;
+    for (long off = 0; off < n; ) {
+      const auto *e = reinterpret_cast<const linux_dirent64 *>(buf + off);
+      off += e->d_reclen;
+      if (e->d_name[0] == '.') continue;
+      const pid_t tid = parse_tid(e->d_name);
+      bool known = std::binary_search(sorted.begin(), sorted.end(), tid);
+      for (size_t i = 0; !known && i < g_nskipped; ++i) known = g_skipped[i] == tid;
+      if (!known) same = false;
+    }
+  }
+  syscall(SYS_close, fd);
+  return same;
 }
 
 int send(pid_t pid, pid_t tid, int sig, uint32_t round, size_t slot) {
@@ -166,8 +227,12 @@ void round_fini() {
   g_signo = 0;
 }
 
-int round_run(RoundVisitor visit, void *arg, unsigned timeout_ms, size_t *threads_out) {
-  std::lock_guard lk(g_mu);
+namespace {
+
+// One round over the threads listed now (g_mu held): 0 once each acknowledged
+// `round` (or exited), LP_ESYNC at the deadline. *tids_out: the threads listed.
+int run_locked(RoundVisitor visit, void *arg, unsigned timeout_ms, uint32_t hold, size_t *threads_out,
+               std::vector<pid_t> *tids_out) {
   if (!g_signo) return LP_ESYNC;
   const pid_t pid = getpid();
   const pid_t self = pid_t(syscall(SYS_gettid));
@@ -179,6 +244,7 @@ int round_run(RoundVisitor visit, void *arg, unsigned timeout_ms, size_t *thread
   uint32_t round = g_round.load() + 1;
   if (round == 0) round = 1;
   g_round.store(round, std::memory_order_release);
+  if (hold) g_hold_round.store(round, std::memory_order_release);
 
   // pending[i]: still waiting for thread i.
   std::vector<char> pending(tids.size(), 0);
@@ -224,7 +290,47 @@ int round_run(RoundVisitor visit, void *arg, unsigned timeout_ms, size_t *thread
     nanosleep(&ts, nullptr);
   }
   g_visit.store(nullptr, std::memory_order_release);
+  if (tids_out) *tids_out = std::move(tids);
   return 0;
+}
+
+void release_locked() {
+  g_hold_round.store(0, std::memory_order_release);
+  syscall(SYS_futex, reinterpret_cast<uint32_t *>(&g_hold_round), FUTEX_WAKE_PRIVATE, INT32_MAX, nullptr, nullptr, 0);
+}
+
+} // namespace
+
+int round_run(RoundVisitor visit, void *arg, unsigned timeout_ms, size_t *threads_out) {
+  std::lock_guard lk(g_mu);
+  return run_locked(visit, arg, timeout_ms, 0, threads_out, nullptr);
+}
+
+int round_hold(RoundVisitor visit, void *arg, unsigned timeout_ms, size_t *threads_out) {
+  g_mu.lock(); // unlocked by round_release(), or here on failure
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    std::vector<pid_t> tids;
+    int rc = run_locked(visit, arg, timeout_ms, 1, threads_out, &tids);
+    if (rc != 0) {
+      release_locked();
+      g_mu.unlock();
+      return rc;
+    }
+    // A thread created after the listing (by one that was not held yet) is
+    // running free: release everyone and try again. The check must not
+    // allocate (a held thread may hold malloc's lock): same_threads reads
+    // the directory into a stack buffer and searches the sorted list.
+    std::sort(tids.begin(), tids.end());
+    if (same_threads(tids)) return 0;
+    release_locked();
+  }
+  g_mu.unlock();
+  return LP_ESYNC;
+}
+
+void round_release() {
+  release_locked();
+  g_mu.unlock();
 }
 
 } // namespace lp::linux_platform

@@ -23,4 +23,18 @@ void round_fini();
 // `threads_out` receives the number of threads visited. Serialised internally.
 int round_run(RoundVisitor visit, void *arg, unsigned timeout_ms, size_t *threads_out);
 
+// The "stopped" round: like round_run, but every other thread, once it ran
+// `visit`, stays in its signal handler until round_release(). On 0 no other
+// thread of the process executes a single instruction outside that handler
+// until the release (threads created while the round was being set up are
+// caught by a second listing: when one appears the round is released and
+// retried, LP_ESYNC after a few tries). The caller must release, and between
+// the two calls must not take a lock or allocate (a held thread may hold
+// malloc's lock). LP_ESYNC after `timeout_ms` (every thread released again).
+int round_hold(RoundVisitor visit, void *arg, unsigned timeout_ms, size_t *threads_out);
+// Lets the held threads return from their handlers: each return from the
+// signal handler is a context-synchronising event (it re-fetches what the
+// holder wrote).
+void round_release();
+
 } // namespace lp::linux_platform

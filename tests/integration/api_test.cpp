@@ -1,6 +1,7 @@
 // Every bad input gets a named error.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <sched.h>
 #include <cstdio>
 #include <sys/mount.h>
@@ -117,6 +118,53 @@ TEST(Api, NullArguments) {
   EXPECT_EQ(lp_probe_fallback(nullptr), LP_EINVAL);
   EXPECT_EQ(lp_commit(nullptr), LP_EINVAL);
   EXPECT_EQ(lp_patcher_open(nullptr, nullptr), LP_EINVAL);
+}
+
+// Which protocol a probe's site changes by: the breakpoint protocol for every
+// entry sled and, on x86-64 and RISC-V, every instruction site; the stopped
+// protocol for AArch64 instruction sites (an arbitrary first instruction is not
+// in B2.2.5's list), which costs one hold round per commit phase that stores
+// such a word: enable = orig -> BRK (phase 1; BRK -> B in phase 3 is listed),
+// disable = BRK -> orig (phase 3; B -> BRK in phase 1 is listed).
+TEST(Api, ProtocolOfEachProbe) {
+  Open o;
+  EXPECT_EQ(lp_probe_protocol(nullptr), LP_EINVAL);
+  lp_probe *sled = nullptr;
+  ASSERT_EQ(lp_probe_at(o.p, reinterpret_cast<void *>(&lpt_add), nop_handler, nullptr, &sled), 0);
+  EXPECT_EQ(lp_probe_protocol(sled), LP_PROTOCOL_BREAKPOINT);
+  ASSERT_EQ(lp_probe_enable(sled), 0);
+  ASSERT_EQ(lp_commit(o.p), 0);
+  lp_stats st;
+  ASSERT_EQ(lp_patcher_stats(o.p, &st), 0);
+  EXPECT_EQ(st.stopped_rounds, 0u) << "an entry sled never needs the stopped protocol";
+  EXPECT_EQ(lpt_add(2, 3), 5);
+  if (!lp_supports_instruction_sites()) GTEST_SKIP() << "no instruction sites in this build";
+  std::atomic<uint64_t> hits{0};
+  lp_probe *insn = nullptr;
+  ASSERT_EQ(lp_probe_at(o.p, reinterpret_cast<void *>(&lpt_long_insn), [](lp_regs *, void *u) {
+    static_cast<std::atomic<uint64_t> *>(u)->fetch_add(1);
+  }, &hits, &insn), 0);
+#if defined(__aarch64__)
+  const int want = LP_PROTOCOL_STOPPED;
+  const uint64_t rounds_per_toggle = 1;
+#else
+  const int want = LP_PROTOCOL_BREAKPOINT;
+  const uint64_t rounds_per_toggle = 0;
+#endif
+  EXPECT_EQ(lp_probe_protocol(insn), want);
+  ASSERT_EQ(lp_probe_enable(insn), 0);
+  ASSERT_EQ(lp_commit(o.p), 0);
+  ASSERT_EQ(lp_patcher_stats(o.p, &st), 0);
+  EXPECT_EQ(st.stopped_rounds, rounds_per_toggle);
+  EXPECT_EQ(st.syncs, 3 * st.commits) << "a hold round is the phase's sync, not one more";
+  lpt_long_insn();
+  EXPECT_EQ(hits.load(), 1u);
+  ASSERT_EQ(lp_probe_disable(insn), 0);
+  ASSERT_EQ(lp_commit(o.p), 0);
+  ASSERT_EQ(lp_patcher_stats(o.p, &st), 0);
+  EXPECT_EQ(st.stopped_rounds, 2 * rounds_per_toggle);
+  lpt_long_insn();
+  EXPECT_EQ(hits.load(), 1u);
 }
 
 TEST(Api, UnknownSymbol) {

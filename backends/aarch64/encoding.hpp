@@ -1,7 +1,7 @@
 // AArch64 (A64) encodings and what the architecture lets us change under
 // running threads. Freestanding (no libc, no heap), like every ISA's encoding
-// library. This header is the spec the aarch64 backend (issue 16) builds on;
-// it holds no protocol code yet.
+// library. This header is the spec the aarch64 backend builds on (backend.cpp
+// applies it; docs/aarch64.md tells the whole story).
 //
 // Facts (Arm ARM DDI0487, "Concurrent modification and execution of
 // instructions", B2.2.5):
@@ -25,8 +25,9 @@
 //  * An entry sled (`-fpatchable-function-entry=N`, N >= 1 NOPs; a `bti c` or
 //    `paciasp` the compiler put first is never touched) is probed by flipping
 //    its first NOP to `B trampoline` or to `BRK #kBrkImm`: NOP <-> B, NOP <->
-//    BRK and B <-> BRK are all listed pairs, so each transition is ONE aligned
-//    store followed by one sync, with no intermediate trap phase. We use B, not
+//    BRK and B <-> BRK are all listed pairs, so every store of the engine's
+//    three phases (BRK over the first word, nothing in between, the new first
+//    word) is one aligned word between two listed instructions. We use B, not
 //    Linux ftrace's BL: libpatch's trampolines are per site, so they know where
 //    to return (site + 4) and need no link register, and LR still holds the
 //    caller's return address when the trampoline runs (what an exit probe
@@ -35,10 +36,12 @@
 //    `MOV X9, X30` once (a non-listed change it makes under stop_machine).
 //    B reaches +-128 MiB (kBRange); a trampoline farther away needs
 //    ADRP X16 + BR X16 over two sled words, whose first word's NOP -> ADRP is
-//    NOT a listed change: that form needs a protocol that keeps every thread
-//    out of the site while the word changes (issue 16: the "stopped" protocol).
+//    NOT a listed change: that form would need the protocol below; it is not
+//    implemented (such a site is a trap probe, lp_probe_fallback LP_ERANGE).
 //  * Instruction sites (any instruction) are never in the list, whatever we
-//    write: they need that protocol too.
+//    write: the stores that leave or enter the original instruction take the
+//    "stopped" protocol (Backend::store_needs_stop, linux_platform::round_hold:
+//    every other thread held in a signal handler while the word changes).
 //  * The trap is `BRK #kBrkImm`: user-space BRK gives SIGTRAP with si_code
 //    TRAP_BRKPT and si_addr at the BRK. The immediate is checked by the
 //    handler in the word at si_addr, so a debugger's or the compiler's BRK is

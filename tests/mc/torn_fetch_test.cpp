@@ -1,10 +1,12 @@
 // torn-fetch: the shipped protocols have no torn state at their declared granule
 // through every shipped writer, while naive direct writes, the pre-fix procmem
-// writer on a C hart and deliberately broken protocols DO (so this test can fail).
+// writer on a C hart, the aarch64 breakpoint protocol over an instruction site
+// (no hold round) and deliberately broken protocols DO (so this test can fail).
 #include <gtest/gtest.h>
 
 #include <map>
 
+#include "aarch64/encoding.hpp"
 #include "riscv64/encoding.hpp"
 #include "torn_fetch.hpp"
 #include "x86_64/encoding.hpp"
@@ -23,20 +25,22 @@ const GranuleResult &at(const std::vector<GranuleResult> &v, uint32_t g) {
     if (r.g == g) return r;
   throw std::runtime_error("no such granule");
 }
+// The aarch64 expected-negative rows: an instruction site without the hold round.
+bool no_hold_round(const Case &c) { return c.name.find("[no hold round]") != std::string::npos; }
 } // namespace
 
 TEST(TornFetch, ShippedProtocolsHaveNoTornStateAtTheirGranule) {
   Options o = quick();
   o.all_sites = true;
   const auto cases = shipped_cases(o);
-  ASSERT_GE(cases.size(), 3 * (14u + 20u)); // 14 entry transitions + instruction sites, per writer
+  ASSERT_GE(cases.size(), 3 * (22u + 20u)); // 22 entry transitions + instruction sites, per writer
   std::map<Writer, int> entry, insn;
   for (const Case &c : cases) {
     const CaseResult r = analyse(c, o);
     ASSERT_TRUE(r.error.empty()) << c.name << " [" << writer_name(c.writer) << "]: " << r.error;
     (c.kind == "entry" ? entry : insn)[c.writer]++;
-    EXPECT_EQ(c.shipped, c.writer != Writer::ProcmemLinux61Naive) << c.name;
-    if (!c.shipped) continue; // the expected-negative rows: ProcmemNaive* below
+    EXPECT_EQ(c.shipped, c.writer != Writer::ProcmemLinux61Naive && !no_hold_round(c)) << c.name;
+    if (!c.shipped) continue; // the expected-negative rows: ProcmemNaive* and Aarch64* below
     EXPECT_TRUE(r.ok_at_declared) << c.name << " [" << c.hart << ", " << writer_name(c.writer) << "] torn at granule "
                                   << c.granule << ": "
                                   << (at(r.protocol, c.granule).examples.empty()
@@ -45,9 +49,10 @@ TEST(TornFetch, ShippedProtocolsHaveNoTornStateAtTheirGranule) {
     EXPECT_GT(at(r.protocol, c.granule).states, 1u);
     EXPECT_GT(at(r.protocol, c.granule).n_trap, 0u) << c.name; // the trap is really observed
   }
-  // Both shipped writers on every arch; the naive procmem model on riscv64 only.
-  EXPECT_EQ(entry[Writer::Mprotect], 14);
-  EXPECT_EQ(entry[Writer::Procmem], 14);
+  // Both shipped writers on every arch (x86-64 2, riscv64 12, aarch64 8 entry
+  // transitions); the naive procmem model on riscv64 only.
+  EXPECT_EQ(entry[Writer::Mprotect], 22);
+  EXPECT_EQ(entry[Writer::Procmem], 22);
   EXPECT_EQ(entry[Writer::ProcmemLinux61Naive], 12);
   EXPECT_GE(insn[Writer::Mprotect], 20);
   EXPECT_EQ(insn[Writer::Procmem], insn[Writer::Mprotect]);
@@ -66,6 +71,7 @@ TEST(TornFetch, ProcmemNaiveTearsOnCHartsTheShippedPlanDoesNot) {
   int naive_c = 0, naive_c_torn = 0, naive_noc = 0;
   for (const auto &[k, w] : by) {
     const CaseResult &m = w.at(Writer::Mprotect), &p = w.at(Writer::Procmem);
+    if (no_hold_round(m.c)) continue; // unlisted through either writer: Aarch64InstructionSiteWithoutHoldRound
     // The shipped procmem writer is torn exactly where mprotect is, at every g.
     EXPECT_TRUE(p.ok_at_declared) << k.first << " [" << k.second << "]";
     EXPECT_EQ(p.min_g_protocol, m.min_g_protocol) << k.first;
@@ -73,7 +79,7 @@ TEST(TornFetch, ProcmemNaiveTearsOnCHartsTheShippedPlanDoesNot) {
       EXPECT_EQ(p.protocol[i].torn_states > 0, m.protocol[i].torn_states > 0) << k.first << " g=" << m.protocol[i].g;
     auto it = w.find(Writer::ProcmemLinux61Naive);
     if (it == w.end()) {
-      EXPECT_EQ(m.c.arch, "x86_64") << k.first;
+      EXPECT_TRUE(m.c.arch == "x86_64" || m.c.arch == "aarch64") << k.first;
       continue;
     }
     const CaseResult &n = it->second;
@@ -257,4 +263,225 @@ TEST(TornFetch, ReportFormats) {
   EXPECT_NE(j.find("\"min_g_protocol\":2"), std::string::npos);
   EXPECT_NE(j.find("\"writer\":\"procmem\",\"shipped\":true"), std::string::npos);
   EXPECT_NE(j.find("\"writer\":\"procmem-linux-6.1-naive\",\"shipped\":false"), std::string::npos);
+}
+
+// ---- aarch64 ----
+
+// The shipped aarch64 rows: entry sleds (breakpoint protocol: every store a
+// listed pair) and instruction sites (stopped protocol: the unlisted stores in
+// hold rounds) have no torn and no unlisted state at g = 4, through both
+// writers; narrower hardware atomicity does tear the B word.
+TEST(TornFetch, Aarch64ShippedRowsAreTornFreeAtFourBytes) {
+  Options o = quick();
+  o.all_sites = true;
+  std::map<std::pair<std::string, Writer>, int> n; // (kind, writer)
+  int bti = 0;
+  for (const Case &c : shipped_cases(o)) {
+    if (c.arch != "aarch64" || !c.shipped) continue;
+    ASSERT_NE(c.writer, Writer::ProcmemLinux61Naive) << c.name << ": the naive procmem row is riscv64 only";
+    n[{c.kind, c.writer}]++;
+    bti += c.name.find("bti c") != std::string::npos;
+    EXPECT_EQ(c.hart, "aarch64");
+    EXPECT_EQ(c.features, "");
+    EXPECT_EQ(c.granule, 4u);
+    EXPECT_EQ(c.trap, TrapRule::A64Brk);
+    EXPECT_EQ(c.t.trap_len, 4u);
+    EXPECT_EQ(aarch64::get32(c.t.trap_bytes), aarch64::trap_insn());
+    EXPECT_FALSE(c.t.evacuate);
+    EXPECT_EQ(c.protocol, c.kind == "entry" ? Protocol::Breakpoint : Protocol::Stopped) << c.name;
+    // Only the first word ever changes.
+    for (uint32_t off = 4; off < c.t.len; ++off) EXPECT_EQ(c.t.old_bytes[off], c.t.new_bytes[off]) << c.name;
+    const CaseResult r = analyse(c, o);
+    ASSERT_TRUE(r.error.empty()) << c.name << ": " << r.error;
+    const GranuleResult &g4 = at(r.protocol, 4);
+    EXPECT_TRUE(r.ok_at_declared) << c.name << " [" << writer_name(c.writer) << "]: "
+                                  << (g4.examples.empty() ? std::string() : g4.examples[0].why);
+    EXPECT_EQ(g4.unlisted_states, 0u) << c.name;
+    EXPECT_EQ(g4.unlisted_stores, 0u) << c.name;
+    EXPECT_EQ(at(r.protocol, 8).torn_states, 0u) << c.name;
+    EXPECT_GT(g4.n_trap, 0u) << c.name; // the BRK is really observed
+    // The hold round takes the stores leaving or entering an original word that
+    // is not in the list (store_needs_stop); a site holding `b` or `bl` itself
+    // is all listed pairs, the patcher holds nothing there (its protocol is
+    // still reported "stopped": lp_probe_protocol, insn_sites_need_stop).
+    const bool listed = aarch64::concurrent_modification_safe(aarch64::get32(c.t.old_bytes),
+                                                              aarch64::get32(c.t.new_bytes));
+    EXPECT_EQ(g4.held_stores > 0, c.kind == "instruction" && !listed) << c.name;
+    // A word stored under running threads tears below 4 bytes; the trap rows of
+    // an unlisted instruction store nothing under running threads.
+    const bool stores_running = c.kind == "entry" || listed || c.name.find("brk") == std::string::npos;
+    EXPECT_EQ(r.min_g_protocol, stores_running ? 4u : 1u) << c.name;
+  }
+  for (Writer w : {Writer::Mprotect, Writer::Procmem}) {
+    EXPECT_EQ((n[{"entry", w}]), 8) << writer_name(w); // {2xnop, bti c+2xnop} x {b, brk} x both ways
+    EXPECT_GE((n[{"instruction", w}]), 4 * 10) << writer_name(w);
+  }
+  EXPECT_EQ(bti, 2 * 4);
+}
+
+// Every store of the entry rows is a listed pair: the stopped protocol would
+// hold none of them (the patcher's op_write asks store_needs_stop for every
+// store), so "breakpoint" is exactly what the patcher does there.
+TEST(TornFetch, Aarch64EntryStoresAreAllListed) {
+  Options o = quick();
+  int n = 0;
+  for (const Case &c : shipped_cases(o)) {
+    if (c.arch != "aarch64" || c.kind != "entry") continue;
+    Case s = c;
+    s.protocol = Protocol::Stopped;
+    const CaseResult a = analyse(c, o), b = analyse(s, o);
+    ASSERT_TRUE(b.error.empty()) << b.error;
+    for (size_t i = 0; i < a.protocol.size(); ++i) {
+      EXPECT_EQ(b.protocol[i].held_stores, 0u) << c.name;
+      EXPECT_EQ(b.protocol[i].states, a.protocol[i].states) << c.name;
+      EXPECT_EQ(b.protocol[i].torn_states, a.protocol[i].torn_states) << c.name;
+    }
+    // And the naive direct write of one listed word is fine at g = 4.
+    EXPECT_EQ(a.min_g_naive, 4u) << c.name;
+    ++n;
+  }
+  EXPECT_EQ(n, 16);
+}
+
+// The expected negative: an instruction site made with the plain breakpoint
+// protocol (no hold round). Its original word <-> BRK store runs under other
+// threads: no torn word at g = 4, but unlisted (B2.2.5). Not shipped.
+TEST(TornFetch, Aarch64InstructionSiteWithoutHoldRound) {
+  Options o = quick();
+  int rows = 0;
+  for (const Case &c : shipped_cases(o)) {
+    if (!no_hold_round(c)) continue;
+    ++rows;
+    EXPECT_FALSE(c.shipped);
+    EXPECT_EQ(c.protocol, Protocol::Breakpoint);
+    EXPECT_EQ(c.kind, "instruction");
+    const CaseResult r = analyse(c, o);
+    ASSERT_TRUE(r.error.empty()) << r.error;
+    EXPECT_FALSE(r.ok_at_declared) << c.name;
+    EXPECT_EQ(r.min_g_protocol, 0u);
+    const GranuleResult &g4 = at(r.protocol, 4);
+    EXPECT_EQ(g4.n_torn, 0u) << "no torn word: every aligned 32-bit store is single-copy atomic";
+    EXPECT_GT(g4.unlisted_states, 0u);
+    EXPECT_EQ(g4.torn_states, g4.unlisted_states);
+    EXPECT_EQ(g4.unlisted_stores, 1u); // the original word -> BRK
+    EXPECT_EQ(g4.held_stores, 0u);
+    ASSERT_FALSE(g4.examples.empty());
+    EXPECT_TRUE(g4.examples[0].unlisted);
+    EXPECT_NE(g4.examples[0].why.find("unlisted"), std::string::npos) << g4.examples[0].why;
+    EXPECT_NE(g4.examples[0].why.find("brk #0xc9"), std::string::npos) << g4.examples[0].why;
+  }
+  EXPECT_EQ(rows, 2); // mprotect, procmem
+  // Every shipped instruction-site row of an unlisted instruction (all but a
+  // `b` / `bl` site), taken out of the hold round, is unlisted.
+  o.all_sites = true;
+  int flipped = 0;
+  for (const Case &c : shipped_cases(o)) {
+    if (c.arch != "aarch64" || c.kind != "instruction" || !c.shipped) continue;
+    if (aarch64::concurrent_modification_safe(aarch64::get32(c.t.old_bytes), aarch64::get32(c.t.new_bytes))) continue;
+    Case b = c;
+    b.protocol = Protocol::Breakpoint;
+    const CaseResult r = analyse(b, o);
+    EXPECT_GT(at(r.protocol, 4).unlisted_states, 0u) << c.name;
+    EXPECT_GT(at(r.naive, 4).unlisted_states, 0u) << c.name << ": the naive write is unlisted too";
+    ++flipped;
+  }
+  EXPECT_GE(flipped, 2 * 4 * 10); // both writers, 4 transitions per site
+}
+
+// The site's trap is BRK #0xc9 only: a protocol trapping with another BRK
+// (a debugger's #0) leaves an instruction neither old nor new nor ours.
+TEST(TornFetch, Aarch64ForeignBrkIsTorn) {
+  for (const Case &sc : shipped_cases(quick())) {
+    if (sc.arch != "aarch64" || sc.kind != "entry" || sc.name != "entry a64 2xnop -> b") continue;
+    Case c = sc;
+    aarch64::put32(c.t.trap_bytes, aarch64::enc_brk(0));
+    const CaseResult r = analyse(c, quick());
+    ASSERT_TRUE(r.error.empty()) << r.error;
+    EXPECT_FALSE(r.ok_at_declared);
+    EXPECT_GT(at(r.protocol, 4).n_torn, 0u);
+    EXPECT_TRUE(analyse(sc, quick()).ok_at_declared);
+    return;
+  }
+  FAIL() << "no aarch64 entry row";
+}
+
+// Linux 6.1 arch/arm64/lib/memcpy.S, small copies.
+TEST(TornFetch, Linux61Arm64MemcpyModel) {
+  uint8_t d[64];
+  for (int i = 0; i < 64; ++i) d[i] = uint8_t(0xa0 + i);
+  const uintptr_t page = kProcMemBouncePage;
+  auto stores = [&](uintptr_t dst, size_t n) {
+    std::vector<std::pair<uintptr_t, size_t>> v;
+    std::vector<int> cover(n, 0);
+    for (const Store &st : linux61_memcpy_stores("aarch64", dst, page, d, n)) {
+      EXPECT_EQ(st.addr % st.bytes.size(), 0u) << "naturally aligned";
+      for (size_t i = 0; i < st.bytes.size(); ++i) {
+        EXPECT_EQ(st.bytes[i], d[st.addr - dst + i]);
+        cover[st.addr - dst + i]++;
+      }
+      v.push_back({st.addr - dst, st.bytes.size()});
+    }
+    for (size_t i = 0; i < n; ++i) EXPECT_GT(cover[i], 0) << "byte " << i << " of " << n;
+    return v;
+  };
+  using V = std::vector<std::pair<uintptr_t, size_t>>;
+  // L(copy8), lines 88-94: the aligned word the aarch64 writer copies, twice.
+  EXPECT_EQ(stores(0x10000, 4), (V{{0, 4}, {0, 4}}));
+  EXPECT_EQ(stores(0x10004, 6), (V{{0, 4}, {2, 1}, {3, 1}, {4, 1}, {5, 1}})); // [dstend, -4] unaligned: bytes
+  EXPECT_EQ(stores(0x10002, 4), (V{{0, 1}, {1, 1}, {2, 1}, {3, 1}, {0, 1}, {1, 1}, {2, 1}, {3, 1}}));
+  // L(copy16), L(copy4), the 16..32-byte pairs.
+  EXPECT_EQ(stores(0x10000, 8), (V{{0, 8}, {0, 8}}));
+  EXPECT_EQ(stores(0x10000, 1), (V{{0, 1}, {0, 1}, {0, 1}}));
+  EXPECT_EQ(stores(0x10000, 3), (V{{0, 1}, {1, 1}, {2, 1}}));
+  EXPECT_EQ(stores(0x10000, 16), (V{{0, 8}, {8, 8}, {0, 8}, {8, 8}}));
+  EXPECT_EQ(stores(0x10000, 24), (V{{0, 8}, {8, 8}, {8, 8}, {16, 8}}));
+  EXPECT_TRUE(stores(0x10000, 0).empty());
+  EXPECT_EQ(stores(0x10000, 40).size(), 40u); // beyond the model: byte stores
+}
+
+TEST(TornFetch, Aarch64WriterStores) {
+  const uint8_t cur[4] = {0x1f, 0x20, 0x03, 0xd5}; // nop
+  uint8_t brk[4];
+  aarch64::put32(brk, aarch64::trap_insn());
+  // procmem: KernelCopy::AlignedWord passes the word through; the kernel's
+  // memcpy stores it twice, each one 32-bit store.
+  const auto p = writer_stores(Writer::Procmem, "aarch64", 0x400004, brk, 4, cur);
+  ASSERT_EQ(p.size(), 2u);
+  for (const Store &st : p) {
+    EXPECT_EQ(st.addr, 0x400004u);
+    EXPECT_EQ(st.bytes, std::vector<uint8_t>(brk, brk + 4));
+  }
+  const auto m = writer_stores(Writer::Mprotect, "aarch64", 0x400004, brk, 4, cur);
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_EQ(m[0].bytes, std::vector<uint8_t>(brk, brk + 4));
+  // Narrower or misaligned stores are refused by the plan (never issued).
+  EXPECT_TRUE(writer_stores(Writer::Procmem, "aarch64", 0x400004, brk, 2, cur).empty());
+  EXPECT_TRUE(writer_stores(Writer::Procmem, "aarch64", 0x400002, brk, 4, cur).empty());
+}
+
+TEST(TornFetch, Aarch64ReportFormats) {
+  Options o = quick();
+  o.granules = {2, 4};
+  std::vector<CaseResult> rs;
+  for (const Case &c : shipped_cases(o))
+    if (c.writer == Writer::Mprotect &&
+        (c.name == "entry a64 2xnop -> b" || c.name == "aarch64 a_pcrel+0 (4 bytes) -> b" || no_hold_round(c)))
+      rs.push_back(analyse(c, o));
+  ASSERT_EQ(rs.size(), 3u);
+  const std::string t = to_table(rs, o);
+  EXPECT_NE(t.find("breakpoint mprotect"), std::string::npos) << t;
+  EXPECT_NE(t.find("stopped    mprotect"), std::string::npos) << t;
+  EXPECT_NE(t.find("UNLISTED 2/5"), std::string::npos) << t;
+  EXPECT_NE(t.find("(not shipped: unlisted at G, as expected)"), std::string::npos) << t;
+  EXPECT_EQ(t.find("AT DECLARED GRANULE"), std::string::npos) << t;
+  const std::string j = to_json(rs, o);
+  EXPECT_NE(j.find("\"arch\":\"aarch64\""), std::string::npos);
+  EXPECT_NE(j.find("\"shipped\":true,\"protocol\":\"breakpoint\",\"kind\":\"entry\""), std::string::npos) << j;
+  EXPECT_NE(j.find("\"shipped\":true,\"protocol\":\"stopped\",\"kind\":\"instruction\""), std::string::npos) << j;
+  EXPECT_NE(j.find("\"shipped\":false,\"protocol\":\"breakpoint\",\"kind\":\"instruction\""), std::string::npos) << j;
+  EXPECT_NE(j.find("\"held_stores\":1"), std::string::npos);
+  EXPECT_NE(j.find("\"unlisted_states\":2"), std::string::npos);
+  EXPECT_NE(j.find("\"unlisted_stores\":1"), std::string::npos);
+  EXPECT_NE(j.find("\"class\":\"unlisted\""), std::string::npos);
+  EXPECT_NE(j.find("\"all_shipped_ok\":true"), std::string::npos); // the negative row is not shipped
 }

@@ -25,6 +25,8 @@ static void usage() {
                "                mprotect = one store of the granule; procmem = the shipped /proc/self/mem store\n"
                "                plan through the kernel's memcpy; procmem-linux-6.1-naive = a granule-byte\n"
                "                pwrite through Linux 6.1's riscv memcpy (riscv64 rows only; not shipped)\n"
+               "                (aarch64 rows: protocol breakpoint or stopped; UNLISTED cells are B2.2.5\n"
+               "                violations: see torn_fetch.hpp)\n"
                "  --max-pieces N  enumerate all 2^N states per epoch up to N pieces, else sample\n"
                "exit status: 0 no torn state in a shipped protocol x writer at its declared granule, 1 otherwise\n");
 }

@@ -3,12 +3,16 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <random>
 #include <set>
+#include <tuple>
 #include <unordered_map>
 
+#include "aarch64/encoding.hpp"
+#include "aarch64/relocator.hpp"
 #include "insn_evacuate.hpp"
 #include "mc/decoder.hpp"
 #include "mc/target.hpp"
@@ -42,9 +46,31 @@ struct Piece {
   uint32_t off;              // from the site start
   std::vector<uint8_t> bytes;
 };
+// A word an aarch64 store changes, under running threads, between two
+// instructions that are not both in B2.2.5's list.
+struct Unlisted {
+  uint32_t off;              // of the word, from the site start
+  uint32_t from, to;
+};
 struct Epoch {
   std::vector<Piece> pieces; // stores between two syncs, split to the observed unit
+  std::vector<Piece> held;   // stores made in the closing sync's hold round (stopped
+                             // protocol): applied at the epoch's end, never observed
+  std::vector<Unlisted> unlisted;
   bool evacuate = false;     // the sync closing the epoch evacuates parked threads
+};
+
+// Byte mask (site offsets < 32) of the words an epoch's unlisted stores change.
+uint32_t unlisted_mask(const std::vector<Unlisted> &u) {
+  uint32_t m = 0;
+  for (const Unlisted &x : u)
+    if (x.off + 4 <= 32) m |= 0xfu << x.off;
+  return m;
+}
+
+struct HeldStore {
+  uintptr_t addr;
+  std::vector<uint8_t> bytes;
 };
 
 struct Recorder {
@@ -55,12 +81,28 @@ struct Recorder {
   uint32_t state_len = 0;    // bytes of the analysed state from the site start
   uint32_t g = 1;            // hardware store/fetch atomicity
   Writer writer = Writer::Mprotect;
+  Protocol protocol = Protocol::Breakpoint;
   std::string arch;
+  bool a64 = false;          // B2.2.5's rule applies (arch aarch64)
+  std::vector<HeldStore> held; // the stopped protocol's stores, until the sync
+  uint64_t held_stores = 0, unlisted_stores = 0;
   std::string error;
 };
 
-int rec_write(void *ctx, uintptr_t addr, const uint8_t *src, uint32_t g) {
-  auto *r = static_cast<Recorder *>(ctx);
+// A64Backend::store_needs_stop (backends/aarch64/backend.cpp), on the simulated
+// text: the word the text holds at `addr` now and the one the engine stores.
+// (The backend class is host-only code; its rule is these two lines over the
+// shipped concurrent_modification_safe().)
+bool a64_store_needs_stop(const Recorder &r, uintptr_t addr, const uint8_t *next, uint32_t g) {
+  if (g != 4) return true;
+  return !aarch64::concurrent_modification_safe(aarch64::get32(&r.mem[addr - r.base]), aarch64::get32(next));
+}
+
+// Stores `g` bytes `src` at `addr` through the writer into the text, the pieces a
+// fetching hart can observe appended to `into`. `running`: made while other
+// threads run (B2.2.5's rule applies on aarch64), else in a hold round.
+int apply_store(Recorder *r, uintptr_t addr, const uint8_t *src, uint32_t g, std::vector<Piece> &into,
+                bool running) {
   const uintptr_t word = addr & ~uintptr_t(3);
   if (word < r->base || word + 4 > r->base + r->mem.size() || addr + g > r->base + r->mem.size()) return -1;
   // What the text must hold afterwards: the engine's store and nothing else.
@@ -75,6 +117,25 @@ int rec_write(void *ctx, uintptr_t addr, const uint8_t *src, uint32_t g) {
     if (st.addr < r->base || st.addr + st.bytes.size() > r->base + r->mem.size()) {
       r->error = std::string("writer ") + writer_name(r->writer) + " stores outside the text";
       return -1;
+    }
+    // B2.2.5: every word this hardware store changes, from the word the text
+    // holds to the word it holds after the store (an aligned 32-bit store is
+    // single-copy atomic: no mixed word), must be a listed pair while threads run.
+    if (r->a64 && running) {
+      bool counted = false;
+      for (uintptr_t w = st.addr & ~uintptr_t(3); w < st.addr + st.bytes.size(); w += 4) {
+        if (w < r->site || w + 4 > r->site + r->state_len) continue;
+        uint8_t after[4];
+        for (uint32_t i = 0; i < 4; ++i) {
+          const uintptr_t a = w + i;
+          after[i] = a >= st.addr && a < st.addr + st.bytes.size() ? st.bytes[a - st.addr] : r->mem[a - r->base];
+        }
+        const uint32_t from = aarch64::get32(&r->mem[w - r->base]), to = aarch64::get32(after);
+        if (from == to || aarch64::concurrent_modification_safe(from, to)) continue;
+        r->epochs.back().unlisted.push_back({uint32_t(w - r->site), from, to});
+        if (!counted) ++r->unlisted_stores;
+        counted = true;
+      }
     }
     // Each store is seen in pieces of the hardware atomicity. A piece that
     // stores the value the text already holds is invisible and dropped; exact,
@@ -94,7 +155,7 @@ int rec_write(void *ctx, uintptr_t addr, const uint8_t *src, uint32_t g) {
       Piece p;
       p.off = uint32_t(lo - r->site);
       p.bytes.assign(st.bytes.begin() + (lo - st.addr), st.bytes.begin() + (hi - st.addr));
-      r->epochs.back().pieces.push_back(std::move(p));
+      into.push_back(std::move(p));
     }
   }
   if (r->mem != expect) {
@@ -103,8 +164,28 @@ int rec_write(void *ctx, uintptr_t addr, const uint8_t *src, uint32_t g) {
   }
   return 0;
 }
+
+int rec_write(void *ctx, uintptr_t addr, const uint8_t *src, uint32_t g) {
+  auto *r = static_cast<Recorder *>(ctx);
+  // The stopped protocol (patcher.cpp op_write): a store the architecture does
+  // not allow under running threads is kept back for the phase's sync.
+  if (r->protocol == Protocol::Stopped && g <= 4 && addr >= r->base && addr + 4 <= r->base + r->mem.size() &&
+      a64_store_needs_stop(*r, addr, src, g)) {
+    r->held.push_back({addr, std::vector<uint8_t>(src, src + g)});
+    ++r->held_stores;
+    return 0;
+  }
+  return apply_store(r, addr, src, g, r->epochs.back().pieces, true);
+}
 int rec_sync(void *ctx, engine::SyncPoint, bool evacuate) {
   auto *r = static_cast<Recorder *>(ctx);
+  // The hold round (lp_patcher::sync): every other thread is held in its
+  // handler while the kept-back stores are made, then released; to them the
+  // stores appear at once, after every store of the epoch, at its end.
+  for (const HeldStore &h : r->held)
+    if (apply_store(r, h.addr, h.bytes.data(), uint32_t(h.bytes.size()), r->epochs.back().held, false) != 0)
+      return -1;
+  r->held.clear();
   r->epochs.back().evacuate = evacuate;
   r->epochs.emplace_back();
   return 0;
@@ -121,6 +202,8 @@ enum class Cls : uint8_t { Old, New, Trap, Torn };
 
 struct Walk {
   Cls cls = Cls::Torn;
+  uint32_t executed = 0; // byte mask of the site bytes (offsets < 32) whose instructions the
+                         // walk executes (the trap: its first byte)
   uint32_t reached = 0; // bitmask of offsets a thread can be parked at after a step
   uint32_t returns = 0; // offsets a call inside the site returns to (a thread in the
                         // callee comes back there later: no sync can evacuate it)
@@ -172,8 +255,18 @@ class Analyser {
     case TrapRule::X86Int3: return s[0] == 0xcc;
     case TrapRule::RiscvCHart: return s[0] == 0 && s[1] == 0;
     case TrapRule::RiscvNoCHart: return (s[0] & 3) != 3;
+    case TrapRule::A64Brk: return aarch64::get32(s) == aarch64::trap_insn();
     }
     return false;
+  }
+
+  // An instruction word as text (for the unlisted examples).
+  std::string word_text(uint32_t w, uint32_t off) const {
+    uint8_t b[4];
+    aarch64::put32(b, w);
+    mc::Insn in;
+    if (!dec_.decode(b, 4, c_.t.addr + off, &in, true)) return "(undecodable)";
+    return in.text;
   }
 
   Walk walk(const std::vector<uint8_t> &state, uint32_t start) {
@@ -191,6 +284,7 @@ class Analyser {
     Walk w;
     if (start == 0 && is_trap(state.data())) {
       w.cls = Cls::Trap;
+      w.executed = 1;
       return w;
     }
     bool all_old = true, all_new = true;
@@ -203,6 +297,7 @@ class Analyser {
         w.why = "+" + std::to_string(pos) + ": illegal/undecodable (not the site's trap)";
         return w;
       }
+      for (uint32_t i = pos; i < pos + in.length && i < 32; ++i) w.executed |= 1u << i;
       const bool o = matches(old_, c_.t.old_bytes, state.data(), pos, in.length);
       const bool n = matches(new_, c_.t.new_bytes, state.data(), pos, in.length);
       all_old = all_old && o;
@@ -267,7 +362,8 @@ class Analyser {
         }
       }
       std::vector<uint32_t> done(states.size(), 0);
-      std::vector<bool> torn(states.size(), false);
+      std::vector<bool> torn(states.size(), false), unlisted(states.size(), false);
+      const uint32_t umask = unlisted_mask(ep.unlisted);
       bool changed = true;
       while (changed) {
         changed = false;
@@ -279,33 +375,59 @@ class Analyser {
             done[si] |= 1u << p;
             const Walk w = walk(states[si], p);
             ++r.walks;
-            switch (w.cls) {
-            case Cls::Old: ++r.n_old; break;
-            case Cls::New: ++r.n_new; break;
-            case Cls::Trap: ++r.n_trap; break;
-            case Cls::Torn:
-              ++r.n_torn;
-              torn[si] = true;
-              if (r.examples.size() < opt.max_examples)
-                r.examples.push_back({p, hex(states[si].data(), len_), w.why});
-              break;
+            // B2.2.5 (aarch64): executing a word while a store changes it
+            // between two instructions not both in the list is CONSTRAINED
+            // UNPREDICTABLE, whatever the word holds in this state.
+            const bool unl = w.cls != Cls::Torn && (w.executed & umask) != 0;
+            if (unl) {
+              ++r.n_unlisted;
+              torn[si] = unlisted[si] = true;
+              if (r.examples.size() < opt.max_examples) {
+                const Unlisted *u = &ep.unlisted.front();
+                for (const Unlisted &x : ep.unlisted)
+                  if (x.off + 4 <= 32 && (w.executed & (0xfu << x.off))) {
+                    u = &x;
+                    break;
+                  }
+                r.examples.push_back({p, hex(states[si].data(), len_),
+                                      "unlisted: +" + std::to_string(u->off) + " executed while a store changes '" +
+                                          word_text(u->from, u->off) + "' to '" + word_text(u->to, u->off) +
+                                          "' under running threads (not both in B2.2.5's list: CONSTRAINED "
+                                          "UNPREDICTABLE)",
+                                      true});
+              }
+            } else {
+              switch (w.cls) {
+              case Cls::Old: ++r.n_old; break;
+              case Cls::New: ++r.n_new; break;
+              case Cls::Trap: ++r.n_trap; break;
+              case Cls::Torn:
+                ++r.n_torn;
+                torn[si] = true;
+                if (r.examples.size() < opt.max_examples)
+                  r.examples.push_back({p, hex(states[si].data(), len_), w.why, false});
+                break;
+              }
             }
-            if (w.cls != Cls::Torn && (w.reached & ~parked)) {
+            if (w.cls != Cls::Torn && !unl && (w.reached & ~parked)) {
               parked |= w.reached;
               changed = true;
             }
-            returns |= w.cls != Cls::Torn ? w.returns : 0;
+            returns |= w.cls != Cls::Torn && !unl ? w.returns : 0;
           }
         }
       }
       r.states += states.size();
       for (bool t : torn) r.torn_states += t;
-      // The epoch's end: every store visible.
+      for (bool u : unlisted) r.unlisted_states += u;
+      // The epoch's end: every store visible, then the hold round's.
       cur = make(~uint64_t(0), nullptr);
       if (k > 64) {
         std::vector<bool> all(k, true);
         cur = make(0, &all);
       }
+      for (const Piece &h : ep.held)
+        for (size_t j = 0; j < h.bytes.size(); ++j) cur[h.off + j] = h.bytes[j];
       // The evacuating sync moves threads whose pc is inside the site; threads
       // that will return into it from a callee stay.
       if (ep.evacuate) parked = returns;
@@ -342,6 +464,12 @@ GranuleResult run_protocol(const Case &c, Analyser &a, uint32_t g, const Options
   rec.g = g;
   rec.writer = c.writer;
   rec.arch = c.arch;
+  rec.a64 = c.arch == "aarch64";
+  rec.protocol = c.protocol;
+  if (c.protocol == Protocol::Stopped && !rec.a64) {
+    err = "the stopped protocol is modelled for aarch64 only (A64Backend::store_needs_stop)";
+    return r;
+  }
   engine::EngineOps ops;
   ops.ctx = &rec;
   ops.granule = c.granule;
@@ -356,6 +484,8 @@ GranuleResult run_protocol(const Case &c, Analyser &a, uint32_t g, const Options
     return r;
   }
   rec.epochs.pop_back(); // opened by the final sync: empty
+  r.held_stores = rec.held_stores;
+  r.unlisted_stores = rec.unlisted_stores;
   a.explore(site_state(c, c.t.old_bytes), rec.epochs, opt, r);
   return r;
 }
@@ -376,6 +506,16 @@ GranuleResult run_naive(const Case &c, Analyser &a, uint32_t g, const Options &o
     p.bytes.assign(c.t.new_bytes + (lo - s), c.t.new_bytes + (hi - s));
     ep.pieces.push_back(std::move(p));
   }
+  // aarch64: the direct write runs under other threads, word by word (A64 sites
+  // are whole aligned words): B2.2.5's rule for each word it changes.
+  if (c.arch == "aarch64")
+    for (uint32_t off = 0; off + 4 <= c.t.len; off += 4) {
+      const uint32_t from = aarch64::get32(c.t.old_bytes + off), to = aarch64::get32(c.t.new_bytes + off);
+      if (from != to && !aarch64::concurrent_modification_safe(from, to)) {
+        ep.unlisted.push_back({off, from, to});
+        ++r.unlisted_stores;
+      }
+    }
   a.explore(site_state(c, c.t.old_bytes), {ep}, opt, r);
   return r;
 }
@@ -452,6 +592,141 @@ void riscv_entry(std::vector<Case> &out) {
       const std::string call = far ? "auipc t0+jalr t0" : "jal t0";
       add_pair(out, c, "entry " + sled + " -> " + call, "entry " + call + " -> " + sled);
     }
+  }
+}
+
+// The Transition exactly as A64Backend::make_transition (backends/aarch64/
+// backend.cpp) builds it: the backend class is compiled only into an aarch64
+// host's lp_isa_aarch64 (the host build has the ISA's encoding.cpp), so its five
+// assignments are repeated here over the shipped encoders' bytes, the way the
+// other rows call x86_64:: / riscv64::make_transition. Only the first word ever
+// changes (NOP / original word <-> BRK #0xc9 <-> B), trap_len = 4 and nothing
+// is evacuated (no boundary inside a sled changes; an instruction site is one
+// word). Instruction sites use the same call (the patcher's commit() does), with
+// insn_transition_evacuates() giving false for one word.
+void a64_transition(uintptr_t site, uint32_t len, const uint8_t *cur, const uint8_t *next, Transition *t) {
+  t->addr = site;
+  t->len = len;
+  t->trap_len = 4;
+  std::memcpy(t->old_bytes, cur, len);
+  std::memcpy(t->new_bytes, next, len);
+  aarch64::put32(t->trap_bytes, aarch64::trap_insn());
+  t->evacuate = false;
+}
+
+// A64 entry sleds (`-fpatchable-function-entry=2`: two NOPs at the symbol, or
+// after the `bti c` a -mbranch-protection=bti build puts first), probed the way
+// A64Backend does: jump_bytes = NOPs with `B trampoline` (encode_entry_jump)
+// over the first word, trap_bytes = the disabled bytes with BRK #0xc9
+// (trap_insn()) over it. The toggles: disabled <-> jump, disabled <-> trap (a
+// jump probe is never turned into a trap probe in place: the policy and the
+// fallback are decided when the probe is made; B -> BRK -> NOP and NOP -> BRK ->
+// B are the phases of the jump rows).
+void aarch64_entry(std::vector<Case> &out) {
+  for (int bti = 0; bti < 2; ++bti) {
+    // The function's first words: [bti c] nop nop stp x29, x30, [sp, #-16]!
+    const uintptr_t fn = 0x400000;
+    uint8_t code[16];
+    uint32_t n = 0;
+    if (bti) aarch64::put32(code + 4 * n++, aarch64::kBtiC);
+    aarch64::put32(code + 4 * n++, aarch64::kNop);
+    aarch64::put32(code + 4 * n++, aarch64::kNop);
+    aarch64::put32(code + 4 * n++, 0xa9bf7bfd); // stp x29, x30, [sp, #-16]!
+    // A64Backend::site_start / probe_site: the site starts after a landing pad
+    // (never rewritten) and covers the sled's NOPs.
+    const uint32_t prefix = aarch64::get32(code) == aarch64::kBtiC ? 4 : 0;
+    const uintptr_t site = fn + prefix;
+    const uint32_t len = 4 * aarch64::sled_nops(code + prefix, 4 * n - prefix);
+    Case c = base_case("aarch64", "aarch64", "", 4, TrapRule::A64Brk);
+    c.kind = "entry";
+    c.protocol = Protocol::Breakpoint; // every store a listed pair: the patcher holds none
+    uint8_t disabled[32], jump[32], trap[32];
+    std::memcpy(disabled, code + prefix, len); // disabled_bytes: the NOPs
+    for (uint32_t off = 0; off < len; off += 4) aarch64::put32(jump + off, aarch64::kNop);
+    if (!aarch64::encode_entry_jump(site, site + 0x7654320, jump)) continue; // B, 118 MiB ahead
+    std::memcpy(trap, disabled, len);
+    aarch64::put32(trap, aarch64::trap_insn());
+    c.after.assign(code + prefix + len, code + 4 * n);
+    const std::string sled = std::string(bti ? "bti c+" : "") + std::to_string(len / 4) + "xnop";
+    a64_transition(site, len, disabled, jump, &c.t);
+    add_pair(out, c, "entry a64 " + sled + " -> b", "entry a64 b -> " + sled);
+    a64_transition(site, len, disabled, trap, &c.t);
+    add_pair(out, c, "entry a64 " + sled + " -> brk #0xc9", "entry a64 brk #0xc9 -> " + sled);
+  }
+}
+
+// A64 instruction sites of samples/aarch64.s, relocated by the aarch64
+// relocator: one word, `B copy` (encode_site_jump) for a jump probe, BRK #0xc9
+// (the backend's trap_bytes over the original word) for a trap probe. The
+// patcher's protocol for them is the stopped one (insn_sites_need_stop).
+void aarch64_sites(std::vector<Case> &out, const Options &opt) {
+  const samples::Blob *b = samples::blob("aarch64");
+  mc::initialize_all_targets();
+  auto dec = mc::Decoder::create("aarch64", "");
+  if (!b || !dec) return;
+  const uintptr_t base = 0x30000;
+  for (size_t fi = 0; fi < b->nfns; ++fi) {
+    const samples::SampleFn &fn = b->fns[fi];
+    if (samples::is_data(fn)) continue;
+    int taken = 0;
+    for (uint32_t off = fn.offset; off + 4 <= fn.offset + fn.size; off += 4) {
+      const uintptr_t site = base + off;
+      mc::RelocInput in;
+      in.site = site;
+      in.code = b->code + off;
+      in.avail = fn.offset + fn.size - off;
+      in.min_len = aarch64::kSiteJumpLen;
+      in.func_start = base + fn.offset;
+      in.func_code = b->code + fn.offset;
+      in.func_size = fn.size;
+      const uintptr_t dest = site + 0x80000;
+      mc::Relocation r = aarch64::relocate(*dec, in, dest);
+      if (!r.ok() || r.displaced_len != 4) continue;
+      const mc::Insn i = dec->decode(in.code, 4, site);
+      const bool pcrel = i.reads_pc || i.has_target;
+      if (!opt.all_sites && !(off == fn.offset || (pcrel && taken < 2))) continue;
+      ++taken;
+      uint8_t jump[4], trap[4];
+      if (!aarch64::encode_site_jump(site, dest, 4, jump)) continue;
+      std::memcpy(trap, in.code, 4);
+      aarch64::put32(trap, aarch64::trap_insn());
+      Case c = base_case("aarch64", "aarch64", "", 4, TrapRule::A64Brk);
+      c.kind = "instruction";
+      c.protocol = Protocol::Stopped;
+      c.after.assign(in.code + 4, in.code + std::min<size_t>(in.avail, 4 + 16));
+      char nm[160];
+      std::snprintf(nm, sizeof nm, "aarch64 %s+%u (4 bytes) ", fn.name, off - fn.offset);
+      const bool multi = r.boundaries.size() > 1;
+      for (int t = 0; t < 2; ++t) {
+        const uint8_t *next = t ? trap : jump;
+        const std::string what = t ? "brk #0xc9" : "b";
+        a64_transition(site, 4, in.code, next, &c.t);
+        c.t.evacuate = insn_transition_evacuates(multi, false, in.code, jump, in.code, next, 4, c.t.trap_len);
+        c.name = std::string(nm) + "-> " + what;
+        out.push_back(c);
+        Case back = reversed(c, std::string(nm) + "<- " + what);
+        back.t.evacuate = insn_transition_evacuates(multi, false, in.code, jump, next, in.code, 4, c.t.trap_len);
+        out.push_back(back);
+      }
+    }
+  }
+}
+
+// The aarch64 expected negative: the first instruction site's jump made with
+// the plain breakpoint protocol (no hold round). Its phase-1 store (original
+// word -> BRK) and its own word run concurrently: B2.2.5 gives no guarantee.
+void aarch64_negative(std::vector<Case> &out) {
+  for (size_t i = 0; i < out.size(); ++i) {
+    const std::string &n = out[i].name;
+    if (out[i].arch != "aarch64" || out[i].kind != "instruction" || n.size() < 4 ||
+        n.compare(n.size() - 4, 4, "-> b") != 0)
+      continue;
+    Case c = out[i];
+    c.protocol = Protocol::Breakpoint;
+    c.shipped = false;
+    c.name += " [no hold round]";
+    out.push_back(std::move(c));
+    return;
   }
 }
 
@@ -553,6 +828,14 @@ const char *writer_name(Writer w) {
   return "?";
 }
 
+const char *protocol_name(Protocol p) {
+  switch (p) {
+  case Protocol::Breakpoint: return "breakpoint";
+  case Protocol::Stopped: return "stopped";
+  }
+  return "?";
+}
+
 bool parse_writer(const std::string &s, Writer *out) {
   for (Writer w : {Writer::Mprotect, Writer::Procmem, Writer::ProcmemLinux61Naive})
     if (s == writer_name(w)) {
@@ -570,6 +853,34 @@ std::vector<Store> linux61_memcpy_stores(const std::string &arch, uintptr_t dst,
     out.push_back({dst + i, std::vector<uint8_t>(data + i, data + i + len)});
     i += len;
   };
+  if (arch == "aarch64") {
+    // arch/arm64/lib/memcpy.S (6.1; Arm's optimized-routines memcpy), the copies
+    // of at most 32 bytes, which load everything first and then store from both
+    // ends (overlapping in the middle): srcend = src + n, dstend = dst + n.
+    // put(o, w): one w-byte str of data[o, o + w) at dst + o; single-copy atomic
+    // only when naturally aligned, else (no FEAT_LSE2 assumed) per byte.
+    auto put = [&](size_t o, size_t w) {
+      if ((dst + o) % w == 0) {
+        out.push_back({dst + o, std::vector<uint8_t>(data + o, data + o + w)});
+        return;
+      }
+      for (size_t b = 0; b < w; ++b) out.push_back({dst + o + b, std::vector<uint8_t>{data[o + b]}});
+    };
+    if (n > 32) { // not modelled (the writer copies 4 bytes): byte stores, the weakest case
+      while (i < n) store(1);
+      return out;
+    }
+    if (n >= 16) {        // 16..32: ldp A, ldp D; stp A_l, A_h, [dstin]; stp D_l, D_h, [dstend, -16]
+      put(0, 8), put(8, 8), put(n - 16, 8), put(n - 8, 8);
+    } else if (n & 8) {   // L(copy16), 8..15: str A_l, [dstin]; str A_h, [dstend, -8]
+      put(0, 8), put(n - 8, 8);
+    } else if (n & 4) {   // L(copy8), 4..7 (lines 88-94): str A_lw, [dstin]; str B_lw, [dstend, -4]
+      put(0, 4), put(n - 4, 4); // n = 4: the same word twice, to the same address
+    } else if (n) {       // L(copy4), 1..3: strb A_lw, [dstin]; strb B_lw, [dstin, n/2]; strb C_lw, [dstend, -1]
+      put(0, 1), put(n / 2, 1), put(n - 1, 1);
+    }
+    return out;
+  }
   if (arch != "riscv64") {
     while (i < n) store(1); // rep movsb (x86-64; n = 1 is one movb in every variant)
     return out;
@@ -620,7 +931,10 @@ std::vector<Case> shipped_cases(const Options &opt) {
   std::vector<Case> base;
   x86_entry(base);
   riscv_entry(base);
+  aarch64_entry(base);
   instruction_sites(base, opt);
+  aarch64_sites(base, opt);
+  aarch64_negative(base);
   std::vector<Case> out;
   for (const Case &b : base)
     for (Writer w : opt.writers) {
@@ -672,13 +986,21 @@ CaseResult analyse(const Case &c, const Options &opt) {
 namespace {
 std::string g_label(uint32_t g) { return g ? std::to_string(g) : std::string("none"); }
 
+bool only_unlisted(const GranuleResult &r) { return r.torn_states != 0 && r.n_torn == 0; }
+
+const GranuleResult *declared(const CaseResult &r) {
+  for (const GranuleResult &g : r.protocol)
+    if (g.g == r.c.granule) return &g;
+  return nullptr;
+}
+
 std::string cell(const GranuleResult &r) {
   char b[64];
   if (r.torn_states == 0)
     std::snprintf(b, sizeof b, "ok/%llu%s", (unsigned long long)r.states, r.sampled ? "~" : "");
-  else
-    std::snprintf(b, sizeof b, "TORN %llu/%llu%s", (unsigned long long)r.torn_states, (unsigned long long)r.states,
-                  r.sampled ? "~" : "");
+  else // UNLISTED: every torn state is one only by B2.2.5's rule (no torn instruction)
+    std::snprintf(b, sizeof b, "%s %llu/%llu%s", only_unlisted(r) ? "UNLISTED" : "TORN",
+                  (unsigned long long)r.torn_states, (unsigned long long)r.states, r.sampled ? "~" : "");
   return b;
 }
 
@@ -703,7 +1025,7 @@ std::string json_str(const std::string &s) {
 std::string to_table(const std::vector<CaseResult> &rs, const Options &opt) {
   std::string o;
   char line[512];
-  std::snprintf(line, sizeof line, "%-58s %-18s %-23s %2s |", "transition", "hart", "writer", "G");
+  std::snprintf(line, sizeof line, "%-58s %-18s %-10s %-23s %2s |", "transition", "hart", "protocol", "writer", "G");
   o += line;
   for (uint32_t g : opt.granules) {
     std::snprintf(line, sizeof line, " %-14s", ("g=" + std::to_string(g)).c_str());
@@ -712,37 +1034,39 @@ std::string to_table(const std::vector<CaseResult> &rs, const Options &opt) {
   o += "| needs  naive-needs\n";
   for (const CaseResult &r : rs) {
     if (!r.error.empty()) {
-      std::snprintf(line, sizeof line, "%-58s %-18s %-23s ERROR %s\n", r.c.name.c_str(), r.c.hart.c_str(),
-                    writer_name(r.c.writer), r.error.c_str());
+      std::snprintf(line, sizeof line, "%-58s %-18s %-10s %-23s ERROR %s\n", r.c.name.c_str(), r.c.hart.c_str(),
+                    protocol_name(r.c.protocol), writer_name(r.c.writer), r.error.c_str());
       o += line;
       continue;
     }
-    std::snprintf(line, sizeof line, "%-58.58s %-18s %-23s %2u |", r.c.name.c_str(), r.c.hart.c_str(),
-                  writer_name(r.c.writer), r.c.granule);
+    std::snprintf(line, sizeof line, "%-58.58s %-18s %-10s %-23s %2u |", r.c.name.c_str(), r.c.hart.c_str(),
+                  protocol_name(r.c.protocol), writer_name(r.c.writer), r.c.granule);
     o += line;
     for (const GranuleResult &g : r.protocol) {
       std::snprintf(line, sizeof line, " %-14s", cell(g).c_str());
       o += line;
     }
+    const GranuleResult *d = declared(r);
+    const bool unl = d && only_unlisted(*d);
     const char *mark = r.ok_at_declared ? (r.c.shipped ? "" : "   (not shipped)")
-                                        : (r.c.shipped ? "   <-- TORN AT DECLARED GRANULE"
-                                                       : "   (not shipped: torn at G, as expected)");
+                       : r.c.shipped    ? (unl ? "   <-- UNLISTED AT DECLARED GRANULE" : "   <-- TORN AT DECLARED GRANULE")
+                                        : (unl ? "   (not shipped: unlisted at G, as expected)"
+                                               : "   (not shipped: torn at G, as expected)");
     std::snprintf(line, sizeof line, "| %-6s %s%s\n", g_label(r.min_g_protocol).c_str(),
                   g_label(r.min_g_naive).c_str(), mark);
     o += line;
   }
   // Per arch/hart summary.
-  o += "\nminimum write atomicity needed (bytes; over all transitions of the hart, per writer):\n";
-  using Key = std::pair<std::string, std::string>; // (hart, writer)
+  o += "\nminimum write atomicity needed (bytes; over all transitions of the hart, per protocol and writer):\n";
+  using Key = std::tuple<std::string, std::string, std::string, bool>; // (hart, protocol, writer, shipped)
   std::map<Key, std::pair<uint32_t, uint32_t>> need; // -> (protocol, naive); 0 = none
-  std::map<Key, uint32_t> declared;
-  std::map<Key, bool> pnone, nnone, shipped;
+  std::map<Key, uint32_t> declared_g;
+  std::map<Key, bool> pnone, nnone;
   for (const CaseResult &r : rs) {
     if (!r.error.empty()) continue;
-    const Key k{r.c.hart, writer_name(r.c.writer)};
+    const Key k{r.c.hart, protocol_name(r.c.protocol), writer_name(r.c.writer), !r.c.shipped};
     auto &n = need[k];
-    declared[k] = r.c.granule;
-    shipped[k] = r.c.shipped;
+    declared_g[k] = r.c.granule;
     if (r.min_g_protocol == 0) pnone[k] = true;
     if (r.min_g_naive == 0) nnone[k] = true;
     n.first = std::max(n.first, r.min_g_protocol);
@@ -750,14 +1074,21 @@ std::string to_table(const std::vector<CaseResult> &rs, const Options &opt) {
   }
   for (const auto &[k, n] : need) {
     std::snprintf(line, sizeof line,
-                  "  %-18s %-23s protocol: %-5s (declared granule %u)   naive direct write: %s%s\n",
-                  k.first.c_str(), k.second.c_str(), pnone[k] ? ">8" : g_label(n.first).c_str(), declared[k],
-                  nnone[k] ? ">8 (torn at every g)" : g_label(n.second).c_str(), shipped[k] ? "" : "  (not shipped)");
+                  "  %-18s %-10s %-23s protocol: %-5s (declared granule %u)   naive direct write: %s%s\n",
+                  std::get<0>(k).c_str(), std::get<1>(k).c_str(), std::get<2>(k).c_str(),
+                  pnone[k] ? ">8" : g_label(n.first).c_str(), declared_g[k],
+                  nnone[k] ? ">8 (torn at every g)" : g_label(n.second).c_str(), std::get<3>(k) ? "  (not shipped)" : "");
     o += line;
   }
   o += "\ncells: ok/<states> or TORN <torn states>/<states> (~ = sampled); G = declared store granule\n"
+       "  UNLISTED <states>/<states> (aarch64): no torn instruction, but a walk executes a word a store changes\n"
+       "  under running threads between two instructions not both in B2.2.5's list (CONSTRAINED UNPREDICTABLE)\n"
+       "protocols: breakpoint = every store made while threads run; stopped (aarch64) = the stores\n"
+       "  store_needs_stop() names are made in the phase's hold round (every other thread held): atomic at the\n"
+       "  epoch's end\n"
        "writers: mprotect = one store of G bytes; procmem = the shipped /proc/self/mem store plan (riscv64: the\n"
-       "  aligned 4-byte word) through the kernel's memcpy; procmem-linux-6.1-naive = a G-byte pwrite through\n"
+       "  aligned 4-byte word; aarch64: the 4-byte pwrite, two 32-bit stores of the word in Linux 6.1's arm64\n"
+       "  memcpy) through the kernel's memcpy; procmem-linux-6.1-naive = a G-byte pwrite through\n"
        "  Linux 6.1's riscv memcpy (byte stores; the writer before the plan, not shipped)\n";
   if (opt.show_examples) {
     o += "\nexamples of torn states (site bytes as a fetching hart sees them, walk start, what it decodes):\n";
@@ -765,7 +1096,8 @@ std::string to_table(const std::vector<CaseResult> &rs, const Options &opt) {
       for (int m = 0; m < 2; ++m)
         for (const GranuleResult &g : m ? r.naive : r.protocol)
           if (!g.examples.empty())
-            o += "  " + r.c.name + " [" + r.c.hart + ", " + writer_name(r.c.writer) + "] " +
+            o += "  " + r.c.name + " [" + r.c.hart + ", " + protocol_name(r.c.protocol) + ", " +
+                 writer_name(r.c.writer) + "] " +
                  (m ? "naive" : "protocol") + " g=" + std::to_string(g.g) +
                  ": [" + g.examples[0].bytes + "] from +" + std::to_string(g.examples[0].start) + ": " +
                  g.examples[0].why + "\n";
@@ -794,9 +1126,14 @@ std::string to_json(const std::vector<CaseResult> &rs, const Options &opt) {
                     ",\"torn_states\":" + std::to_string(g.torn_states) + ",\"walks\":" + std::to_string(g.walks) +
                     ",\"old\":" + std::to_string(g.n_old) + ",\"new\":" + std::to_string(g.n_new) +
                     ",\"trap\":" + std::to_string(g.n_trap) + ",\"torn\":" + std::to_string(g.n_torn) +
+                    ",\"unlisted\":" + std::to_string(g.n_unlisted) +
+                    ",\"unlisted_states\":" + std::to_string(g.unlisted_states) +
+                    ",\"held_stores\":" + std::to_string(g.held_stores) +
+                    ",\"unlisted_stores\":" + std::to_string(g.unlisted_stores) +
                     ",\"sampled\":" + (g.sampled ? "true" : "false") + ",\"examples\":[";
     for (size_t i = 0; i < g.examples.size(); ++i)
       s += std::string(i ? "," : "") + "{\"start\":" + std::to_string(g.examples[i].start) +
+           ",\"class\":" + (g.examples[i].unlisted ? "\"unlisted\"" : "\"torn\"") +
            ",\"bytes\":" + json_str(g.examples[i].bytes) + ",\"why\":" + json_str(g.examples[i].why) + "}";
     return s + "]}";
   };
@@ -806,6 +1143,7 @@ std::string to_json(const std::vector<CaseResult> &rs, const Options &opt) {
     first = false;
     o += "{\"name\":" + json_str(r.c.name) + ",\"arch\":" + json_str(r.c.arch) + ",\"hart\":" + json_str(r.c.hart) +
          ",\"writer\":" + json_str(writer_name(r.c.writer)) + ",\"shipped\":" + (r.c.shipped ? "true" : "false") +
+         ",\"protocol\":" + json_str(protocol_name(r.c.protocol)) +
          ",\"kind\":" + json_str(r.c.kind) + ",\"site\":" + std::to_string(r.c.t.addr) +
          ",\"len\":" + std::to_string(r.c.t.len) + ",\"trap_len\":" + std::to_string(r.c.t.trap_len) +
          ",\"evacuate\":" + (r.c.t.evacuate ? "true" : "false") + ",\"granule\":" + std::to_string(r.c.granule) +

@@ -1,5 +1,6 @@
-// Sample functions (assembled from x86_64.s / riscv64.s by gen.py) shared by the
-// relocator tests, the fuzzer seeds and torn-fetch's instruction-site cases.
+// Sample functions (assembled from x86_64.s / riscv64.s / aarch64.s by gen.py)
+// shared by the relocator tests, the fuzzer seeds and torn-fetch's
+// instruction-site cases.
 #pragma once
 
 #include <stddef.h>
@@ -16,7 +17,7 @@ struct SampleFn {
 #include "samples.inc"
 
 struct Blob {
-  const char *flavour;         // "x86_64", "riscv64gc", "riscv64g"
+  const char *flavour;         // "x86_64", "riscv64gc", "riscv64g", "aarch64"
   const unsigned char *code;
   size_t size;
   const SampleFn *fns;
@@ -30,19 +31,26 @@ inline constexpr Blob kBlobs[] = {
     {"riscv64g", k_riscv64g_code, sizeof k_riscv64g_code, k_riscv64g_fns, sizeof k_riscv64g_fns / sizeof(SampleFn)},
 };
 
+// aarch64.s (Debian's aarch64-linux-gnu-as): torn-fetch's aarch64 instruction
+// sites. Not in kBlobs, whose users (the relocation fuzzer's seeds) know the
+// x86-64 and riscv64 flavours only; blob("aarch64") finds it.
+inline constexpr Blob kAarch64Blob = {"aarch64", k_aarch64_code, sizeof k_aarch64_code, k_aarch64_fns,
+                                      sizeof k_aarch64_fns / sizeof(SampleFn)};
+
 inline const Blob *blob(const char *flavour) {
-  for (const Blob &b : kBlobs) {
-    const char *a = b.flavour, *c = flavour;
+  auto same = [](const char *a, const char *c) {
     while (*a && *a == *c) ++a, ++c;
-    if (*a == 0 && *c == 0) return &b;
-  }
-  return nullptr;
+    return *a == 0 && *c == 0;
+  };
+  for (const Blob &b : kBlobs)
+    if (same(b.flavour, flavour)) return &b;
+  return same(kAarch64Blob.flavour, flavour) ? &kAarch64Blob : nullptr;
 }
 
 // Data objects in the blobs (not code).
 inline bool is_data(const SampleFn &f) {
   const char *n = f.name;
-  return (n[0] == 'x' || n[0] == 'r') && n[1] == '_' && n[2] == 'd' && n[3] == 'a' && n[4] == 't' && n[5] == 'a';
+  return (n[0] == 'x' || n[0] == 'r' || n[0] == 'a') && n[1] == '_' && n[2] == 'd' && n[3] == 'a' && n[4] == 't' && n[5] == 'a';
 }
 
 } // namespace lp::samples

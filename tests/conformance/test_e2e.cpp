@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <set>
 #include <thread>
 
 #include "conf_test_util.hpp"
@@ -28,6 +29,60 @@ int count_status(const json& rep, const std::string& st) {
   int n = 0;
   for (const auto& c : rep["cells"]) n += c["status"] == st;
   return n;
+}
+
+int count_status(const json& rep, const std::string& target, const std::string& st) {
+  int n = 0;
+  for (const auto& c : rep["cells"]) n += c["target"] == target && c["status"] == st;
+  return n;
+}
+
+// A stand-in for qemu-user: skips the emulator's options and runs the program
+// with FAKE_EMULATOR=<name> (the fake patch-stress echoes it as "emulator").
+void fake_qemu_user(const std::string& path, const std::string& name) {
+  std::ofstream(path) << "#!/bin/sh\n"
+                         "[ \"$1\" = --version ] && { echo fake qemu-user; exit 0; }\n"
+                         "while [ $# -gt 0 ]; do case \"$1\" in -L|-cpu) shift 2 ;; -*) shift ;; *) break ;; esac; done\n"
+                         "FAKE_EMULATOR=" << name << " exec \"$@\"\n";
+  fs::permissions(path, fs::perms::owner_all);
+}
+
+// A minimal static ELF header of machine `em` (243 riscv64, 183 aarch64):
+// enough for the vboard executor's checks.
+void fake_elf(const std::string& path, unsigned char em) {
+  unsigned char h[64] = {0x7f, 'E', 'L', 'F', 2, 1, 1};
+  h[16] = 2;   // ET_EXEC
+  h[18] = em;  // e_machine
+  h[20] = 1;   // EV_CURRENT
+  h[52] = 64;  // e_ehsize
+  h[54] = 56;  // e_phentsize
+  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(h), sizeof h);
+  fs::permissions(path, fs::perms::owner_all);
+}
+
+// A fake board's qemu: prints the board init's markers around what
+// patch-stress (or a benchmark) would print for the job's argv, read back
+// from the initramfs. membarrier_enotsup: --sync membarrier is refused
+// (riscv64 Linux 6.1), else it passes (arm64 Linux 6.1 has SYNC_CORE).
+void fake_board_qemu(const std::string& path, bool membarrier_enotsup) {
+  std::ofstream(path) << R"(#!/bin/bash
+while [ $# -gt 0 ]; do [ "$1" = -initrd ] && rd=$2; shift; done
+argv=$(cpio -i --quiet --to-stdout job/argv < "$rd" | tr '\0' ' ')
+printf 'Linux version 6.1.192\r\n===FARM-BOARD-BEGIN===\r\n'
+case "$argv" in
+  *probe-hit*) echo '{"bench":"probe-hit","plain_ns":17,"jump_cost_ns":150,"trap_cost_ns":76000}'; rc=0 ;;
+  *commit-latency*) echo '{"bench":"commit-latency","sites":1,"batch_ms":60}'; rc=0 ;;
+  *"--sync membarrier"*)
+    if [ )" << (membarrier_enotsup ? 1 : 0) << R"( = 1 ]; then
+      echo '{"workload":"patch-stress","calls":0,"error":"LP_ENOTSUP: not supported on this kernel or architecture","verdict":"fail"}'; rc=1
+    else
+      echo "{\"workload\":\"patch-stress\",\"calls\":1000,\"hits\":10,\"batches\":1,\"argv\":\"$argv\",\"verdict\":\"pass\"}"; rc=0
+    fi ;;
+  *) echo "{\"workload\":\"patch-stress\",\"calls\":1000,\"hits\":10,\"batches\":1,\"argv\":\"$argv\",\"verdict\":\"pass\"}"; rc=0 ;;
+esac
+printf '===FARM-BOARD-END rc=%d===\r\n' $rc
+)";
+  fs::permissions(path, fs::perms::owner_all);
 }
 
 }  // namespace
@@ -121,37 +176,14 @@ TEST(ConformanceE2E, BoardTargets) {
   conftest::TempDir d;
   std::string boards = d / "boards";
   fs::create_directories(boards);
-  // A minimal static riscv64 ELF header: enough for the executor's checks.
-  auto fake_elf = [](const std::string& path) {
-    unsigned char h[64] = {0x7f, 'E', 'L', 'F', 2, 1, 1};
-    h[16] = 2;                  // ET_EXEC
-    h[18] = 243;                // EM_RISCV
-    h[20] = 1;                  // EV_CURRENT
-    h[52] = 64;                 // e_ehsize
-    h[54] = 56;                 // e_phentsize
-    std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(h), sizeof h);
-    fs::permissions(path, fs::perms::owner_all);
-  };
-  fake_elf(boards + "/init-riscv64");
-  fake_elf(d / "patch-stress");
+  fake_elf(boards + "/init-riscv64", 243);
+  fake_elf(d / "patch-stress", 243);
   fs::create_directories(d / "bench");
-  fake_elf(d / "bench/probe-hit");
-  fake_elf(d / "bench/commit-latency");
+  fake_elf(d / "bench/probe-hit", 243);
+  fake_elf(d / "bench/commit-latency", 243);
   for (const char* b : {"rv64gc-linux", "rv64g-linux"}) std::ofstream(boards + "/" + b + ".Image") << "kernel";
-  std::ofstream(d / "qemu-good") << R"(#!/bin/bash
-while [ $# -gt 0 ]; do [ "$1" = -initrd ] && rd=$2; shift; done
-argv=$(cpio -i --quiet --to-stdout job/argv < "$rd" | tr '\0' ' ')
-printf 'Linux version 6.1.192\r\n===FARM-BOARD-BEGIN===\r\n'
-case "$argv" in
-  *probe-hit*) echo '{"bench":"probe-hit","plain_ns":17,"jump_cost_ns":150,"trap_cost_ns":76000}'; rc=0 ;;
-  *commit-latency*) echo '{"bench":"commit-latency","sites":1,"batch_ms":60}'; rc=0 ;;
-  *"--sync membarrier"*) echo '{"workload":"patch-stress","calls":0,"error":"LP_ENOTSUP: not supported on this kernel or architecture","verdict":"fail"}'; rc=1 ;;
-  *) echo "{\"workload\":\"patch-stress\",\"calls\":1000,\"hits\":10,\"batches\":1,\"argv\":\"$argv\",\"verdict\":\"pass\"}"; rc=0 ;;
-esac
-printf '===FARM-BOARD-END rc=%d===\r\n' $rc
-)";
+  fake_board_qemu(d / "qemu-good", /*membarrier_enotsup=*/true);
   std::ofstream(d / "qemu-dead") << "#!/bin/sh\nexec sleep 600\n";
-  fs::permissions(d / "qemu-good", fs::perms::owner_all);
   fs::permissions(d / "qemu-dead", fs::perms::owner_all);
   for (auto [b, q] : {std::pair{"rv64gc-linux", "qemu-good"}, std::pair{"rv64g-linux", "qemu-dead"}})
     std::ofstream(boards + "/" + b + ".json")
@@ -213,6 +245,198 @@ printf '===FARM-BOARD-END rc=%d===\r\n' $rc
                        boards + "/rv64g-linux.json)"),
             std::string::npos)
       << r.out;
+}
+
+// aarch64 under qemu-user next to rv64gc: each has a local agent of its own
+// (arch aarch64 / riscv64) with its own emulator; procmem is refused
+// (LP_ENOTSUP, as patch-stress does under qemu-aarch64) and reported as
+// unsupported with the target's note; no flush_icache cells on arm64.
+TEST(ConformanceE2E, Aarch64QemuUser) {
+  conftest::TempDir d;
+  fake_qemu_user(d / "qemu-rv", "rv");
+  fake_qemu_user(d / "qemu-a64", "a64");
+  auto r = run("FAKE_STRESS_MODE=enotsup-procmem " +
+               farmctl("--targets rv64gc,aarch64 --kinds jump --patch-stress-rv64gc " + kFake +
+                       "/patch-stress --patch-stress-aarch64 " + kFake + "/patch-stress --qemu-user " + d / "qemu-rv" +
+                       " --qemu-user-aarch64 " + d / "qemu-a64" + " --bench-dir-rv64gc " + kFake +
+                       " --bench-dir-aarch64 " + kFake + " --report-dir " + d / "rep"));
+  EXPECT_EQ(r.status, 0) << r.out;
+  auto rep = load(d / "rep");
+  // rv64gc: 2 writers x 3 syncs + 1 + 2; aarch64: 2 writers x 2 syncs + 1 + 2
+  EXPECT_EQ(count_status(rep, "rv64gc", "pass"), 6) << r.out;
+  EXPECT_EQ(count_status(rep, "rv64gc", "unsupported"), 3) << r.out;
+  EXPECT_EQ(count_status(rep, "aarch64", "pass"), 5) << r.out;
+  EXPECT_EQ(count_status(rep, "aarch64", "unsupported"), 2) << r.out;
+  EXPECT_NE(r.out.find("  aarch64: 5/7 passed, 2 unsupported"), std::string::npos) << r.out;
+  std::set<std::string> tests;
+  for (const auto& c : rep["cells"]) {
+    const std::string target = c["target"], test = c["test"];
+    const bool a64 = target == "aarch64";
+    EXPECT_EQ(c["worker"], a64 ? "local-qemu-user-aarch64" : "local-qemu-user") << c.dump();
+    EXPECT_EQ(c["result"]["emulator"], a64 ? "a64" : "rv") << c.dump();
+    EXPECT_EQ(c["spec"]["selector"]["arch"], a64 ? "aarch64" : "riscv64") << c.dump();
+    if (!a64) continue;
+    tests.insert(test);
+    EXPECT_EQ(test.find("flush_icache"), std::string::npos) << test;
+    const std::string note = c.value("note", "");
+    if (test.find("/procmem/") != std::string::npos) {
+      EXPECT_EQ(c["status"], "unsupported") << c.dump();
+      EXPECT_NE(note.find("refuses --writer procmem with LP_ENOTSUP"), std::string::npos) << c.dump();
+    } else {
+      EXPECT_EQ(c["status"], "pass") << c.dump();
+      EXPECT_EQ(note.find("HOST kernel") != std::string::npos, test.find("/membarrier/") != std::string::npos)
+          << c.dump();
+    }
+  }
+  EXPECT_EQ(tests, (std::set<std::string>{"stress/mprotect/membarrier/jump", "stress/mprotect/signal/jump",
+                                          "stress/procmem/membarrier/jump", "stress/procmem/signal/jump",
+                                          "body/mprotect/membarrier/auto", "exit/mprotect/membarrier/jump",
+                                          "exit/mprotect/membarrier/trap"}));
+  // The benchmarks ran through each target's emulator.
+  ASSERT_EQ(rep["benches"].size(), 4u);
+  for (const auto& b : rep["benches"]) EXPECT_EQ(b["ok"], true) << b.dump();
+  EXPECT_NE(r.out.find("  aarch64: qemu-user: user-mode emulation"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("] under qemu-user libpatch refuses --writer procmem with LP_ENOTSUP"), std::string::npos)
+      << r.out;
+  for (const auto& t : rep["targets"])
+    if (t["name"] == "aarch64") {
+      EXPECT_EQ(t["emulator"], d / "qemu-a64");
+      EXPECT_EQ(t["bench_dir"], kFake);
+    }
+  auto chk = run(conftest::check_report_cmd(d / "rep"));
+  EXPECT_EQ(chk.status, 0) << chk.out;
+}
+
+// Debian's arm64 kernel as a board (arm64-linux), with a fake board: its
+// description's qemu boots it (--qemu-system is riscv64's and does not
+// replace it), membarrier passes there (arm64 Linux 6.1 has SYNC_CORE), the
+// aarch64 patch-stress and benchmarks go into its guest.
+TEST(ConformanceE2E, Arm64Board) {
+  conftest::TempDir d;
+  std::string boards = d / "boards";
+  fs::create_directories(boards);
+  fake_elf(boards + "/init-aarch64", 183);
+  fake_elf(d / "patch-stress", 183);
+  fs::create_directories(d / "bench");
+  fake_elf(d / "bench/probe-hit", 183);
+  fake_elf(d / "bench/commit-latency", 183);
+  std::ofstream(boards + "/arm64-linux.vmlinuz") << "kernel";
+  fake_board_qemu(d / "qemu-arm64", /*membarrier_enotsup=*/false);
+  std::ofstream(boards + "/arm64-linux.json")
+      << R"({"name": "arm64-linux", "arch": "aarch64", "isa": "armv8-max", "usable": true, "qemu": ")" << d / "qemu-arm64"
+      << R"(", "machine": "virt", "cpu": "max,pauth-impdef=on", "smp": 4, "memory": "1G", "bios": null,
+  "qemu_args": ["-nographic", "-no-reboot", "-nic", "none"], "kernel": "arm64-linux.vmlinuz",
+  "kernel_target": "board-kernel-arm64", "init": "init-aarch64", "init_target": "board-init-aarch64",
+  "append": "console=ttyAMA0 panic=1", "console": "ttyAMA0", "boot_timeout": 5})";
+  const std::string args = "--targets arm64-linux --boards-dir " + boards + " --patch-stress-aarch64 " +
+                           d / "patch-stress" + " --bench-dir-aarch64 " + d / "bench" +
+                           " --board-batches 7 --board-signal-batches 4 --board-procmem-batches 2";
+  auto r = run(farmctl(args + " --qemu-system " + d / "no-such-qemu-system-riscv64 --report-dir " + d / "rep"));
+  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("arm64-linux: the board booted (preflight"), std::string::npos) << r.out;
+  auto rep = load(d / "rep");
+  EXPECT_EQ(count_status(rep, "pass"), 2 * 2 * 2 + 1 + 2) << r.out;
+  EXPECT_EQ(rep["cells"].size(), 11u) << r.out;
+  for (const auto& c : rep["cells"]) {
+    EXPECT_EQ(c["worker"], "local-arm64-linux") << c.dump();
+    EXPECT_EQ(c["spec"]["selector"]["kind"], "board") << c.dump();
+    const std::string test = c["test"], argv = c["result"]["argv"];
+    EXPECT_EQ(argv.rfind("/job/bin/patch-stress ", 0), 0u) << argv;
+    const bool procmem = test.find("/procmem/") != std::string::npos, sig = test.find("/signal/") != std::string::npos;
+    const std::string batches = procmem ? "2" : sig ? "4" : "7";
+    EXPECT_NE(argv.find("--batches " + batches + " "), std::string::npos) << test << ": " << argv;
+    if (test.rfind("body/", 0) == 0 || test.rfind("exit/", 0) == 0) {
+      EXPECT_NE(argv.find("--sync membarrier"), std::string::npos) << test << ": " << argv;  // the first sync
+    }
+    EXPECT_EQ(c.value("note", "").find("expected to pass") != std::string::npos,
+              test.find("/membarrier/") != std::string::npos)
+        << c.dump();
+  }
+  ASSERT_EQ(rep["benches"].size(), 2u);
+  for (const auto& b : rep["benches"]) {
+    EXPECT_EQ(b["target"], "arm64-linux");
+    EXPECT_EQ(b["ok"], true) << b.dump();
+    EXPECT_NE(b["message"].get<std::string>().find("in the guest of board arm64-linux"), std::string::npos);
+  }
+  EXPECT_NE(r.out.find("notes:\n  [1] the guest's arm64 Linux 6.1 membarrier"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("  arm64-linux: Debian 12's arm64 Linux 6.1"), std::string::npos) << r.out;
+  auto chk = run(conftest::check_report_cmd(d / "rep"));
+  EXPECT_EQ(chk.status, 0) << chk.out;
+
+  // --qemu-system-aarch64 replaces the description's emulator.
+  r = run(farmctl(args + " --qemu-system-aarch64 " + d / "no-such-qemu --no-bench --no-report"));
+  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("arm64-linux: not available: " + d / "no-such-qemu" + " not found in PATH (Debian: qemu-system-arm)"),
+            std::string::npos)
+      << r.out;
+  // A riscv64 patch-stress is refused by the arm64 board's executor.
+  fake_elf(d / "rv-patch-stress", 243);
+  r = run(farmctl("--targets arm64-linux --boards-dir " + boards + " --patch-stress-aarch64 " + d / "rv-patch-stress" +
+                  " --no-bench --no-report"));
+  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("arm64-linux: not available: vboard executor: "), std::string::npos) << r.out;
+}
+
+// The aarch64 options: a bad path or emulator makes the target not available
+// with the reason (a failure only with --require-all); an unknown target and
+// --patch-stress-aarch64 with --farm are usage errors.
+TEST(ConformanceE2E, Aarch64Options) {
+  conftest::TempDir d;
+  const std::string missing = d / "no-such-binary";
+  for (const char* t : {"aarch64", "arm64-linux"}) {
+    auto r = run(farmctl(std::string("--targets ") + t + " --patch-stress-aarch64 " + missing + " --no-report"));
+    EXPECT_EQ(r.status, 0) << r.out;
+    EXPECT_NE(r.out.find(std::string(t) + ": not available: no " + missing + " (build it: see docs/conformance.md)"),
+              std::string::npos)
+        << r.out;
+    r = run(farmctl(std::string("--targets ") + t + " --patch-stress-aarch64 " + missing + " --require-all --no-report"));
+    EXPECT_EQ(r.status, 1) << r.out;
+  }
+  // The defaults: the aarch64 preset's tree next to this build's (build/aarch64),
+  // for both targets (here not available: no such emulators, nothing runs).
+  auto r = run(farmctl("--targets aarch64,arm64-linux --qemu-user-aarch64 " + d / "no-qemu" +
+                       " --qemu-system-aarch64 " + d / "no-qemu" + " --no-bench --no-report --json"));
+  EXPECT_EQ(r.status, 0) << r.out;
+  const fs::path build = fs::path(FARMCTL_BIN).parent_path().parent_path().parent_path().parent_path();
+  const std::string bin = (build / "aarch64/farm/workloads/stress/patch-stress").lexically_normal().string();
+  const std::string bench = (build / "aarch64/bench").lexically_normal().string();
+  EXPECT_EQ(conftest::count_of(r.out, "\"binary\": \"" + bin + "\""), 2u) << r.out;
+  EXPECT_EQ(conftest::count_of(r.out, "\"bench_dir\": \"" + bench + "\""), 2u) << r.out;
+  // A missing emulator.
+  r = run(farmctl("--targets aarch64 --patch-stress-aarch64 " + kFake + "/patch-stress --qemu-user-aarch64 " +
+                  d / "no-qemu" + " --no-report"));
+  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("aarch64: not available: " + d / "no-qemu" + " not found in PATH (Debian: qemu-user)"),
+            std::string::npos)
+      << r.out;
+  // A missing board description.
+  r = run(farmctl("--targets arm64-linux --patch-stress-aarch64 " + kFake + "/patch-stress --boards-dir " + d / "none" +
+                  " --no-report"));
+  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("arm64-linux: not available: no board description " + d / "none" +
+                       "/arm64-linux.json (build the boards: cmake --build BUILD --target boards)"),
+            std::string::npos)
+      << r.out;
+  // A benchmark directory without the benchmarks: reported, a failure with --require-all.
+  fake_qemu_user(d / "qemu-a64", "a64");
+  const std::string small = "--targets aarch64 --writers mprotect --kinds jump --body-kinds '' --exit-kinds '' "
+                            "--patch-stress-aarch64 " + kFake + "/patch-stress --qemu-user-aarch64 " + d / "qemu-a64" +
+                            " --bench-dir-aarch64 " + d / "no-bench" + " --no-report";
+  r = run(farmctl(small));
+  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("aarch64 probe-hit: not available: "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("no " + d / "no-bench/probe-hit"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("PASS: 2/2 passed"), std::string::npos) << r.out;
+  EXPECT_EQ(run(farmctl(small + " --require-all")).status, 1);
+  // Usage errors: an unknown target names the valid ones; --patch-stress-aarch64 is --local's.
+  r = run(farmctl("--targets aarch64,arm64 --no-report"));
+  EXPECT_EQ(r.status, 2) << r.out;
+  EXPECT_NE(r.out.find("--targets: arm64 not in {"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(",aarch64,arm64-linux}"), std::string::npos) << r.out;  // the valid targets
+  r = run(std::string(FARMCTL_BIN) + " conformance --farm 127.0.0.1:1 --targets aarch64 --patch-stress-aarch64 " +
+          missing + " --no-report");
+  EXPECT_EQ(r.status, 2) << r.out;
+  EXPECT_NE(r.out.find("--patch-stress-aarch64 applies to --local"), std::string::npos) << r.out;
 }
 
 // --db keeps the store: the second run's report shows both runs.

@@ -35,7 +35,7 @@ v1::Job job(v1::JobState st, const std::string& result_json = "", const std::str
 
 TEST(ConformanceMatrix, DefaultTargets) {
   auto t = fc::default_targets();
-  ASSERT_EQ(t.size(), 7u);
+  ASSERT_EQ(t.size(), 9u);
   EXPECT_EQ(t[0].name, "x86_64");
   EXPECT_EQ(t[0].kind, "native");
   EXPECT_EQ(t[1].name, "rv64gc");
@@ -66,6 +66,87 @@ TEST(ConformanceMatrix, DefaultTargets) {
   }
   EXPECT_NE(t[5].sync_notes.at("membarrier").find("no MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE"), std::string::npos);
   EXPECT_TRUE(t[0].sync_notes.empty());
+  // Only aarch64 under qemu-user notes a writer (procmem is refused there).
+  for (int i = 0; i < 7; ++i) EXPECT_TRUE(t[i].writer_notes.empty()) << t[i].name;
+  // AArch64: qemu-user and Debian's arm64 kernel as a board; no flush_icache
+  // sync on arm64, membarrier first (the board's kernel has SYNC_CORE).
+  EXPECT_EQ(t[7].name, "aarch64");
+  EXPECT_EQ(t[7].arch, "aarch64");
+  EXPECT_EQ(t[7].isa, "armv8");
+  EXPECT_EQ(t[7].kind, "qemu-user");
+  EXPECT_EQ(t[7].emulator, "qemu-aarch64");
+  EXPECT_EQ(t[7].workload, "patch-stress");
+  EXPECT_EQ(t[7].syncs, (std::vector<std::string>{"membarrier", "signal"}));
+  EXPECT_TRUE(t[7].board.empty());
+  EXPECT_NE(t[7].note.find("qemu-user"), std::string::npos);
+  EXPECT_NE(t[7].sync_notes.at("membarrier").find("HOST kernel"), std::string::npos);
+  EXPECT_NE(t[7].sync_notes.at("membarrier").find("arm64-linux"), std::string::npos);
+  EXPECT_NE(t[7].writer_notes.at("procmem").find("LP_ENOTSUP"), std::string::npos);
+  EXPECT_EQ(t[8].name, "arm64-linux");
+  EXPECT_EQ(t[8].arch, "aarch64");
+  EXPECT_EQ(t[8].isa, "");  // the board's description says armv8-max; its label board=arm64-linux selects it
+  EXPECT_EQ(t[8].kind, "board");
+  EXPECT_EQ(t[8].board, "arm64-linux");
+  EXPECT_EQ(t[8].emulator, "qemu-system-aarch64");
+  EXPECT_EQ(t[8].syncs, (std::vector<std::string>{"membarrier", "signal"}));
+  EXPECT_NE(t[8].sync_notes.at("membarrier").find("has MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE"), std::string::npos);
+  EXPECT_TRUE(t[8].writer_notes.empty());  // procmem works in a real kernel
+  EXPECT_NE(t[8].note.find("arm64 Linux 6.1"), std::string::npos);
+}
+
+TEST(ConformanceMatrix, Aarch64TargetCells) {
+  fc::MatrixOptions o;
+  o.batches = 1234;
+  o.signal_batches = 7;
+  o.board_batches = 21;
+  o.board_signal_batches = 11;
+  o.board_procmem_batches = 3;
+  o.pin_target_label = true;
+  auto targets = all_available();
+  targets[8].labels["board"] = "arm64-linux";  // as --farm sets it
+  auto cells = fc::build_matrix(targets, o);
+  std::map<std::string, std::set<std::string>> tests;
+  for (const auto& c : cells) {
+    if (c.target != "aarch64" && c.target != "arm64-linux") continue;
+    tests[c.target].insert(c.test);
+    const bool board = c.target == "arm64-linux";
+    const auto& sel = c.spec.selector();
+    const auto& p = c.spec.workload().patch_stress();
+    ASSERT_TRUE(c.spec.workload().has_patch_stress()) << c.test;
+    EXPECT_EQ(sel.arch(), "aarch64") << c.test;
+    EXPECT_EQ(sel.isa(), board ? "" : "armv8") << c.test;
+    EXPECT_EQ(sel.kind(), board ? "board" : "qemu-user") << c.test;
+    EXPECT_EQ(sel.labels().at("conformance-" + c.target), "yes");
+    EXPECT_EQ(sel.labels().count("board"), board ? 1u : 0u);
+    EXPECT_EQ(p.binary(), "");
+    EXPECT_NE(p.sync(), "flush_icache") << c.test;  // arm64 has no such sync
+    uint64_t want = board ? (p.writer() == "procmem" ? 3 : p.sync() == "signal" ? 11 : 21)
+                          : (p.sync() == "signal" ? 7 : 1234);
+    EXPECT_EQ(p.batches(), want) << c.target << " " << c.test;
+    // The notes: under qemu-user procmem is refused (whatever the sync) and
+    // membarrier is the host's; on the board membarrier is the guest kernel's.
+    if (!board && p.writer() == "procmem")
+      EXPECT_NE(c.note.find("refuses --writer procmem with LP_ENOTSUP"), std::string::npos) << c.test;
+    else if (p.sync() == "membarrier")
+      EXPECT_NE(c.note.find(board ? "expected to pass" : "HOST kernel"), std::string::npos) << c.test;
+    else
+      EXPECT_EQ(c.note, "") << c.test;
+  }
+  for (const std::string t : {"aarch64", "arm64-linux"}) {
+    std::set<std::string> want;
+    for (const char* w : {"mprotect", "procmem"})
+      for (const char* y : {"membarrier", "signal"})
+        for (const char* k : {"jump", "trap"}) want.insert(std::string("stress/") + w + "/" + y + "/" + k);
+    // patch-stress --sites body (the stopped protocol on AArch64) and the call probes
+    want.insert({"body/mprotect/membarrier/auto", "exit/mprotect/membarrier/jump", "exit/mprotect/membarrier/trap"});
+    EXPECT_EQ(tests[t], want) << t;
+  }
+  EXPECT_EQ(find(cells, "aarch64", "body/mprotect/membarrier/auto")->spec.workload().patch_stress().sites(), "body");
+  EXPECT_TRUE(find(cells, "arm64-linux", "exit/mprotect/membarrier/trap")->spec.workload().patch_stress().exit_probes());
+  // 4 procmem cells per aarch64 matrix: the qemu-user ones carry the refusal note.
+  int refused = 0;
+  for (const auto& c : cells) refused += c.target == "aarch64" && c.note.find("LP_ENOTSUP") != std::string::npos;
+  EXPECT_EQ(refused, 4);
 }
 
 TEST(ConformanceMatrix, BoardTargetCells) {
@@ -124,6 +205,12 @@ TEST(ConformanceMatrix, CellsPerTarget) {
   EXPECT_EQ(per["bm-rv64g"], 2);
   EXPECT_EQ(per["rv64gc-linux"], 2 * 3 * 2 + 1 + 2);
   EXPECT_EQ(per["rv64g-linux"], 2 * 3 * 2 + 1 + 2);
+  EXPECT_EQ(per["aarch64"], 2 * 2 * 2 + 1 + 2);      // no flush_icache on arm64
+  EXPECT_EQ(per["arm64-linux"], 2 * 2 * 2 + 1 + 2);
+  EXPECT_EQ(per.size(), 9u);
+  // The seven earlier targets' 75 cells (61 in a local run, where rv64g-linux's
+  // unusable description makes it one not-available cell), + aarch64 and arm64-linux.
+  EXPECT_EQ(cells.size(), 75u + 2 * 11);
   // seeds: consecutive from --seed, all different
   std::set<uint64_t> seeds;
   for (const auto& c : cells) {
@@ -202,11 +289,13 @@ TEST(ConformanceMatrix, InstructionSiteCells) {
     ++n;
     const auto& p = c.spec.workload().patch_stress();
     EXPECT_EQ(p.writer(), "procmem");  // the first writer, the target's first sync
-    const std::string sync = c.target.find("-linux") != std::string::npos ? "flush_icache" : "membarrier";
+    const std::string sync = c.target.find("rv64") != std::string::npos && c.target.find("-linux") != std::string::npos
+                                 ? "flush_icache"
+                                 : "membarrier";
     EXPECT_EQ(p.sync(), sync);
     EXPECT_EQ(c.test, "body/procmem/" + sync + "/" + p.probe_kind());
   }
-  EXPECT_EQ(n, 5 * 2);  // x86_64, rv64gc, rv64g, rv64gc-linux, rv64g-linux; none on bare metal
+  EXPECT_EQ(n, 7 * 2);  // x86_64, rv64gc, rv64g, rv64gc-linux, rv64g-linux, aarch64, arm64-linux; none on bare metal
   o.body_kinds.clear();
   for (const auto& c : fc::build_matrix(all_available(), o))
     if (c.spec.workload().has_patch_stress()) {
@@ -225,15 +314,22 @@ TEST(ConformanceMatrix, ExitProbeCells) {
     ++per[c.target];
     const auto& p = c.spec.workload().patch_stress();
     EXPECT_EQ(p.writer(), "procmem");  // the first writer, the target's first sync
-    const std::string sync = c.target.find("-linux") != std::string::npos ? "flush_icache" : "membarrier";
+    const std::string sync = c.target.find("rv64") != std::string::npos && c.target.find("-linux") != std::string::npos
+                                 ? "flush_icache"
+                                 : "membarrier";
     EXPECT_EQ(p.sync(), sync);
     EXPECT_EQ(p.sites(), "");  // call probes sit on entry sleds: never combined with body sites
     EXPECT_EQ(c.test, "exit/procmem/" + sync + "/" + p.probe_kind());
     EXPECT_EQ(c.spec.tags().at("test"), c.test);
   }
-  // x86_64 and both riscv64 flavours; none on bare metal.
-  EXPECT_EQ(per, (std::map<std::string, int>{
-                     {"x86_64", 2}, {"rv64gc", 2}, {"rv64g", 2}, {"rv64gc-linux", 2}, {"rv64g-linux", 2}}));
+  // x86_64, both riscv64 flavours, aarch64, and the boards; none on bare metal.
+  EXPECT_EQ(per, (std::map<std::string, int>{{"x86_64", 2},
+                                             {"rv64gc", 2},
+                                             {"rv64g", 2},
+                                             {"rv64gc-linux", 2},
+                                             {"rv64g-linux", 2},
+                                             {"aarch64", 2},
+                                             {"arm64-linux", 2}}));
   o.exit_kinds.clear();
   for (const auto& c : fc::build_matrix(all_available(), o))
     if (c.spec.workload().has_patch_stress()) {
@@ -257,8 +353,9 @@ TEST(ConformanceMatrix, NotAvailableTargetIsOneCell) {
       EXPECT_EQ(c.message, "qemu-riscv64 not found");
     }
   EXPECT_EQ(n, 1);
-  // + 2 call-probe cells per patch-stress target; each board 3 syncs + 1 + 2
-  EXPECT_EQ(cells.size(), 5u /*x86*/ + 1 + 6 /*rv64g*/ + 2 + 2 + 6 + 6);
+  // + 2 call-probe cells per patch-stress target; each riscv64 board 3 syncs + 1 + 2;
+  // aarch64 and arm64-linux 2 syncs + 1 + 2
+  EXPECT_EQ(cells.size(), 5u /*x86*/ + 1 + 6 /*rv64g*/ + 2 + 2 + 6 + 6 + 5 + 5);
 }
 
 TEST(ConformanceClassify, States) {

@@ -37,7 +37,7 @@ fc::RunReport canned() {
     c.batches = 2000;
     c.seconds = 1.5;
     c.result_json = R"({"workload":"patch-stress","calls":1000,"verdict":"pass"})";
-    if (c.target == "rv64gc" && c.test.find("procmem") != std::string::npos) {
+    if ((c.target == "rv64gc" || c.target == "aarch64") && c.test.find("procmem") != std::string::npos) {
       c.status = fc::Status::unsupported;
       c.message = "LP_ENOTSUP: not supported on this kernel or architecture";
       c.calls = c.hits = c.batches = 0;
@@ -85,7 +85,7 @@ TEST(ConformanceReport, JsonRoundTrip) {
   EXPECT_EQ(j["schema"], "libpatch-conformance/1");
   EXPECT_EQ(j["ok"], false);
   EXPECT_EQ(j["failures"], 1);
-  EXPECT_EQ(j["summary"]["unsupported"], 6);
+  EXPECT_EQ(j["summary"]["unsupported"], 6 + 4);  // procmem under qemu-user: rv64gc's 6, aarch64's 4
   EXPECT_EQ(j["summary"]["not-available"], 1);
   auto back = fc::report_from_json(j);
   EXPECT_EQ(fc::report_json(back).dump(), j.dump());
@@ -100,7 +100,7 @@ TEST(ConformanceReport, JsonRoundTrip) {
       ++exit_cells;
       EXPECT_TRUE(c.spec.workload().patch_stress().exit_probes()) << c.test;
     }
-  EXPECT_EQ(exit_cells, 2 * 4);  // x86_64, rv64gc, rv64gc-linux, rv64g-linux (rv64g is not available here)
+  EXPECT_EQ(exit_cells, 2 * 6);  // x86_64, rv64gc, rv64gc-linux, rv64g-linux, aarch64, arm64-linux (not rv64g here)
   // Notes: the qemu-user membarrier cells and the targets carry them through the JSON.
   int noted = 0;
   for (size_t i = 0; i < back.cells.size(); ++i) {
@@ -109,6 +109,8 @@ TEST(ConformanceReport, JsonRoundTrip) {
   }
   EXPECT_GT(noted, 0);
   EXPECT_EQ(back.targets[1].sync_notes, r.targets[1].sync_notes);
+  ASSERT_FALSE(r.targets[7].writer_notes.empty());
+  EXPECT_EQ(back.targets[7].writer_notes, r.targets[7].writer_notes);
   EXPECT_EQ(back.targets[5].board, "rv64gc-linux");
   EXPECT_EQ(back.options.board_batches, r.options.board_batches);
   EXPECT_EQ(j["cells"][r.cells.size() - 1]["note"].is_string(), true);
@@ -118,14 +120,14 @@ TEST(ConformanceReport, JunitCounts) {
   auto r = canned();
   auto x = fc::report_junit(r);
   EXPECT_EQ(count_of(x, "<failure "), 1u);
-  EXPECT_EQ(count_of(x, "<skipped "), 7u);  // 6 unsupported + 1 not available
+  EXPECT_EQ(count_of(x, "<skipped "), 11u);  // 6 + 4 unsupported + 1 not available
   EXPECT_NE(x.find("<testsuite name=\"x86_64\""), std::string::npos);
   EXPECT_NE(x.find("<testsuite name=\"bench\""), std::string::npos);
   EXPECT_EQ(x.find("<f3>"), std::string::npos);  // escaped
   EXPECT_NE(x.find("&lt;f3&gt;"), std::string::npos);
   r.require_all = true;  // unsupported / not available become failures
   x = fc::report_junit(r);
-  EXPECT_EQ(count_of(x, "<failure "), 8u);
+  EXPECT_EQ(count_of(x, "<failure "), 12u);
   EXPECT_EQ(count_of(x, "<skipped "), 0u);
 }
 
@@ -133,7 +135,7 @@ TEST(ConformanceReport, HtmlIsSelfContained) {
   auto r = canned();
   auto h = fc::report_html(r);
   EXPECT_NE(h.find("<table id=\"matrix\">"), std::string::npos);
-  EXPECT_EQ(count_of(h, "<tr class=\"target-row\""), 7u);
+  EXPECT_EQ(count_of(h, "<tr class=\"target-row\""), 9u);
   // The notes: a footnote marker on the qemu-user membarrier column, the list under the matrix.
   EXPECT_NE(h.find("<ol id=\"notes\""), std::string::npos);
   EXPECT_NE(h.find("membarrier is the HOST kernel&#39;s"), std::string::npos);
@@ -184,6 +186,23 @@ TEST(ConformanceReport, MatrixText) {
   EXPECT_NE(line.find("[1]"), std::string::npos) << line;
   EXPECT_NE(t.find("notes:\n  [1] membarrier is the HOST kernel's: qemu-user forwards the syscall"), std::string::npos) << t;
   EXPECT_NE(t.find("  rv64gc-linux: Linux 6.1"), std::string::npos) << t;
+  // aarch64 under qemu-user: the procmem cells say why they are unsupported,
+  // its membarrier cells whose membarrier they test; the board's are the guest's.
+  for (const char* test : {"stress/procmem/membarrier/jump", "stress/procmem/signal/trap"}) {
+    at = t.find("aarch64       " + std::string(test));
+    ASSERT_NE(at, std::string::npos) << test << "\n" << t;
+    line = t.substr(at, t.find('\n', at) - at);
+    EXPECT_NE(line.find("unsupported"), std::string::npos) << line;
+    EXPECT_NE(line.find("] LP_ENOTSUP"), std::string::npos) << line;
+  }
+  EXPECT_NE(t.find("] under qemu-user libpatch refuses --writer procmem with LP_ENOTSUP"), std::string::npos) << t;
+  EXPECT_NE(t.find("] membarrier is the HOST kernel's: qemu-user forwards the syscall to the x86-64 Linux it runs on "
+                   "(which has SYNC_CORE); an arm64 kernel's"),
+            std::string::npos)
+      << t;
+  EXPECT_NE(t.find("] the guest's arm64 Linux 6.1 membarrier"), std::string::npos) << t;
+  EXPECT_NE(t.find("  aarch64: qemu-user"), std::string::npos) << t;
+  EXPECT_NE(t.find("  arm64-linux: Debian 12's arm64 Linux 6.1"), std::string::npos) << t;
   EXPECT_EQ(t.find("  rv64g: qemu-user"), std::string::npos) << "no note for a target that is not available";
   EXPECT_NE(t.find("unsupported"), std::string::npos);
   EXPECT_NE(t.find("not-available"), std::string::npos);

@@ -50,20 +50,21 @@ std::optional<Status> parse_status(std::string_view s);
 
 // A target of the matrix.
 struct Target {
-  std::string name;      // x86_64 | rv64gc | rv64g | bm-rv64gc | bm-rv64g
+  std::string name;      // x86_64 | rv64gc | rv64g | bm-rv64gc | bm-rv64g | rv64gc-linux | rv64g-linux |
+                         // aarch64 | arm64-linux
   std::string arch;      // selector arch
-  std::string isa;       // selector isa ("" = any)
+  std::string isa;       // selector isa ("" = any; arm64-linux: the board label selects it)
   std::string kind;      // executor kind: native | qemu-user | qemu-system (farm mode: "" = any)
   std::string workload;  // patch-stress | baremetal
   std::vector<std::string> syncs;  // patch-stress --sync methods, or bare-metal sync= modes
   std::string binary;    // --local: the patch-stress binary / bare-metal image file its agent is given
   std::string image;     // bare-metal: the image NAME jobs give (agents map names to files: farm-agent --image NAME=PATH)
-  std::string emulator;  // qemu-riscv64 / qemu-system-riscv64 ("" for native)
+  std::string emulator;  // qemu-riscv64 / qemu-aarch64 / qemu-system-riscv64 / qemu-system-aarch64 ("" for native)
   std::string emulator_cpu;        // qemu -cpu (rv64g: a hart without C)
   std::string bench_dir;           // directory with probe-hit and commit-latency ("" = none)
   bool available = true;
   std::string why;                 // why not available
-  // Board targets (rv64gc-linux, rv64g-linux): a real kernel on a (virtual)
+  // Board targets (rv64gc-linux, rv64g-linux, arm64-linux): a real kernel on a (virtual)
   // board, run by the vboard executor. `board` is the board's name (the
   // description farm/boards/boards/<board>.json; farm mode: label board=<board>),
   // `board_file` the description --local gives its agent.
@@ -71,11 +72,15 @@ struct Target {
   std::map<std::string, std::string> labels;  // selector labels of this target's jobs
   std::string note;                           // about the whole target (reports)
   std::map<std::string, std::string> sync_notes;  // sync method -> note on its cells
+  // writer -> note on its cells; it replaces the sync's note (aarch64 under
+  // qemu-user: the procmem writer is refused whatever the sync).
+  std::map<std::string, std::string> writer_notes;
 };
 
 // x86_64 (native), rv64gc and rv64g (qemu-user), bm-rv64gc and bm-rv64g
 // (qemu-system -smp 4), rv64gc-linux and rv64g-linux (Linux 6.1 boards under
-// qemu-system, the vboard executor), with their sync methods; paths left empty.
+// qemu-system, the vboard executor), aarch64 (qemu-user) and arm64-linux
+// (Debian's arm64 Linux 6.1 board), with their sync methods; paths left empty.
 std::vector<Target> default_targets();
 
 struct MatrixOptions {

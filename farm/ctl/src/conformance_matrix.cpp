@@ -71,6 +71,31 @@ std::vector<Target> default_targets() {
         "riscv64 Linux 6.1 has no MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE (QUERY gives 0x19f; registering it "
         "is EINVAL): libpatch refuses --sync membarrier with LP_ENOTSUP, unsupported is the expected result";
   }
+  // AArch64 (backends/aarch64, the aarch64 preset: ARMv8.0-A, static). No
+  // flush_icache sync on arm64 (the cache maintenance is user space's: DC
+  // CVAU / IC IVAU, docs/aarch64.md); membarrier SYNC_CORE or the signal round.
+  t.push_back(make("aarch64", "aarch64", "armv8", "qemu-user", "patch-stress", {"membarrier", "signal"}, "qemu-aarch64"));
+  t.back().note = "qemu-user: user-mode emulation on this machine's kernel; membarrier, mprotect and /proc/self/mem "
+                  "are the host's system calls, not an arm64 kernel's; qemu reports CTR_EL0.IDC = DIC = 1, so the "
+                  "cache maintenance is not exercised (docs/aarch64.md)";
+  t.back().sync_notes["membarrier"] =
+      "membarrier is the HOST kernel's: qemu-user forwards the syscall to the x86-64 Linux it runs on "
+      "(which has SYNC_CORE); an arm64 kernel's membarrier is tested by the arm64-linux board";
+  t.back().writer_notes["procmem"] =
+      "under qemu-user libpatch refuses --writer procmem with LP_ENOTSUP: a /proc/self/mem write goes to the host "
+      "kernel and does not reach qemu's translated code (probed at start-up); unsupported is the expected result, "
+      "the arm64-linux board runs procmem";
+  // Debian 12's arm64 kernel as a board. membarrier first: arm64 Linux 6.1
+  // has SYNC_CORE, and the instruction-site and call-probe cells use the first sync.
+  t.push_back(make("arm64-linux", "aarch64", "", "board", "patch-stress", {"membarrier", "signal"},
+                   "qemu-system-aarch64"));
+  t.back().board = "arm64-linux";
+  t.back().note = "Debian 12's arm64 Linux 6.1 (farm/boards) under qemu-system-aarch64 -M virt -cpu max -smp 4 (TCG), "
+                  "one boot per job (the vboard executor); fewer batches than the other targets "
+                  "(docs/conformance.md); TCG reports CTR_EL0.IDC = DIC = 1, so the cache maintenance is not exercised";
+  t.back().sync_notes["membarrier"] =
+      "the guest's arm64 Linux 6.1 membarrier: arm64 has MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE, so these cells "
+      "are expected to pass (unlike riscv64 Linux 6.1's)";
   return t;
 }
 
@@ -138,6 +163,7 @@ std::vector<Cell> build_matrix(const std::vector<Target>& targets, const MatrixO
       p->set_sites(sites);
       p->set_exit_probes(exit_probes);
       if (auto n = t.sync_notes.find(sync); n != t.sync_notes.end()) c.note = n->second;
+      if (auto n = t.writer_notes.find(w); n != t.writer_notes.end()) c.note = n->second;
       cells.push_back(std::move(c));
     };
     for (const auto& w : o.writers)

@@ -82,7 +82,8 @@ json target_json(const Target& t) {
   return {{"name", t.name}, {"arch", t.arch}, {"isa", t.isa}, {"kind", t.kind}, {"workload", t.workload},
           {"syncs", t.syncs}, {"binary", t.binary}, {"image", t.image}, {"emulator", t.emulator}, {"emulator_cpu", t.emulator_cpu},
           {"bench_dir", t.bench_dir}, {"available", t.available}, {"why", t.why}, {"board", t.board},
-          {"board_file", t.board_file}, {"labels", t.labels}, {"note", t.note}, {"sync_notes", t.sync_notes}};
+          {"board_file", t.board_file}, {"labels", t.labels}, {"note", t.note}, {"sync_notes", t.sync_notes},
+          {"writer_notes", t.writer_notes}};
 }
 
 template <class T>
@@ -235,6 +236,7 @@ RunReport report_from_json(const json& j) {
     x.labels = get<std::map<std::string, std::string>>(t, "labels", {});
     x.note = get<std::string>(t, "note", "");
     x.sync_notes = get<std::map<std::string, std::string>>(t, "sync_notes", {});
+    x.writer_notes = get<std::map<std::string, std::string>>(t, "writer_notes", {});
     r.targets.push_back(std::move(x));
   }
   for (const auto& c : j.value("cells", json::array())) {
@@ -891,7 +893,8 @@ std::string report_html(const RunReport& r) {
   // Benchmarks.
   h << "<h2>Probe-hit cost and commit latency per target</h2>\n";
   h << "<p class=\"muted\">bench/probe-hit and bench/commit-latency, run by farmctl on the machine that ran the "
-       "conformance (riscv64 under qemu-riscv64, so its numbers are the emulator's), while other jobs may be running: "
+       "conformance (riscv64 and aarch64 under qemu-riscv64 / qemu-aarch64, so their numbers are the emulator's; a "
+       "board target's in its guest, under TCG), while other jobs may be running: "
        "compare targets and runs with care.</p>\n";
   h << svg_probe_hit(r) << svg_commit_latency(r);
   if (!r.benches.empty()) {

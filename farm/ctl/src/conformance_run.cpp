@@ -48,11 +48,13 @@ struct Command::Options {
   std::vector<std::string> targets;
   bool require_all = false;
   bool no_bench = false;
-  std::string ps_host, ps_rv64gc, ps_rv64g, bm_rv64gc, bm_rv64g;
-  std::string bench_host, bench_rv64gc, bench_rv64g;
+  std::string ps_host, ps_rv64gc, ps_rv64g, ps_aarch64, bm_rv64gc, bm_rv64g;
+  std::string bench_host, bench_rv64gc, bench_rv64g, bench_aarch64;
   std::string qemu_user = "qemu-riscv64", qemu_system = "qemu-system-riscv64";
+  std::string qemu_user_aarch64 = "qemu-aarch64";
+  std::string qemu_system_aarch64;  // "" = the arm64 board description's qemu
   std::string boards_dir;  // --local: the board descriptions and their kernels (default <build>/boards)
-  bool qemu_system_given = false;  // --qemu-system given: it also replaces the boards' emulator
+  bool qemu_system_given = false;  // --qemu-system given: it also replaces the riscv64 boards' emulator
   uint32_t bench_timeout = 45;
   uint64_t bench_calls_native = 20'000'000, bench_calls_qemu = 1'000'000;
   std::vector<std::string> labels, target_kinds;
@@ -411,18 +413,24 @@ std::vector<Target> resolve_targets(const Command::Options& o, bool local) {
     if (!o.targets.empty() && std::find(o.targets.begin(), o.targets.end(), t.name) == o.targets.end()) continue;
     // The patch-stress targets of an ISA (qemu-user and the Linux board) share its build.
     const bool board = !t.board.empty();
-    const std::string key = board ? t.isa : t.name;
+    const bool a64 = t.arch == "aarch64";
+    const std::string key = !board ? t.name : a64 ? std::string("aarch64") : t.isa;
     std::string ps = key == "x86_64" ? o.ps_host : key == "rv64gc" ? o.ps_rv64gc : key == "rv64g" ? o.ps_rv64g
-                     : key == "bm-rv64gc" ? o.bm_rv64gc : o.bm_rv64g;
-    std::string rel = key == "x86_64"   ? "farm/workloads/stress/patch-stress"
-                      : key == "rv64gc" ? "../riscv64-gc/farm/workloads/stress/patch-stress"
-                      : key == "rv64g"  ? "../riscv64-g/farm/workloads/stress/patch-stress"
-                                        : "farm/workloads/baremetal/baremetal-" + t.isa + ".elf";
-    std::string bench = key == "x86_64" ? o.bench_host : key == "rv64gc" ? o.bench_rv64gc : o.bench_rv64g;
-    std::string bench_rel = key == "x86_64" ? "bench" : key == "rv64gc" ? "../riscv64-gc/bench" : "../riscv64-g/bench";
+                     : key == "aarch64" ? o.ps_aarch64 : key == "bm-rv64gc" ? o.bm_rv64gc : o.bm_rv64g;
+    std::string rel = key == "x86_64"    ? "farm/workloads/stress/patch-stress"
+                      : key == "rv64gc"  ? "../riscv64-gc/farm/workloads/stress/patch-stress"
+                      : key == "rv64g"   ? "../riscv64-g/farm/workloads/stress/patch-stress"
+                      : key == "aarch64" ? "../aarch64/farm/workloads/stress/patch-stress"
+                                         : "farm/workloads/baremetal/baremetal-" + t.isa + ".elf";
+    std::string bench = key == "x86_64" ? o.bench_host : key == "rv64gc" ? o.bench_rv64gc
+                        : key == "aarch64" ? o.bench_aarch64 : o.bench_rv64g;
+    std::string bench_rel = key == "x86_64" ? "bench" : key == "rv64gc" ? "../riscv64-gc/bench"
+                            : key == "aarch64" ? "../aarch64/bench" : "../riscv64-g/bench";
     if (t.workload == "patch-stress") t.bench_dir = dflt(bench, bench_rel);
     if (t.emulator == "qemu-riscv64") t.emulator = o.qemu_user;
+    if (t.emulator == "qemu-aarch64") t.emulator = o.qemu_user_aarch64;
     if (t.emulator == "qemu-system-riscv64") t.emulator = o.qemu_system;
+    if (t.emulator == "qemu-system-aarch64" && !o.qemu_system_aarch64.empty()) t.emulator = o.qemu_system_aarch64;
     if (t.workload == "baremetal") t.image = "baremetal-" + t.isa;
     if (!local) {
       // A real farm: selectors by arch/isa/kind; each agent runs its own
@@ -450,7 +458,7 @@ std::vector<Target> resolve_targets(const Command::Options& o, bool local) {
       t.why = "no " + std::string(t.workload == "baremetal" ? "image" : "patch-stress binary") +
               " (farmctl is not in a build tree; pass " +
               (t.name == "x86_64" ? std::string("--patch-stress-host")
-                                  : t.workload == "baremetal" ? "--baremetal-" + t.isa : "--patch-stress-" + t.name) +
+                                  : t.workload == "baremetal" ? "--baremetal-" + t.isa : "--patch-stress-" + key) +
               ")";
     } else if (t.workload == "patch-stress" ? !executable(t.binary) : !readable(t.binary)) {
       t.available = false;
@@ -474,9 +482,11 @@ std::vector<Target> resolve_targets(const Command::Options& o, bool local) {
                                       " (\"usable\": false in " + t.board_file + ")");
         for (const auto& [f, target] : {std::pair{d.kernel, d.kernel_target}, std::pair{d.init, d.init_target}})
           if (!readable(f)) throw std::invalid_argument("no " + f + " (build it: cmake --build BUILD --target " + target + ")");
-        if (!o.qemu_system_given) t.emulator = d.qemu;
+        // (--qemu-system is riscv64's, --qemu-system-aarch64 the arm64 board's)
+        if (a64 ? o.qemu_system_aarch64.empty() : !o.qemu_system_given) t.emulator = d.qemu;
         if (find_program(t.emulator).empty())
-          throw std::invalid_argument(t.emulator + " not found in PATH (Debian: qemu-system-misc opensbi)");
+          throw std::invalid_argument(t.emulator + " not found in PATH (Debian: " +
+                                      (a64 ? "qemu-system-arm" : "qemu-system-misc opensbi") + ")");
       } catch (const std::invalid_argument& e) {
         t.available = false;
         t.why = e.what();
@@ -532,9 +542,15 @@ void start_local_farm(LocalFarm& lf, std::vector<Target>& targets, const Command
   lf.client.address = lf.server->address();
   lf.client.token = client_tok;
 
+  // One agent per executor kind (and per arch but riscv64's, whose agents keep
+  // their names: local-qemu-user, local-qemu-system), one per board target.
+  auto agent_key = [](const Target& t) {
+    if (!t.board.empty()) return "board " + t.name;
+    return t.kind == "native" || t.arch == "riscv64" ? t.kind : t.kind + "-" + t.arch;  // local-qemu-user-aarch64
+  };
   std::map<std::string, std::vector<Target*>> by_kind;
   for (auto& t : targets)
-    if (t.available) by_kind[t.board.empty() ? t.kind : "board " + t.name].push_back(&t);
+    if (t.available) by_kind[agent_key(t)].push_back(&t);
   for (auto& [kind, ts] : by_kind) {
     if (!ts.front()->board.empty()) {
       // A board target: an agent of its own with the vboard executor (one
@@ -570,7 +586,7 @@ void start_local_farm(LocalFarm& lf, std::vector<Target>& targets, const Command
     ac.channel.token = agent_tok;
     ac.name = "local-" + kind;
     ac.work_dir = lf.tmp + "/agent-" + kind;
-    ac.exec.kind = kind;
+    ac.exec.kind = ts.front()->kind;
     ac.exec.arch = ts.front()->arch;
     ac.exec.default_smp = o.m.smp;
     ac.caps.set_arch(ts.front()->arch);
@@ -580,7 +596,7 @@ void start_local_farm(LocalFarm& lf, std::vector<Target>& targets, const Command
       if (t->isa == "rv64gc") isa = "rv64gc";
     ac.caps.set_isa(isa);
     ac.caps.set_slots(std::max(1u, o.slots));
-    if (kind == "qemu-system") ac.caps.set_cores(o.m.smp);
+    if (ac.exec.kind == "qemu-system") ac.caps.set_cores(o.m.smp);
     // What the agent runs is its configuration, as on a real farm: the
     // binary per ISA (a job's selector ISA picks it) and the images by name.
     for (auto* t : ts) {
@@ -717,14 +733,17 @@ Command::Command(CLI::App& app) : o_(new Options) {
   s->add_option("--report-dir", o.report_dir, "write index.html, conformance.json, junit.xml here")->capture_default_str();
   s->add_flag("--no-report", o.no_report, "do not write the report files");
   s->add_option("--targets", o.targets,
-                "only these targets: x86_64 rv64gc rv64g bm-rv64gc bm-rv64g rv64gc-linux rv64g-linux")
+                "only these targets: x86_64 rv64gc rv64g bm-rv64gc bm-rv64g rv64gc-linux rv64g-linux aarch64 arm64-linux")
       ->delimiter(',')
-      ->check(CLI::IsMember({"x86_64", "rv64gc", "rv64g", "bm-rv64gc", "bm-rv64g", "rv64gc-linux", "rv64g-linux"}));
+      ->check(CLI::IsMember({"x86_64", "rv64gc", "rv64g", "bm-rv64gc", "bm-rv64g", "rv64gc-linux", "rv64g-linux",
+                             "aarch64", "arm64-linux"}));
   s->add_flag("--require-all", o.require_all, "a target not available, an unsupported option or a missing benchmark is a failure");
   s->add_flag("--no-bench", o.no_bench, "do not run probe-hit / commit-latency");
   s->add_option("--patch-stress-host", o.ps_host, "--local: x86-64 patch-stress (default: <build>/farm/workloads/stress/patch-stress)");
   s->add_option("--patch-stress-rv64gc", o.ps_rv64gc, "--local: rv64gc patch-stress (default: <build>/../riscv64-gc/...)");
   s->add_option("--patch-stress-rv64g", o.ps_rv64g, "--local: rv64g patch-stress (default: <build>/../riscv64-g/...)");
+  s->add_option("--patch-stress-aarch64", o.ps_aarch64,
+                "--local: aarch64 patch-stress, for aarch64 and arm64-linux (default: <build>/../aarch64/...)");
   s->add_option("--baremetal-rv64gc", o.bm_rv64gc,
                 "bare-metal image: --local the file (default: <build>/farm/workloads/baremetal/baremetal-rv64gc.elf), "
                 "--farm the NAME the agents have (default: baremetal-rv64gc)");
@@ -734,10 +753,11 @@ Command::Command(CLI::App& app) : o_(new Options) {
   s->add_option("--bench-dir-host", o.bench_host, "directory with probe-hit and commit-latency (default: <build>/bench)");
   s->add_option("--bench-dir-rv64gc", o.bench_rv64gc, "riscv64 rv64gc benchmarks (default: <build>/../riscv64-gc/bench)");
   s->add_option("--bench-dir-rv64g", o.bench_rv64g, "riscv64 rv64g benchmarks (default: <build>/../riscv64-g/bench)");
+  s->add_option("--bench-dir-aarch64", o.bench_aarch64, "aarch64 benchmarks (default: <build>/../aarch64/bench)");
   s->add_option("--bench-timeout", o.bench_timeout, "seconds per benchmark run; measurements printed before it are kept")
       ->capture_default_str()->check(decimal(1, 86400));
   s->add_option("--boards-dir", o.boards_dir,
-                "--local: board descriptions and their kernels for rv64gc-linux / rv64g-linux (default: <build>/boards; "
+                "--local: board descriptions and their kernels for rv64gc-linux / rv64g-linux / arm64-linux (default: <build>/boards; "
                 "cmake --build BUILD --target boards)");
   s->add_option("--board-batches", o.m.board_batches, "board targets: patch-stress batches (mprotect; membarrier / flush_icache)")
       ->capture_default_str()->check(decimal(1, farm::ctl::limits::kMaxBatches));
@@ -747,6 +767,9 @@ Command::Command(CLI::App& app) : o_(new Options) {
       ->capture_default_str()->check(decimal(1, farm::ctl::limits::kMaxBatches));
   s->add_option("--qemu-user", o.qemu_user, "user-mode emulator for riscv64")->capture_default_str();
   s->add_option("--qemu-system", o.qemu_system, "system emulator for the bare-metal images and the riscv64 boards")->capture_default_str();
+  s->add_option("--qemu-user-aarch64", o.qemu_user_aarch64, "user-mode emulator for aarch64")->capture_default_str();
+  s->add_option("--qemu-system-aarch64", o.qemu_system_aarch64,
+                "system emulator for the arm64-linux board (default: its description's qemu)");
   s->add_option("--threads", o.m.threads, "patch-stress threads")->capture_default_str()->check(decimal(1, farm::ctl::limits::kMaxThreads));
   s->add_option("--functions", o.m.functions, "patch-stress probed functions")->capture_default_str()->check(decimal(1, farm::ctl::limits::kMaxFunctions));
   s->add_option("--batches", o.m.batches, "patch-stress batches (membarrier / flush_icache)")->capture_default_str()->check(decimal(1, farm::ctl::limits::kMaxBatches));
@@ -826,7 +849,8 @@ int Command::run(const farm::ChannelOptions& global, bool as_json) {
   if (!local) {
     for (const auto& [opt, v] : {std::pair<const char*, const std::string&>{"--patch-stress-host", o.ps_host},
                                  {"--patch-stress-rv64gc", o.ps_rv64gc},
-                                 {"--patch-stress-rv64g", o.ps_rv64g}})
+                                 {"--patch-stress-rv64g", o.ps_rv64g},
+                                 {"--patch-stress-aarch64", o.ps_aarch64}})
       if (!v.empty()) {
         std::cerr << "farmctl conformance: " << opt << " applies to --local: on a farm each agent runs its own "
                   << "binary (farm-agent --patch-stress PATH or --binary patch-stress@ISA=PATH)\n";

@@ -7,7 +7,6 @@
 // docs/aarch64.md has the whole story.
 #include <csignal>
 #include <cstring>
-#include <type_traits>
 #include <ucontext.h>
 
 #include "backend.hpp"
@@ -28,8 +27,13 @@ constexpr uint32_t kBtiJc = 0xd50324df, kPacibsp = 0xd503237f;
 bool is_entry_prefix(uint32_t w) { return w == kBtiC || w == kBtiJc || w == kPaciasp || w == kPacibsp; }
 
 // Linux's signal frame keeps the FP/SIMD registers in mcontext.__reserved as
-// a list of records (arch/arm64/include/uapi/asm/sigcontext.h); FPSIMD is one.
-constexpr uint32_t kFpsimdMagic = 0x46508001;
+// a list of records (arch/arm64/include/uapi/asm/sigcontext.h): FPSIMD always;
+// SVE when the thread has used SVE (glibc's string functions do, on a CPU
+// with SVE: qemu's -cpu max, many Arm servers), whose Z registers' low 128
+// bits ARE the V registers -- and sigreturn then restores V from the SVE
+// record, not from FPSIMD, so a handler's writes must go to both; EXTRA
+// points at more records beyond __reserved (a large SVE record goes there).
+constexpr uint32_t kFpsimdMagic = 0x46508001, kSveMagic = 0x53564501, kExtraMagic = 0x45585401;
 struct CtxHead {
   uint32_t magic, size;
 };
@@ -38,20 +42,55 @@ struct FpsimdCtx {
   uint32_t fpsr, fpcr;
   uint64_t v[32][2];
 };
+struct SveCtx {
+  CtxHead head;
+  uint16_t vl; // vector length in bytes
+  uint16_t flags;
+  uint16_t reserved[2];
+  // then, when head.size says so, Z0..Z31 (vl bytes each, lowest bytes first), P0..P15, FFR
+};
+constexpr size_t kSveRegsOffset = 16; // SVE_SIG_REGS_OFFSET
+struct ExtraCtx {
+  CtxHead head;
+  uint64_t datap;
+  uint32_t size;
+  uint32_t reserved[3];
+};
 
-template <class M> auto *find_fpsimd(M &m) {
-  using Byte = std::conditional_t<std::is_const_v<M>, const uint8_t, uint8_t>;
-  using Ctx = std::conditional_t<std::is_const_v<M>, const FpsimdCtx, FpsimdCtx>;
-  Byte *p = reinterpret_cast<Byte *>(m.__reserved);
-  Byte *end = p + sizeof(m.__reserved);
+// The FPSIMD record and, when it holds register data, the SVE record.
+struct FpRecords {
+  uint8_t *fpsimd = nullptr;
+  uint8_t *sve = nullptr;
+};
+
+FpRecords find_fp(const mcontext_t &m) {
+  FpRecords r;
+  uint8_t *p = const_cast<uint8_t *>(reinterpret_cast<const uint8_t *>(m.__reserved));
+  uint8_t *end = p + sizeof(m.__reserved);
+  bool extra_taken = false;
   while (p + sizeof(CtxHead) <= end) {
     CtxHead h;
     std::memcpy(&h, p, sizeof h);
-    if (h.magic == 0 || h.size < sizeof(CtxHead) || h.size > size_t(end - p)) break;
-    if (h.magic == kFpsimdMagic && h.size >= sizeof(FpsimdCtx)) return reinterpret_cast<Ctx *>(p);
+    if (h.magic == 0) break;
+    if (h.size < sizeof(CtxHead) || h.size > size_t(end - p)) break;
+    if (h.magic == kFpsimdMagic && h.size >= sizeof(FpsimdCtx)) r.fpsimd = p;
+    if (h.magic == kSveMagic && h.size >= sizeof(SveCtx)) {
+      SveCtx sc;
+      std::memcpy(&sc, p, sizeof sc);
+      if (sc.vl >= 16 && sc.vl % 16 == 0 && h.size >= kSveRegsOffset + 32u * sc.vl) r.sve = p;
+    }
+    if (h.magic == kExtraMagic && h.size >= sizeof(ExtraCtx) && !extra_taken) {
+      ExtraCtx x;
+      std::memcpy(&x, p, sizeof x);
+      // The list goes on at datap (in __reserved only the terminator follows EXTRA).
+      extra_taken = true;
+      p = reinterpret_cast<uint8_t *>(uintptr_t(x.datap));
+      end = p + x.size;
+      continue;
+    }
     p += h.size;
   }
-  return static_cast<Ctx *>(nullptr);
+  return r;
 }
 
 class A64Backend final : public Backend {
@@ -187,10 +226,12 @@ public:
     r->sp = m.sp;
     r->pc = site;
     r->pstate = m.pstate;
-    if (const FpsimdCtx *f = find_fpsimd(m)) {
+    const FpRecords fp = find_fp(m);
+    if (fp.fpsimd) {
+      const auto *f = reinterpret_cast<const FpsimdCtx *>(fp.fpsimd);
       r->fpsr = f->fpsr;
       r->fpcr = f->fpcr;
-      std::memcpy(r->v, f->v, sizeof r->v);
+      std::memcpy(r->v, f->v, sizeof r->v); // the kernel syncs it from Z when the thread uses SVE
     } else {
       r->fpsr = r->fpcr = 0;
       std::memset(r->v, 0, sizeof r->v);
@@ -204,10 +245,19 @@ public:
     for (int i = 0; i < 31; ++i) m.regs[i] = r->x[i];
     constexpr uint64_t kNzcv = 0xf0000000u;
     m.pstate = (m.pstate & ~kNzcv) | (r->pstate & kNzcv);
-    if (FpsimdCtx *f = find_fpsimd(m)) {
+    const FpRecords fp = find_fp(m);
+    if (fp.fpsimd) {
+      auto *f = reinterpret_cast<FpsimdCtx *>(fp.fpsimd);
       f->fpsr = uint32_t(r->fpsr);
       f->fpcr = uint32_t(r->fpcr);
       std::memcpy(f->v, r->v, sizeof r->v);
+    }
+    if (fp.sve) {
+      // Z_n's low 128 bits are V_n; the rest of Z_n keeps what it had (a
+      // handler's lp_regs has only V).
+      SveCtx sc;
+      std::memcpy(&sc, fp.sve, sizeof sc);
+      for (unsigned n = 0; n < 32; ++n) std::memcpy(fp.sve + kSveRegsOffset + size_t(n) * sc.vl, r->v[n], 16);
     }
   }
 

@@ -2,7 +2,7 @@
 """The host side of the linux-guest suites without a guest: run_suites.py's
 console parser, ctest verdicts and JUnit writer on a made-up console (markers,
 long lines in pieces, kernel lines, a lost line, a crash, a timeout, a guest
-that stops early, the SYNC_CORE skip check). Exit 0 if every check holds."""
+that stops early, the SYNC_CORE skip check, a retry boot's flaky and twice-failed tests). Exit 0 if every check holds."""
 import os
 import subprocess
 import sys
@@ -189,6 +189,48 @@ def main():
         n = suites["not-run-in-guest"].find("testcase/skipped")
         check(n is not None and "build host" in n.get("message"), "not-run reason in JUnit")
         check(root.get("tests") == "10", f"total tests: {root.get('tests')}")
+    # --retry-accel: the failed tests of the main boot (Api.Fails, stress.crash; stress.hang and
+    # never.started errored) run again in a second boot; those passing there are flaky, with their first
+    # failure kept (log, JUnit <flakyFailure>/<flakyError>), the others keep failing with both reasons.
+    first_fail = [t for t in tests if t.verdict in ("failed", "error")]
+    check([t.name for t in first_fail] == ["Api.Fails", "stress.crash", "stress.hang", "never.started"],
+          f"failed in the main boot: {[t.name for t in first_fail]}")
+    again = [t.retry_copy(i) for i, t in enumerate(first_fail)]
+    check(again[0].id == 0 and again[0].argv[-1] == "--gtest_output=xml:/tmp/lpg/0.xml"
+          and sum(x.startswith("--gtest_output=") for x in again[0].argv) == 1 and again[0].verdict is None
+          and not again[0].out, f"retry copy: {again[0].id} {again[0].argv} {again[0].verdict}")
+    retry_passed_xml = [x.replace('name="Passes"', 'name="Fails"') for x in passed_xml]
+    lines2 = console(block(0, ["[ RUN      ] Api.Fails", "[       OK ] Api.Fails"], retry_passed_xml)
+                     + block(1, ["still broken"], status="signal:11")
+                     + block(2, ['{"verdict":"pass"}'])
+                     + block(3, [], status="exit:0")
+                     + [b"===LPG-RUNNER-END===", b"===FARM-BOARD-END rc=0==="])
+    rs.parse_console(lines2, {t.id: t for t in again}, {})
+    for t in again:
+        rs.judge(t, "qemu exit 0")
+        if t.xml:
+            c = rs.parse_gtest_xml(t)
+            if isinstance(c, list):
+                t.cases = c
+    flaky = rs.merge_retry(tests, again, "tcg,thread=multi", "tcg,thread=single")
+    check([t.name for t in flaky] == ["Api.Fails", "stress.hang", "never.started"], f"flaky: {[t.name for t in flaky]}")
+    fails = tests[1]
+    check(fails.verdict == "passed" and fails.first["verdict"] == "failed"
+          and "Expected equality" in fails.first["text"] and "flaky: failed under -accel tcg,thread=multi" in fails.message
+          and b"[       OK ]" in fails.out, f"flaky Api.Fails: {fails.verdict} {fails.message} {fails.first}")
+    crash = tests[5]
+    check(crash.verdict == "failed" and "failed again under -accel tcg,thread=single (killed by signal 11)" in crash.message,
+          f"failing twice: {crash.verdict} {crash.message}")
+    check(tests[7].verdict == "passed" and tests[7].first["verdict"] == "error", f"flaky error: {tests[7].first}")
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "j.xml")
+        rs.junit(tests, [], path, "riscv64-linux: test", {})
+        root = ET.parse(path).getroot()
+        f = root.find(".//testcase[@name='Fails']/flakyFailure")
+        check(f is not None and "tcg,thread=multi" in f.get("message") and "Expected equality" in (f.text or "")
+              and root.find(".//testcase[@name='Fails']/failure") is None, "JUnit: flakyFailure, no failure")
+        check(root.find(".//testcase/flakyError") is not None, "JUnit: flakyError for a test that errored first")
+        check(root.get("failures") == "1" and root.get("errors") == "0", f"JUnit totals after the retry: {root.attrib}")
     # Bad --exclude values are refused with the reason (exit 2), before anything is read.
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "run_suites.py")
     base = [sys.executable, script, "--build-dir", "/nonexistent", "--source-dir", "/nonexistent", "--ctest", "ctest",

@@ -94,6 +94,27 @@ class Test:
         self.verdict = None      # passed failed skipped error
         self.message = ""
         self.cases = []          # parsed GoogleTest cases
+        self.first = None        # retried (--retry-accel): the first boot's failure, see merge_retry
+
+    def retry_copy(self, tid):
+        """The same test, not yet run, as test `tid` of a second boot."""
+        c = Test({"name": self.name, "command": self.command,
+                  "properties": [{"name": k, "value": v} for k, v in self.props.items()]})
+        for k in ("reason", "binary", "env", "cwd", "timeout", "capped"):
+            setattr(c, k, getattr(self, k))
+        c.id = tid
+        c.argv = [x for x in self.argv if not x.startswith("--gtest_output=")]
+        if self.xml:
+            c.xml = f"{GUEST_XML_DIR}/{tid}.xml"
+            c.argv.append(f"--gtest_output=xml:{c.xml}")
+        return c
+
+    def failure_text(self):
+        """What failed, for the log and JUnit: GoogleTest's messages, else the output's tail."""
+        gfail = [g for g in self.cases if g["result"] == "failed"] if isinstance(self.cases, list) else []
+        if gfail:
+            return "\n\n".join(g["text"] or g["message"] for g in gfail)
+        return self.out.decode("utf-8", "replace")
 
 
 def elf_info(path):
@@ -375,6 +396,33 @@ def parse_gtest_xml(t):
     return cases
 
 
+# ---- the retry boot ----------------------------------------------------------------
+
+def merge_retry(first, again, accel, retry_accel):
+    """--retry-accel: `again` holds, in order, a retry_copy of each test of
+    `first` that failed (or errored) in the main boot, as it ran in a second
+    boot with -accel `retry_accel`. A test that passes (or skips) there is
+    flaky: it takes the retry's results and keeps the first failure in .first
+    (the log prints it, JUnit holds it as <flakyFailure>/<flakyError>, as
+    Surefire's rerun does); the exit status counts it as passed. One that fails
+    again keeps its first failure, with the second appended to its message.
+    Returns the flaky tests."""
+    flaky = []
+    for t, c in zip([t for t in first if t.verdict in ("failed", "error")], again):
+        if c.verdict in ("passed", "skipped"):
+            t.first = {"verdict": t.verdict, "message": t.message, "text": t.failure_text(),
+                       "status": t.status, "accel": accel, "seconds": t.seconds}
+            for k in ("started", "status", "seconds", "out", "klog", "xml_text", "counts", "end_counts",
+                      "verdict", "message", "cases"):
+                setattr(t, k, getattr(c, k))
+            t.message = (f"flaky: {t.first['verdict']} under -accel {accel} ({t.first['message']}), "
+                         f"{c.verdict} under -accel {retry_accel}")
+            flaky.append(t)
+        else:
+            t.message += f"; {c.verdict} again under -accel {retry_accel} ({c.message})"
+    return flaky
+
+
 # ---- JUnit -------------------------------------------------------------------------
 
 def tail(b, limit=32768):
@@ -442,6 +490,10 @@ def junit(tests, not_run, path, suite_name, props):
                 gskip = [g for g in gcases if g["result"] == "skipped"]
                 ET.SubElement(tc, "skipped", message=tail(
                     (gskip[0]["message"] if gskip and gskip[0]["message"] else t.message), 2000))
+            if t.first:
+                fe = ET.SubElement(tc, "flakyFailure" if t.first["verdict"] == "failed" else "flakyError",
+                                   message=tail(f"{t.first['message']} (-accel {t.first['accel']})", 2000))
+                fe.text = tail(t.first["text"])
             so = ET.SubElement(tc, "system-out")
             so.text = tail(t.out)
             if t.klog:
@@ -491,6 +543,9 @@ def main():
                     help="tests whose name matches REGEX are not run here; REASON says where they run and why "
                          "(listed as not run, never left out silently)")
     ap.add_argument("--accel", help="override the board's -accel (e.g. tcg,thread=single)")
+    ap.add_argument("--retry-accel", metavar="ACCEL",
+                    help="run the tests that fail in the main boot again in a second boot with this -accel; "
+                         "one that passes there is reported FLAKY (JUnit <flakyFailure>) and counts as passed")
     ap.add_argument("--cap", action="append", default=[], metavar="NAME=MAX",
                     help="lower the numeric argument after NAME to MAX in the guest")
     ap.add_argument("--default-timeout", type=int, default=300, help="per test, when it has no TIMEOUT")
@@ -578,7 +633,79 @@ def main():
     if not run:
         die("no test to run in the guest", 1)
 
-    stage = a.keep or tempfile.mkdtemp(prefix="linux-guest.")
+    ctx = {"a": a, "board": board, "boards_dir": boards_dir, "farm_initramfs": farm_initramfs,
+           "build_dir": build_dir}
+    accel = a.accel or board.get("accel") or "(qemu's default)"
+    info = {}
+    b1 = boot_and_judge(ctx, run, a.accel or board.get("accel"), a.console_log, a.keep, info)
+    flaky = []
+    if a.retry_accel and a.retry_accel != accel:
+        failed = [t for t in run if t.verdict in ("failed", "error")]
+        if failed:
+            log("")
+            log(f"run_suites: {len(failed)} failed under -accel {accel}; running them again in a second boot "
+                f"with -accel {a.retry_accel} (--retry-accel: tests/linux-guest/README.md, \"Flaky\")")
+            again = [t.retry_copy(i) for i, t in enumerate(failed)]
+            b2 = boot_and_judge(ctx, again, a.retry_accel,
+                                a.console_log + ".retry" if a.console_log else None,
+                                a.keep + "/retry" if a.keep else None, {})
+            b1["corrupted"] += b2["corrupted"]
+            b1["wall"] += b2["wall"]
+            flaky = merge_retry(run, again, accel, a.retry_accel)
+    wall = b1["wall"]
+    props = {"board": a.board, "kernel": info.get("kernel", "?"), "online_cpus": info.get("online_cpus", "?"),
+             "membarrier_query": info.get("membarrier_query", "?"), "qemu": shlex.join(b1["cmd"]),
+             "wall_seconds": f"{wall:.1f}"}
+    if a.retry_accel:
+        props["retry_accel"] = a.retry_accel
+    junit(run, not_run, a.junit, a.suite_name, props)
+
+    counts = {}
+    for t in run:
+        counts[t.verdict] = counts.get(t.verdict, 0) + 1
+    log("")
+    log(f"run_suites: guest {info.get('kernel', '?')}, {info.get('online_cpus', '?')} cpus, "
+        f"membarrier QUERY {info.get('membarrier_query', '?')}")
+    log("run_suites: per executable (passed/failed/skipped/error, guest seconds):")
+    by_exe = {}
+    for t in run:
+        by_exe.setdefault(os.path.relpath(t.binary, build_dir), []).append(t)
+    for exe, ts in by_exe.items():
+        c = {v: sum(1 for t in ts if t.verdict == v) for v in ("passed", "failed", "skipped", "error")}
+        log(f"  {exe:45s} {c['passed']:4d} {c['failed']:4d} {c['skipped']:4d} {c['error']:4d} "
+            f"{sum(t.seconds for t in ts):8.1f}")
+    for t in run:
+        if t.verdict == "skipped":
+            log(f"run_suites: skipped: {t.name}: {t.message}")
+    for t in flaky:
+        log(f"run_suites: FLAKY: {t.name}: {t.message}")
+        for ln in t.first["text"].splitlines()[:12]:
+            log(f"    {ln}")
+    bad = [t for t in run if t.verdict in ("failed", "error")]
+    for t in bad:
+        log(f"run_suites: {t.verdict.upper()}: {t.name}: {t.message}")
+        for ln in t.failure_text().splitlines()[:12] if t.cases else t.failure_text().splitlines()[-12:]:
+            log(f"    {ln}")
+        for ln in t.klog.decode("utf-8", "replace").splitlines()[-6:]:
+            log(f"    kernel: {ln}")
+    for n in b1["corrupted"]:
+        log(f"run_suites: warning: {n}: the console's byte count differs from the runner's (a line lost or mangled)")
+    log(f"run_suites: {len(run)} tests in the guest: " + ", ".join(f"{v} {n}" for v, n in sorted(counts.items()))
+        + (f" ({len(flaky)} of them flaky: failed under -accel {accel}, passed under -accel {a.retry_accel})"
+           if flaky else "")
+        + f"; {len(not_run)} not run in the guest (see above)")
+    log(f"run_suites: boot to runner {b1['t_begin'] or 0:.1f} s, qemu wall {wall:.1f} s, "
+        f"total {time.monotonic() - t_start:.1f} s; JUnit: {a.junit}")
+    return 1 if bad else 0
+
+
+def boot_and_judge(ctx, run, accel, console_log, keep, info):
+    """One boot of the board running `run` (ids 0..n-1): stages the
+    initramfs, boots, parses the console into each test and judges it.
+    Returns {"cmd", "wall", "t_begin", "corrupted"}; fills `info` (@info lines)."""
+    a, board, boards_dir, build_dir = ctx["a"], ctx["board"], ctx["boards_dir"], ctx["build_dir"]
+    farm_initramfs = ctx["farm_initramfs"]
+    stage = keep or tempfile.mkdtemp(prefix="linux-guest.")
     os.makedirs(stage, exist_ok=True)
     try:
         # Binaries, stripped of debug info (several MB each otherwise).
@@ -632,8 +759,8 @@ def main():
                "-m", a.memory or board["memory"]]
         if board.get("bios"):
             cmd += ["-bios", board["bios"]]
-        if a.accel or board.get("accel"):
-            cmd += ["-accel", a.accel or board["accel"]]
+        if accel:
+            cmd += ["-accel", accel]
         cmd += board.get("qemu_args", [])
         cmd += ["-kernel", os.path.join(boards_dir, board["kernel"]), "-initrd", cpio, "-append", board["append"]]
         full = ["timeout", "-k", "10", str(a.qemu_timeout)] + cmd
@@ -641,7 +768,7 @@ def main():
         t0 = time.monotonic()
         p = subprocess.Popen(full, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         lines = []
-        con = open(a.console_log, "wb") if a.console_log else None
+        con = open(console_log, "wb") if console_log else None
         by_id = {t.id: t for t in run}
         t_begin = None
         for raw in p.stdout:
@@ -665,10 +792,9 @@ def main():
         if con:
             con.close()
     finally:
-        if not a.keep:
+        if not keep:
             shutil.rmtree(stage, ignore_errors=True)
 
-    info = {}
     runner_begin, runner_end, board_end = parse_console(lines, by_id, info)
     killed = next((ln for ln in lines if re.search(rb"qemu-system-\S+: terminating on signal", ln)), None)
     if rc in (124, 137):
@@ -695,47 +821,7 @@ def main():
         check_sync_core_skip(t, info)
         if t.end_counts and (t.end_counts["o"] != t.counts["o"] or t.end_counts["x"] != t.counts["x"]):
             corrupted.append(t.name)
-    props = {"board": a.board, "kernel": info.get("kernel", "?"), "online_cpus": info.get("online_cpus", "?"),
-             "membarrier_query": info.get("membarrier_query", "?"), "qemu": shlex.join(cmd),
-             "wall_seconds": f"{wall:.1f}"}
-    junit(run, not_run, a.junit, a.suite_name, props)
-
-    counts = {}
-    for t in run:
-        counts[t.verdict] = counts.get(t.verdict, 0) + 1
-    log("")
-    log(f"run_suites: guest {info.get('kernel', '?')}, {info.get('online_cpus', '?')} cpus, "
-        f"membarrier QUERY {info.get('membarrier_query', '?')}")
-    log("run_suites: per executable (passed/failed/skipped/error, guest seconds):")
-    by_exe = {}
-    for t in run:
-        by_exe.setdefault(os.path.relpath(t.binary, build_dir), []).append(t)
-    for exe, ts in by_exe.items():
-        c = {v: sum(1 for t in ts if t.verdict == v) for v in ("passed", "failed", "skipped", "error")}
-        log(f"  {exe:45s} {c['passed']:4d} {c['failed']:4d} {c['skipped']:4d} {c['error']:4d} "
-            f"{sum(t.seconds for t in ts):8.1f}")
-    for t in run:
-        if t.verdict == "skipped":
-            log(f"run_suites: skipped: {t.name}: {t.message}")
-    bad = [t for t in run if t.verdict in ("failed", "error")]
-    for t in bad:
-        log(f"run_suites: {t.verdict.upper()}: {t.name}: {t.message}")
-        gfail = [g for g in t.cases if g["result"] == "failed"] if isinstance(t.cases, list) else []
-        for g in gfail:
-            for ln in (g["text"] or g["message"]).splitlines()[:12]:
-                log(f"    {ln}")
-        if not gfail:
-            for ln in t.out.decode("utf-8", "replace").splitlines()[-12:]:
-                log(f"    | {ln}")
-        for ln in t.klog.decode("utf-8", "replace").splitlines()[-6:]:
-            log(f"    kernel: {ln}")
-    for n in corrupted:
-        log(f"run_suites: warning: {n}: the console's byte count differs from the runner's (a line lost or mangled)")
-    log(f"run_suites: {len(run)} tests in the guest: " + ", ".join(f"{v} {n}" for v, n in sorted(counts.items()))
-        + f"; {len(not_run)} not run in the guest (see above)")
-    log(f"run_suites: boot to runner {t_begin or 0:.1f} s, qemu wall {wall:.1f} s, total {time.monotonic() - t_start:.1f} s; "
-        f"JUnit: {a.junit}")
-    return 1 if bad else 0
+    return {"cmd": cmd, "wall": wall, "t_begin": t_begin, "corrupted": corrupted}
 
 
 if __name__ == "__main__":

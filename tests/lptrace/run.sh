@@ -7,28 +7,11 @@
 # with python3). Exit 0 pass, 1 fail.
 set -u -o pipefail
 case_name=$1 lptrace=$2 workload=$3 scratch=$4
+# check FILE EXPR..., expect STATUS REGEX ARGS...
+source "$(dirname "${BASH_SOURCE[0]}")"/lib.sh || exit 1
 rm -rf "$scratch" && mkdir -p "$scratch" || exit 1
 cd "$scratch" || exit 1
 fail() { echo "lptrace.$case_name: FAIL: $*" >&2; exit 1; }
-# check FILE PYTHON-EXPR...: every expression must hold for `procs`, the
-# list of process reports (the "processes" of lptrace --json).
-check() {
-  local file=$1
-  shift
-  python3 - "$file" "$@" <<'PY' || fail "report check failed (see above); the report: $(cat "$1")"
-import json, sys
-procs = json.load(open(sys.argv[1]))["processes"]
-def fn(p, name):
-    m = [f for f in p["functions"] if f["name"] == name]
-    return m[0] if m else None
-ok = True
-for expr in sys.argv[2:]:
-    if not eval(expr):
-        print("false:", expr, file=sys.stderr)
-        ok = False
-sys.exit(0 if ok else 1)
-PY
-}
 
 # trace_ok FILE EVENTS DROPPED: FILE is a Chrome trace-event file (the format
 # Perfetto and chrome://tracing load) by the format's rules, with EVENTS
@@ -185,14 +168,6 @@ debian)
   grep -qF "no function matches 'nothing_is_called_this'" table.txt || fail "the unmatched pattern is not reported"
   ;;
 bad)
-  expect() { # expect STATUS MESSAGE-REGEX ARGS...
-    local want=$1 re=$2
-    shift 2
-    "$lptrace" "$@" >o.txt 2>e.txt
-    local rc=$?
-    [[ $rc -eq $want ]] || fail "lptrace $* exited $rc, not $want: $(cat e.txt)"
-    grep -Eq "$re" e.txt || fail "lptrace $*: no message matching '$re': $(cat e.txt)"
-  }
   expect 2 "more than one ':'" run -f 'a:b:c' -- true
   expect 2 "empty object" run -f ':open' -- true
   expect 2 "no function" run -f 'libc.so*:' -- true

@@ -67,19 +67,19 @@ std::string find_agent(std::string *why) {
   return "";
 }
 
-// ---- run: foreign programs (riscv64 under qemu-user) ----
+// ---- run: foreign programs (riscv64, aarch64 under qemu-user) ----
 // `run` reads PROGRAM's ELF header: a program of this host's machine runs
-// natively with the agent in LD_PRELOAD (above); a riscv64 one on a host that
-// is not riscv64 runs as
-//   qemu-riscv64 -L SYSROOT -0 PROGRAM -E LD_PRELOAD=AGENT -E LPTRACE_...=... PATH ARGS...
-// with a riscv64 agent (the riscv64 presets build one). Without binfmt_misc
-// that is the only way to start it, and it keeps the riscv64 agent out of the
-// host's LD_PRELOAD (qemu's own x86-64 loader would refuse it) and the
-// environment lptrace adds in the guest's. What cannot work there: a static
-// program (no PT_INTERP: no loader reads LD_PRELOAD, refused), programs the
-// guest exec()s (qemu-user hands execve to the host kernel, which cannot run
-// a riscv64 ELF without binfmt_misc: ENOEXEC), attach (inject.cpp is x86-64
-// ptrace code, and the tracee would be qemu).
+// natively with the agent in LD_PRELOAD (above); a riscv64 or aarch64 one on
+// a host of another machine runs as
+//   qemu-ARCH -L SYSROOT -0 PROGRAM -E LD_PRELOAD=AGENT -E LPTRACE_...=... PATH ARGS...
+// with an agent of its machine (the riscv64 and aarch64 presets build one).
+// Without binfmt_misc that is the only way to start it, and it keeps the
+// foreign agent out of the host's LD_PRELOAD (qemu's own x86-64 loader would
+// refuse it) and the environment lptrace adds in the guest's. What cannot
+// work there: a static program (no PT_INTERP: no loader reads LD_PRELOAD,
+// refused), programs the guest exec()s (qemu-user hands execve to the host
+// kernel, which cannot run a foreign ELF without binfmt_misc: ENOEXEC),
+// attach (inject.cpp is x86-64 ptrace code, and the tracee would be qemu).
 #if defined(__x86_64__)
 constexpr uint16_t kHostMachine = EM_X86_64;
 #elif defined(__riscv) && __riscv_xlen == 64
@@ -89,6 +89,24 @@ constexpr uint16_t kHostMachine = EM_AARCH64;
 #else
 #error "lptrace: unknown host machine"
 #endif
+
+// The machines `run` starts under qemu-user (64-bit little-endian programs of
+// a machine other than the host's). `name` names the emulator (qemu-NAME).
+struct Foreign {
+  uint16_t machine;
+  const char *name;       // riscv64: qemu-riscv64
+  const char *agent_env;  // the agent's variable (after --agent)
+  const char *triplet;    // /usr/TRIPLET: the default sysroot; ../lib/TRIPLET next to lptrace: an install's agent
+  const char *built;      // where a build of this project puts the agent
+  const char *presets;    // which presets build it
+  const char *libc;       // Debian's package of the sysroot
+};
+constexpr Foreign kForeign[] = {
+    {EM_RISCV, "riscv64", "LPTRACE_AGENT_RISCV64", "riscv64-linux-gnu",
+     "build/riscv64-gc/tools/lptrace/libpatch-trace.so", "the riscv64-gc and riscv64-g presets", "libc6-riscv64-cross"},
+    {EM_AARCH64, "aarch64", "LPTRACE_AGENT_AARCH64", "aarch64-linux-gnu",
+     "build/aarch64/tools/lptrace/libpatch-trace.so", "the aarch64 preset", "libc6-arm64-cross"},
+};
 
 struct ElfInfo {
   bool elf = false; // false: not an ELF file (a script, ...): run as today
@@ -146,8 +164,33 @@ std::string machine_name(const ElfInfo &e) {
   case EM_RISCV: return e.is64 ? "riscv64" : "riscv32";
   case EM_AARCH64: return "aarch64";
   case EM_ARM: return "arm";
+  case EM_PPC64: return "ppc64";
   default: return "ELF machine " + std::to_string(e.machine);
   }
+}
+
+// The qemu-user machine `e` runs under, nullptr if none (the host's own
+// machine runs natively).
+const Foreign *foreign_for(const ElfInfo &e) {
+  if (!e.is64 || !e.little || e.machine == kHostMachine) return nullptr;
+  for (const Foreign &f : kForeign)
+    if (f.machine == e.machine) return &f;
+  return nullptr;
+}
+
+// "riscv64 and aarch64 ones under qemu-riscv64 and qemu-aarch64": what runs
+// under qemu-user on this host.
+std::string foreign_summary() {
+  std::string names, qemus;
+  size_t n = 0;
+  for (const Foreign &f : kForeign) {
+    if (f.machine == kHostMachine) continue;
+    const char *sep = n == 0 ? "" : " and ";
+    names += sep + std::string(f.name);
+    qemus += sep + std::string("qemu-") + f.name;
+    ++n;
+  }
+  return names + " ones under " + qemus;
 }
 
 // execvp's search: NAME with a '/' as it is, else the first executable
@@ -169,14 +212,15 @@ std::string resolve_in_path(const std::string &name) {
 }
 
 // The agent for a program of `prog`'s machine: --agent (any machine), else
-// the native agent (find_agent) or, for riscv64, $LPTRACE_AGENT_RISCV64, else
-// ../lib/riscv64-linux-gnu/libpatch-trace.so next to lptrace (an install).
-// The file must be a shared object of the program's machine (`check`: the
-// program is an ELF file lptrace could read).
+// the native agent (find_agent) or, for a foreign machine, its
+// $LPTRACE_AGENT_<ARCH>, else ../lib/<triplet>/libpatch-trace.so next to
+// lptrace (an install). The file must be a shared object of the program's
+// machine (`check`: the program is an ELF file lptrace could read).
 std::string find_agent_for(const ElfInfo &prog, const std::string &name, const std::string &opt, bool check,
                            std::string *why) {
   std::string agent, from;
   const std::string mach = machine_name(prog);
+  const Foreign *f = foreign_for(prog);
   if (!opt.empty()) {
     if (access(opt.c_str(), R_OK) != 0) {
       *why = "--agent " + opt + ": " + std::strerror(errno);
@@ -184,22 +228,21 @@ std::string find_agent_for(const ElfInfo &prog, const std::string &name, const s
     }
     agent = std::filesystem::absolute(opt).string();
     from = "--agent ";
-  } else if (prog.machine == kHostMachine) {
+  } else if (!f) {
     agent = find_agent(why);
     if (agent.empty()) return "";
-  } else if (const char *e = std::getenv("LPTRACE_AGENT_RISCV64"); e && *e) {
+  } else if (const char *e = std::getenv(f->agent_env); e && *e) {
+    from = std::string(f->agent_env) + "=";
     if (access(e, R_OK) != 0) {
-      *why = std::string("LPTRACE_AGENT_RISCV64=") + e + ": " + std::strerror(errno);
+      *why = from + e + ": " + std::strerror(errno);
       return "";
     }
     agent = std::filesystem::absolute(e).string();
-    from = "LPTRACE_AGENT_RISCV64=";
   } else {
-    const std::string c = self_dir() + "/../lib/riscv64-linux-gnu/libpatch-trace.so";
+    const std::string c = self_dir() + "/../lib/" + f->triplet + "/libpatch-trace.so";
     if (access(c.c_str(), R_OK) != 0) {
-      *why = name + " is built for " + mach + " and no " + mach + " agent was found: pass --agent " +
-             "build/riscv64-gc/tools/lptrace/libpatch-trace.so (built by the riscv64-gc and riscv64-g presets), " +
-             "set LPTRACE_AGENT_RISCV64, or install it as " + c;
+      *why = name + " is built for " + mach + " and no " + mach + " agent was found: pass --agent " + f->built +
+             " (built by " + f->presets + "), set " + f->agent_env + ", or install it as " + c;
       return "";
     }
     agent = std::filesystem::canonical(c).string();
@@ -213,7 +256,7 @@ std::string find_agent_for(const ElfInfo &prog, const std::string &name, const s
   if (a.machine != prog.machine || a.is64 != prog.is64) {
     *why = "the agent " + from + agent + " is built for " + machine_name(a) + ", but " + name + " is built for " +
            mach + ": the agent must be built for the program's machine" +
-           (prog.machine == EM_RISCV ? " (build/riscv64-gc/tools/lptrace/libpatch-trace.so)" : "");
+           (f ? std::string(" (") + f->built + ")" : std::string());
     return "";
   }
   return agent;
@@ -263,8 +306,9 @@ int run(const std::vector<std::string> &patterns, bool exits, bool json, bool pe
         const std::string &record, uint64_t ring, double interval, const std::string &agent_opt,
         const std::string &sysroot, const std::vector<std::string> &cmd) {
   if (!patterns_ok(patterns)) return 2;
-  // PROGRAM's machine: natively, or a riscv64 program under qemu-riscv64. A
-  // file that is not there or not an ELF file (a script) runs as today.
+  // PROGRAM's machine: natively, or a riscv64 / aarch64 program under
+  // qemu-riscv64 / qemu-aarch64. A file that is not there or not an ELF file
+  // (a script) runs as today.
   const std::string prog_path = resolve_in_path(cmd[0]);
   ElfInfo prog;
   const bool known = !prog_path.empty() && read_elf(prog_path, &prog) && prog.elf;
@@ -277,12 +321,11 @@ int run(const std::vector<std::string> &patterns, bool exits, bool json, bool pe
   host.is64 = true;
   host.machine = kHostMachine;
   const bool native = prog.is64 && prog.machine == kHostMachine;
-  const bool qemu = !native && prog.is64 && prog.little && prog.machine == EM_RISCV;
+  const Foreign *foreign = native ? nullptr : foreign_for(prog);
+  const bool qemu = foreign != nullptr;
   if (!native && !qemu) {
-    std::fprintf(stderr,
-                 "lptrace: %s is built for %s: lptrace runs %s programs natively and riscv64 ones under "
-                 "qemu-riscv64, nothing else\n",
-                 prog_path.c_str(), machine_name(prog).c_str(), machine_name(host).c_str());
+    std::fprintf(stderr, "lptrace: %s is built for %s: lptrace runs %s programs natively and %s, nothing else\n",
+                 prog_path.c_str(), machine_name(prog).c_str(), machine_name(host).c_str(), foreign_summary().c_str());
     return 2;
   }
   std::string why;
@@ -292,36 +335,41 @@ int run(const std::vector<std::string> &patterns, bool exits, bool json, bool pe
     return 2;
   }
   std::string qemu_path;
+  // --sysroot, else Debian's cross libc of the program's machine.
+  const std::string root = !sysroot.empty() ? sysroot : qemu ? std::string("/usr/") + foreign->triplet : "";
   if (qemu) {
+    const char *arch = foreign->name;
+    const std::string qemu_name = std::string("qemu-") + arch;
     if (!prog.dynamic) {
       std::fprintf(stderr,
-                   "lptrace: %s is a statically linked riscv64 program (no PT_INTERP): no dynamic loader runs in it, "
+                   "lptrace: %s is a statically linked %s program (no PT_INTERP): no dynamic loader runs in it, "
                    "so LD_PRELOAD cannot load the agent; link it without -static\n",
-                   prog_path.c_str());
+                   prog_path.c_str(), arch);
       return 2;
     }
-    qemu_path = resolve_in_path("qemu-riscv64");
+    qemu_path = resolve_in_path(qemu_name);
     if (qemu_path.empty()) {
       std::fprintf(stderr,
-                   "lptrace: %s is a riscv64 program: it runs under qemu-riscv64 (no binfmt_misc is used), which is not "
+                   "lptrace: %s is a%s %s program: it runs under %s (no binfmt_misc is used), which is not "
                    "in PATH (Debian: apt-get install qemu-user)\n",
-                   prog_path.c_str());
+                   prog_path.c_str(), arch[0] == 'a' ? "n" : "", arch, qemu_name.c_str());
       return 2;
     }
     struct stat st {};
-    const std::string loader = sysroot + prog.interp;
-    if (stat(sysroot.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || access(loader.c_str(), R_OK) != 0) {
+    const std::string loader = root + prog.interp;
+    if (stat(root.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || access(loader.c_str(), R_OK) != 0) {
       std::fprintf(stderr,
-                   "lptrace: %s needs the loader %s, which is not in the riscv64 sysroot %s (--sysroot DIR; Debian: "
-                   "apt-get install libc6-riscv64-cross)\n",
-                   prog_path.c_str(), prog.interp.c_str(), sysroot.c_str());
+                   "lptrace: %s needs the loader %s, which is not in the %s sysroot %s (--sysroot DIR; Debian: "
+                   "apt-get install %s)\n",
+                   prog_path.c_str(), prog.interp.c_str(), arch, root.c_str(), foreign->libc);
       return 2;
     }
     // qemu-user splits every -E argument at commas (getsubopt style); the
     // agent's path goes there (not into the host's LD_PRELOAD: qemu's own
-    // loader would try to preload a riscv64 object).
+    // loader would try to preload a foreign object).
     if (agent.find(',') != std::string::npos) {
-      std::fprintf(stderr, "lptrace: the agent's path %s holds a ',': qemu-riscv64 -E cannot pass it\n", agent.c_str());
+      std::fprintf(stderr, "lptrace: the agent's path %s holds a ',': %s -E cannot pass it\n", agent.c_str(),
+                   qemu_name.c_str());
       return 2;
     }
   }
@@ -349,7 +397,7 @@ int run(const std::vector<std::string> &patterns, bool exits, bool json, bool pe
     // LPTRACE_QEMU=1: the agent's cue that it runs under qemu-user, whose
     // 7.2 aborts when a fork child of a multi-threaded guest creates a thread
     // (plugins/core.c: qemu_plugin_vcpu_init_hook: assertion failed).
-    qemu_argv = {qemu_path, "-L", sysroot, "-0", cmd[0], "-E", "LD_PRELOAD=" + agent, "-E", "LPTRACE_QEMU=1"};
+    qemu_argv = {qemu_path, "-L", root, "-0", cmd[0], "-E", "LD_PRELOAD=" + agent, "-E", "LPTRACE_QEMU=1"};
     for (const auto &[k, v] : guest_env) {
       if (v.find(',') != std::string::npos) {
         qemu_env.push_back(k);
@@ -631,12 +679,15 @@ int main(int argc, char **argv) {
       ->check(CLI::PositiveNumber);
   r->add_option("--ring", ring, "--record: the last N events of each thread are kept (default 100000)")
       ->check(CLI::Range(uint64_t(1), uint64_t(100000000)));
-  std::string agent_opt, sysroot = "/usr/riscv64-linux-gnu";
+  std::string agent_opt, sysroot;
   r->add_option("--agent", agent_opt,
                 "the agent to preload (libpatch-trace.so built for PROGRAM's machine; a riscv64 PROGRAM runs under "
-                "qemu-riscv64 with build/riscv64-gc/tools/lptrace/libpatch-trace.so, or $LPTRACE_AGENT_RISCV64)");
-  r->add_option("--sysroot", sysroot, "a riscv64 PROGRAM: qemu-riscv64 -L DIR, its libraries' root")
-      ->capture_default_str();
+                "qemu-riscv64 with build/riscv64-gc/tools/lptrace/libpatch-trace.so, or $LPTRACE_AGENT_RISCV64; an "
+                "aarch64 one under qemu-aarch64 with build/aarch64/tools/lptrace/libpatch-trace.so, or "
+                "$LPTRACE_AGENT_AARCH64)");
+  r->add_option("--sysroot", sysroot,
+                "a riscv64 or aarch64 PROGRAM: qemu-ARCH -L DIR, its libraries' root (default: Debian's cross libc, "
+                "/usr/riscv64-linux-gnu or /usr/aarch64-linux-gnu)");
   r->add_option("command", cmd, "-- PROGRAM ARGS...")->required();
   r->positionals_at_end();
 

@@ -13,7 +13,7 @@ FLAVOURS = [
     ("x86_64", "x86_64.s", LLVM_MC + ["-triple=x86_64"], "ld"),
     ("riscv64gc", "riscv64.s", LLVM_MC + ["-triple=riscv64", "-mattr=+c,+m,+a,+f,+d,-relax"], "riscv64-linux-gnu-ld"),
     ("riscv64g", "riscv64.s", LLVM_MC + ["-triple=riscv64", "-mattr=-c,+m,+a,+f,+d,-relax"], "riscv64-linux-gnu-ld"),
-    # torn-fetch's aarch64 instruction sites (not in samples::kBlobs: see samples.hpp).
+    # torn-fetch's aarch64 instruction sites (and the relocation fuzzer's aarch64 seeds).
     ("aarch64", "aarch64.s", ["aarch64-linux-gnu-as", "-march=armv8.5-a"], "aarch64-linux-gnu-ld"),
 ]
 

@@ -29,13 +29,9 @@ inline constexpr Blob kBlobs[] = {
     {"riscv64gc", k_riscv64gc_code, sizeof k_riscv64gc_code, k_riscv64gc_fns,
      sizeof k_riscv64gc_fns / sizeof(SampleFn)},
     {"riscv64g", k_riscv64g_code, sizeof k_riscv64g_code, k_riscv64g_fns, sizeof k_riscv64g_fns / sizeof(SampleFn)},
+    // aarch64.s (Debian's aarch64-linux-gnu-as): torn-fetch's aarch64 instruction sites.
+    {"aarch64", k_aarch64_code, sizeof k_aarch64_code, k_aarch64_fns, sizeof k_aarch64_fns / sizeof(SampleFn)},
 };
-
-// aarch64.s (Debian's aarch64-linux-gnu-as): torn-fetch's aarch64 instruction
-// sites. Not in kBlobs, whose users (the relocation fuzzer's seeds) know the
-// x86-64 and riscv64 flavours only; blob("aarch64") finds it.
-inline constexpr Blob kAarch64Blob = {"aarch64", k_aarch64_code, sizeof k_aarch64_code, k_aarch64_fns,
-                                      sizeof k_aarch64_fns / sizeof(SampleFn)};
 
 inline const Blob *blob(const char *flavour) {
   auto same = [](const char *a, const char *c) {
@@ -44,7 +40,7 @@ inline const Blob *blob(const char *flavour) {
   };
   for (const Blob &b : kBlobs)
     if (same(b.flavour, flavour)) return &b;
-  return same(kAarch64Blob.flavour, flavour) ? &kAarch64Blob : nullptr;
+  return nullptr;
 }
 
 // Data objects in the blobs (not code).

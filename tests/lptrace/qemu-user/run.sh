@@ -1,42 +1,38 @@
 #!/usr/bin/env bash
-# lptrace on riscv64 programs under qemu-riscv64 (label lptrace, riscv64-gc
-# and riscv64-g builds): the host's lptrace runs dynamically linked riscv64
-# programs as qemu-riscv64 -L /usr/riscv64-linux-gnu with this build's agent.
-# usage: run.sh CASE LPTRACE AGENT WORKLOAD LIBC_CALLS STATIC SCRATCH
-#   CASE      counts | exits | fork | libc | exec | record | patterns | ctl | bad
+# lptrace on programs of a cross build under qemu-user (label lptrace; the
+# riscv64-gc, riscv64-g and aarch64 builds, tests/lptrace/<arch>): the host's
+# lptrace runs dynamically linked programs of ARCH as
+# qemu-ARCH -L /usr/ARCH-linux-gnu with this build's agent.
+# usage: run.sh ARCH TEST LPTRACE AGENT WORKLOAD LIBC_CALLS STATIC SCRATCH
+#   ARCH      riscv64 | aarch64
+#   TEST      the ctest name, lptrace.<label>.<case>; CASE is its last part:
+#             counts | exits | fork | libc | exec | record | patterns | ctl | bad
 #   LPTRACE   the HOST lptrace (build/host/tools/lptrace/lptrace)
-#   AGENT     this build's riscv64 libpatch-trace.so
-#   WORKLOAD  tests/lptrace/workload.c built for riscv64, dynamically linked
-#   LIBC_CALLS  libc_calls.c (Debian's riscv64 glibc called a known number of times; exec)
-#   STATIC    a statically linked riscv64 program (patch-stress)
+#   AGENT     this build's libpatch-trace.so (for ARCH)
+#   WORKLOAD  tests/lptrace/workload.c built for ARCH, dynamically linked
+#   LIBC_CALLS  libc_calls.c (Debian's ARCH glibc called a known number of times; exec)
+#   STATIC    a statically linked ARCH program (patch-stress)
 # The reports are checked exactly (JSON, read with python3). Exit 0 pass, 1 fail.
 set -u -o pipefail
-case_name=$1 lptrace=$2 agent=$3 workload=$4 libc_calls=$5 static=$6 scratch=$7
-fail() { echo "lptrace.riscv64.$case_name: FAIL: $*" >&2; exit 1; }
+arch=$1 test_name=$2 lptrace=$3 agent=$4 workload=$5 libc_calls=$6 static=$7 scratch=$8
+case_name=${test_name##*.}
+fail() { echo "$test_name: FAIL: $*" >&2; exit 1; }
+# Per ARCH: the loader its programs name; the other arch lptrace runs under
+# qemu-user and its ELF machine number; ARCH's 32-bit sibling's name and
+# machine number (an ELFCLASS32 file).
+case $arch in
+riscv64) loader=/lib/ld-linux-riscv64-lp64d.so.1 other=aarch64 other_em=183 m32=243 name32=riscv32 ;;
+aarch64) loader=/lib/ld-linux-aarch64.so.1 other=riscv64 other_em=243 m32=40 name32=arm ;;
+*) echo "run.sh: unknown arch '$arch'" >&2; exit 2 ;;
+esac
+qemu=qemu-$arch sysroot=/usr/$arch-linux-gnu agent_var=LPTRACE_AGENT_${arch^^}
 [[ -x $lptrace ]] ||
   fail "no host lptrace at $lptrace: build the host preset first (cmake --preset host && cmake --build --preset host; .ci/run does), or point -DLP_HOST_LPTRACE=PATH at one"
-command -v qemu-riscv64 >/dev/null || fail "qemu-riscv64 missing (Debian: qemu-user)"
+command -v "$qemu" >/dev/null || fail "$qemu missing (Debian: qemu-user)"
+# check FILE EXPR..., expect STATUS REGEX ARGS...
+source "$(dirname "${BASH_SOURCE[0]}")/.."/lib.sh || exit 1
 rm -rf "$scratch" && mkdir -p "$scratch" || exit 1
 cd "$scratch" || exit 1
-# check FILE PYTHON-EXPR...: every expression must hold for `procs`, the
-# list of process reports (the "processes" of lptrace --json).
-check() {
-  local file=$1
-  shift
-  python3 - "$file" "$@" <<'PY' || fail "report check failed (see above); the report: $(cat "$1")"
-import json, sys
-procs = json.load(open(sys.argv[1]))["processes"]
-def fn(p, name):
-    m = [f for f in p["functions"] if f["name"] == name]
-    return m[0] if m else None
-ok = True
-for expr in sys.argv[2:]:
-    if not eval(expr):
-        print("false:", expr, file=sys.stderr)
-        ok = False
-sys.exit(0 if ok else 1)
-PY
-}
 wl_name=$(basename "$workload")
 four='("wl_sled_add", "wl_sled_twice", "wl_plain_mul", "wl_plain_square")'
 
@@ -66,9 +62,9 @@ counts | exits)
   grep -Eq "^  $wl_name:wl_sled_add +20( |$)" t.txt || fail "no '$wl_name:wl_sled_add 20' row: $(cat t.txt)"
   ;;
 fork)
-  # The agent from $LPTRACE_AGENT_RISCV64 this time. A fork child under
+  # The agent from $LPTRACE_AGENT_<ARCH> this time. A fork child under
   # qemu-user is a qemu fork: its agent reports separately, its own counts.
-  LPTRACE_AGENT_RISCV64=$agent "$lptrace" run --json -o r.json -f 'main:wl_plain_mul' -- "$workload" 1 10 fork >out.txt ||
+  env "$agent_var=$agent" "$lptrace" run --json -o r.json -f 'main:wl_plain_mul' -- "$workload" 1 10 fork >out.txt ||
     fail "lptrace or the workload failed: $(cat out.txt r.json 2>/dev/null)"
   grep -qx "workload: 1 threads x 10 calls, 0 wrong" out.txt || fail "the workload saw wrong results: $(cat out.txt)"
   # The parent (10 calls through wl_plain_square), the exit() child (7), and
@@ -78,7 +74,7 @@ fork)
     'len(set(p["pid"] for p in procs)) == len(procs)'
   ;;
 libc)
-  # Debian's riscv64 glibc (/usr/riscv64-linux-gnu/lib/libc.so.6, no sleds):
+  # Debian's cross glibc ($sysroot/lib/libc.so.6, no sleds):
   # opendir/readdir, a known number of calls, with exits. The directories are
   # under the scratch directory: qemu -L would show a guest the sysroot's
   # /lib, /usr/lib... instead of the host's.
@@ -94,13 +90,13 @@ libc)
     'procs[0]["unmatched"] == ["nothing_is_called_this"]' 'procs[0]["failed"] == []'
   ;;
 exec)
-  # exec from inside qemu-user: qemu hands execve() to the host kernel. A
-  # riscv64 program cannot run there without binfmt_misc (ENOEXEC); a host
-  # program runs natively, untraced (the host loader refuses the riscv64
-  # agent the guest's LD_PRELOAD names).
+  # exec from inside qemu-user: qemu hands execve() to the host kernel. An
+  # ARCH program cannot run there without binfmt_misc (ENOEXEC); a host
+  # program runs natively, untraced (the host loader refuses the ARCH agent
+  # the guest's LD_PRELOAD names).
   "$lptrace" run --agent "$agent" --json -o r.json -f 'libc.so*:opendir' -- "$libc_calls" exec "$workload" 1 1 >out.txt 2>err.txt ||
     fail "lptrace libc_calls exec failed: $(cat out.txt err.txt r.json)"
-  grep -qx "exec $workload: Exec format error" out.txt || fail "the riscv64 exec did not fail with ENOEXEC: $(cat out.txt)"
+  grep -qx "exec $workload: Exec format error" out.txt || fail "the $arch exec did not fail with ENOEXEC: $(cat out.txt)"
   grep -qx "child: exit 3" out.txt || fail "$(cat out.txt)"
   check r.json 'len(procs) == 2' 'sorted(fn(p, "opendir")["calls"] for p in procs) == [0, 1]' \
     "all(p['program'] == '$libc_calls' for p in procs)"
@@ -108,7 +104,7 @@ exec)
     fail "lptrace libc_calls exec /bin/echo failed: $(cat out2.txt err2.txt)"
   grep -qx "native-echo" out2.txt || fail "the host's echo did not run: $(cat out2.txt)"
   grep -qx "child: exit 0" out2.txt || fail "$(cat out2.txt)"
-  grep -q "from LD_PRELOAD cannot be preloaded" err2.txt || fail "the host loader did not refuse the riscv64 agent: $(cat err2.txt)"
+  grep -q "from LD_PRELOAD cannot be preloaded" err2.txt || fail "the host loader did not refuse the $arch agent: $(cat err2.txt)"
   # The parent's report; the fork child's, if the agent writes one at
   # execve (it is the same image until the exec succeeds): 0 calls. None from echo.
   check r2.json 'sorted(fn(p, "opendir")["calls"] for p in procs) in ([1], [0, 1])' \
@@ -147,7 +143,7 @@ ctl)
   grep -qx ready wl.out || fail "the workload did not start"
   wpid=$(awk '{print $1}' /proc/"$bg"/task/"$bg"/children)
   [[ -n $wpid ]] || fail "no workload process"
-  [[ $(readlink /proc/"$wpid"/exe) == */qemu-riscv64 ]] || fail "lptrace's child is not qemu-riscv64: $(readlink /proc/"$wpid"/exe)"
+  [[ $(readlink /proc/"$wpid"/exe) == */$qemu ]] || fail "lptrace's child is not $qemu: $(readlink /proc/"$wpid"/exe)"
   "$lptrace" ctl "$wpid" enable 'main:wl_plain_*' --exit >en.json || fail "ctl enable failed"
   python3 -c "import json,sys; r=json.load(open('en.json')); sys.exit(0 if r['ok'] and r['probed'] == 2 else 1)" ||
     fail "ctl enable: $(cat en.json)"
@@ -157,7 +153,7 @@ ctl)
     'all(fn(procs[0], n)["calls"] > 0 for n in ("wl_sled_add", "wl_plain_mul", "wl_plain_square"))'
   # attach to a program under qemu-user that lptrace did not start: refused
   # (the agent would be loaded into qemu itself), the program untouched.
-  qemu-riscv64 -L /usr/riscv64-linux-gnu "$workload" 1 0 >plain.out &
+  "$qemu" -L "$sysroot" "$workload" 1 0 >plain.out &
   qpid=$!
   for _ in $(seq 1000); do grep -qx ready plain.out 2>/dev/null && break; sleep 0.01; done
   grep -qx ready plain.out || fail "the plain qemu workload did not start"
@@ -175,49 +171,48 @@ ctl)
   grep -q "$wl_name:wl_plain_mul" run-report.txt || fail "the final report lacks the function enabled by ctl: $(cat run-report.txt)"
   ;;
 bad)
-  expect() { # expect STATUS MESSAGE-REGEX ARGS...
-    local want=$1 re=$2
-    shift 2
-    "$lptrace" "$@" >o.txt 2>e.txt
-    local rc=$?
-    [[ $rc -eq $want ]] || fail "lptrace $* exited $rc, not $want: $(cat e.txt)"
-    grep -Eq "$re" e.txt || fail "lptrace $*: no message matching '$re': $(cat e.txt)"
-  }
   host_agent=$(dirname "$lptrace")/libpatch-trace.so
-  # A static riscv64 program: no loader, no LD_PRELOAD.
-  expect 2 "statically linked riscv64 program \(no PT_INTERP\).*LD_PRELOAD cannot load the agent" \
+  # A static program: no loader, no LD_PRELOAD.
+  expect 2 "statically linked $arch program \(no PT_INTERP\).*LD_PRELOAD cannot load the agent" \
     run --agent "$agent" -f 'main:*' -- "$static" --threads 1
-  # No qemu-riscv64 in PATH (lptrace and the program named by path).
+  # No qemu-ARCH in PATH (lptrace and the program named by path).
   env PATH=/nonexistent "$lptrace" run --agent "$agent" -f 'main:wl_*' -- "$workload" 1 1 >o.txt 2>e.txt
-  [[ $? -eq 2 ]] && grep -q "riscv64 program: it runs under qemu-riscv64 (no binfmt_misc is used), which is not in PATH" e.txt ||
-    fail "qemu-riscv64 not in PATH: $(cat e.txt)"
+  [[ $? -eq 2 ]] && grep -q "$arch program: it runs under $qemu (no binfmt_misc is used), which is not in PATH" e.txt ||
+    fail "$qemu not in PATH: $(cat e.txt)"
   # Agents of the wrong machine, both ways.
-  expect 2 "is built for x86-64, but .* is built for riscv64: the agent must be built for the program" run --agent "$host_agent" -f 'main:wl_*' -- "$workload" 1 1
-  expect 2 "is built for riscv64, but (/usr)?/bin/true is built for x86-64" run --agent "$agent" -f x -- true
+  expect 2 "is built for x86-64, but .* is built for $arch: the agent must be built for the program's machine \(build/$arch[-a-z0-9]*/tools/lptrace/libpatch-trace.so\)" \
+    run --agent "$host_agent" -f 'main:wl_*' -- "$workload" 1 1
+  expect 2 "is built for $arch, but (/usr)?/bin/true is built for x86-64" run --agent "$agent" -f x -- true
   expect 2 "not an ELF shared object" run --agent /etc/passwd -f 'main:wl_*' -- "$workload" 1 1
   expect 2 "^lptrace: --agent /nonexistent/agent.so: No such file" run --agent /nonexistent/agent.so -f x -- "$workload" 1 1
-  # No riscv64 agent anywhere (no --agent, no $LPTRACE_AGENT_RISCV64, none installed next to lptrace).
-  env -u LPTRACE_AGENT_RISCV64 "$lptrace" run -f 'main:wl_*' -- "$workload" 1 1 >o.txt 2>e.txt
-  [[ $? -eq 2 ]] && grep -q "is built for riscv64 and no riscv64 agent was found: pass --agent" e.txt ||
+  # No ARCH agent anywhere (no --agent, no $LPTRACE_AGENT_<ARCH>, none installed next to lptrace).
+  env -u "$agent_var" "$lptrace" run -f 'main:wl_*' -- "$workload" 1 1 >o.txt 2>e.txt
+  [[ $? -eq 2 ]] && grep -Eq "is built for $arch and no $arch agent was found: pass --agent build/$arch[-a-z0-9]*/tools/lptrace/libpatch-trace.so \(built by the .*, set $agent_var" e.txt ||
     fail "no agent: $(cat e.txt)"
-  LPTRACE_AGENT_RISCV64=/nonexistent/agent.so expect 2 "LPTRACE_AGENT_RISCV64=/nonexistent/agent.so: No such file" \
-    run -f x -- "$workload" 1 1
+  env "$agent_var=/nonexistent/agent.so" "$lptrace" run -f x -- "$workload" 1 1 >o.txt 2>e.txt
+  [[ $? -eq 2 ]] && grep -q "$agent_var=/nonexistent/agent.so: No such file" e.txt || fail "$agent_var: $(cat e.txt)"
   # A sysroot without the program's loader.
-  expect 2 "needs the loader /lib/ld-linux-riscv64-lp64d.so.1, which is not in the riscv64 sysroot /nonexistent" \
+  expect 2 "needs the loader $loader, which is not in the $arch sysroot /nonexistent" \
     run --agent "$agent" --sysroot /nonexistent -f x -- "$workload" 1 1
-  # Machines lptrace does not run: the workload's header made aarch64, and 32-bit riscv.
-  python3 - "$workload" <<'PY' || fail "cannot make the foreign ELF files"
+  # The workload's header made the other qemu-user machine (this agent is
+  # the wrong one: the message names the right one), a machine lptrace does
+  # not run (ppc64) and ARCH's 32-bit sibling.
+  python3 - "$workload" "$other_em" "$m32" <<'PY' || fail "cannot make the foreign ELF files"
 import struct, sys
 b = bytearray(open(sys.argv[1], "rb").read())
-a = bytearray(b); a[18:20] = struct.pack("<H", 183)       # EM_AARCH64
-open("aarch64-prog", "wb").write(a)
-r = bytearray(b[:64]); r[4] = 1                            # ELFCLASS32, EM_RISCV
-open("riscv32-prog", "wb").write(r)
+o = bytearray(b); o[18:20] = struct.pack("<H", int(sys.argv[2]))
+open("other-prog", "wb").write(o)
+p = bytearray(b); p[18:20] = struct.pack("<H", 21)        # EM_PPC64
+open("ppc64-prog", "wb").write(p)
+r = bytearray(b[:64]); r[4] = 1; r[18:20] = struct.pack("<H", int(sys.argv[3]))   # ELFCLASS32
+open("prog32", "wb").write(r)
 PY
-  chmod +x aarch64-prog riscv32-prog
-  expect 2 "aarch64-prog is built for aarch64: lptrace runs x86-64 programs natively and riscv64 ones under qemu-riscv64" \
-    run --agent "$agent" -f x -- ./aarch64-prog
-  expect 2 "riscv32-prog is built for riscv32" run --agent "$agent" -f x -- ./riscv32-prog
+  chmod +x other-prog ppc64-prog prog32
+  expect 2 "the agent --agent .* is built for $arch, but ./other-prog is built for $other: the agent must be built for the program's machine \(build/$other[-a-z0-9]*/tools/lptrace/libpatch-trace.so\)" \
+    run --agent "$agent" -f x -- ./other-prog
+  expect 2 "ppc64-prog is built for ppc64: lptrace runs x86-64 programs natively and riscv64 and aarch64 ones under qemu-riscv64 and qemu-aarch64, nothing else" \
+    run --agent "$agent" -f x -- ./ppc64-prog
+  expect 2 "prog32 is built for $name32: lptrace runs" run --agent "$agent" -f x -- ./prog32
   # A pattern error is still said first, and a missing program as before.
   expect 2 "more than one ':'" run --agent "$agent" -f 'a:b:c' -- "$workload" 1 1
   expect 127 "cannot run /nonexistent/program: No such file" run --agent "$agent" -f x -- /nonexistent/program
@@ -227,4 +222,4 @@ PY
   exit 2
   ;;
 esac
-echo "lptrace.riscv64.$case_name: PASS"
+echo "$test_name: PASS"

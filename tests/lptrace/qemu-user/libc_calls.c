@@ -1,6 +1,6 @@
-/* lptrace's riscv64 tests (tests/lptrace/riscv64): calls into Debian's
- * riscv64 glibc (code nobody here wrote) a known number of times, and exec
- * from inside qemu-user.
+/* lptrace's qemu-user tests (tests/lptrace/riscv64, tests/lptrace/aarch64):
+ * calls into Debian's cross glibc of the target (code nobody here wrote) a
+ * known number of times, and exec from inside qemu-user.
  *   libc_calls dirs DIR...        opendir + readdir to the end + closedir each
  *                                 DIR: len(DIR...) opendir calls, entries +
  *                                 len(DIR...) readdir calls (the last returns NULL)

@@ -184,7 +184,11 @@ nlohmann::json events_json(Agent *a) {
     nlohmann::json ev = nlohmann::json::array();
     for (uint64_t i = first; i < n; ++i) {
       const Event &e = r->ev[i % r->cap];
-      ev.push_back({e.fn, g_clock.to_mono_ns(e.ts_ns), e.dur_ns == UINT64_MAX ? -1 : int64_t(double(e.dur_ns) * k)});
+      // The end converts like the start (one k, one monotonic map), so a call
+      // that ended inside its caller still does after the conversion.
+      const uint64_t ts = g_clock.to_mono_ns(e.ts_ns, k);
+      const int64_t dur = e.dur_ns == UINT64_MAX ? -1 : int64_t(g_clock.to_mono_ns(e.ts_ns + e.dur_ns, k) - ts);
+      ev.push_back({e.fn, ts, dur});
     }
     threads.push_back({{"tid", r->tid}, {"dropped", first}, {"events", std::move(ev)}});
   }

@@ -26,9 +26,9 @@ double Clock::ns_per_tick() const {
   return double(ns - ns0_) / double(t - tick0_);
 }
 
-uint64_t Clock::to_mono_ns(uint64_t ticks) const {
+uint64_t Clock::to_mono_ns(uint64_t ticks, double k) const {
   if (!tsc_) return ticks;
-  return ns0_ + uint64_t(double(int64_t(ticks - tick0_)) * ns_per_tick());
+  return ns0_ + uint64_t(double(int64_t(ticks - tick0_)) * k);
 }
 
 } // namespace lptrace

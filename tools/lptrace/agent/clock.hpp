@@ -28,9 +28,13 @@ public:
 #endif
     return mono_ns();
   }
-  // Nanoseconds per tick, measured now; and a tick count as CLOCK_MONOTONIC ns.
+  // Nanoseconds per tick, measured now; and a tick count as CLOCK_MONOTONIC
+  // ns by the rate `k` one such measurement gave. Every conversion of one
+  // report must use the same k: a rate measured again per event moves later
+  // events by (ticks - start) times the rate's change, which reorders events
+  // microseconds apart and pushes a callee out of its caller.
   double ns_per_tick() const;
-  uint64_t to_mono_ns(uint64_t ticks) const;
+  uint64_t to_mono_ns(uint64_t ticks, double k) const;
   bool tsc() const { return tsc_; }
 
 private:

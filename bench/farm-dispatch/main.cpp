@@ -1,6 +1,7 @@
 // farm-dispatch: how fast farmd hands trivial jobs to many agents.
 //
-// In-process farmd (real gRPC on loopback, SQLite WAL store, auth on) and N
+// In-process farmd (real gRPC on loopback, SQLite WAL store or --db
+// postgresql://..., auth on) and N
 // real farm::agent::Agent instances whose executor returns "pass" at once.
 //  phase 1 (throughput): J jobs submitted by C client threads as fast as
 //          possible; jobs/s = J / (first submit -> last completion);
@@ -22,6 +23,7 @@
 #include "farm/agent/agent.hpp"
 #include "farm/ctl/client.hpp"
 #include "farmd/server.hpp"
+#include "farmd/store.hpp"
 
 namespace v1 = farm::v1;
 using Clock = std::chrono::steady_clock;
@@ -94,7 +96,7 @@ int main(int argc, char** argv) {
   app.add_option("--clients", clients, "submitting client threads")->capture_default_str();
   app.add_option("--latency-jobs", latency_jobs, "jobs in the open-loop latency phase (0: skip)")->capture_default_str();
   app.add_option("--rate", rate, "open-loop submission rate (jobs/s) of the latency phase")->capture_default_str();
-  app.add_option("--db", db, "database file (default: a temporary file)");
+  app.add_option("--db", db, "database file or postgresql:// URL (default: a temporary SQLite file)");
   app.add_flag("--sync-full", sync_full, "PRAGMA synchronous=FULL (fsync every commit)");
   app.add_flag("--json", json_out, "print one JSON line");
   CLI11_PARSE(app, argc, argv);
@@ -213,8 +215,12 @@ int main(int argc, char** argv) {
         agents, jobs, clients, secs, tput, jobs / submit_secs, pct(lat1, 0.5), pct(lat1, 0.99), rate, latency_jobs,
         pct(lat2, 0.5), pct(lat2, 0.99), all_passed ? "true" : "false");
   } else {
-    std::printf("farm-dispatch: %d agents, %d jobs, %d submitting clients, SQLite WAL (synchronous=%s)\n", agents,
-                jobs, clients, sync_full ? "FULL" : "NORMAL");
+    if (farmd::is_database_url(db))
+      std::printf("farm-dispatch: %d agents, %d jobs, %d submitting clients, PostgreSQL (%s)\n", agents, jobs,
+                  clients, farmd::redact_url(db).c_str());
+    else
+      std::printf("farm-dispatch: %d agents, %d jobs, %d submitting clients, SQLite WAL (synchronous=%s)\n", agents,
+                  jobs, clients, sync_full ? "FULL" : "NORMAL");
     std::printf("  throughput          %8.1f jobs/s  (%d jobs in %.2f s; submissions %.1f/s)\n", tput, jobs, secs,
                 jobs / submit_secs);
     std::printf("  dispatch under load p50 %7.2f ms  p99 %7.2f ms\n", pct(lat1, 0.5), pct(lat1, 0.99));

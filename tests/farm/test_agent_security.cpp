@@ -33,6 +33,7 @@
 #include "farm/common/names.hpp"
 #include "farm/ctl/client.hpp"
 #include "farm/v1/farm.grpc.pb.h"
+#include "farm_store.hpp"
 #include "farm_test_util.hpp"
 
 namespace v1 = farm::v1;
@@ -250,7 +251,7 @@ class AgentSecurity : public ::testing::Test {
     fs::remove(dir / "port", ec);
     farmd = std::make_unique<Proc>(
         std::vector<std::string>{FARMD_BIN, "--listen", "127.0.0.1:" + std::to_string(fixed_port), "--db",
-                                 dir / "farm.db", "--client-token", kClientTok, "--agent-token", kAgentTok,
+                                 farmtest::db(dir), "--client-token", kClientTok, "--agent-token", kAgentTok,
                                  "--port-file", dir / "port", "--lease-ttl-ms", "3000", "--exit-with-parent"},
         dir / "farmd.log");
     port = farmtest::read_port_file(dir / "port");

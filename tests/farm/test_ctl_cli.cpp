@@ -22,6 +22,7 @@
 #include "farm/ctl/args.hpp"
 #include "farm/ctl/client.hpp"
 #include "farm/ctl/text.hpp"
+#include "farm_store.hpp"
 #include "farm_test_util.hpp"
 
 namespace v1 = farm::v1;
@@ -393,7 +394,7 @@ class FarmCtlFarm : public ::testing::Test {
   }
 
   std::vector<std::string> farmd_argv() {
-    return {FARMD_BIN,          "--listen", "127.0.0.1:0",  "--db",           dir / "farm.db",
+    return {FARMD_BIN,          "--listen", "127.0.0.1:0",  "--db",           farmtest::db(dir),
             "--client-token",   kClientTok, "--agent-token", kAgentTok,       "--port-file",
             dir / "port",       "--exit-with-parent"};
   }
@@ -642,6 +643,9 @@ std::string farm_sections(const std::string& text, const std::string& first_head
 TEST(FarmCtlDocs, ReadmeQuickStart) { run_doc_block("README.md", "readme-farm-quickstart"); }
 
 TEST(FarmCtlDocs, FarmMdQuickStart) { run_doc_block("docs/farm.md", "farm-md-quickstart"); }
+
+// (labels farm and postgres: the block starts a PostgreSQL of its own)
+TEST(FarmCtlDocs, FarmMdPostgres) { run_doc_block("docs/farm.md", "farm-md-postgres"); }
 
 TEST(FarmCtlDocs, NoClientChosenBinaries) {
   // Every `farmctl submit` command in the farm docs (continuation lines

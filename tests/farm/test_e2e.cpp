@@ -9,6 +9,7 @@
 
 #include "farm/common/names.hpp"
 #include "farm/ctl/client.hpp"
+#include "farm_store.hpp"
 #include "farm_test_util.hpp"
 
 namespace v1 = farm::v1;
@@ -39,7 +40,7 @@ class FarmE2E : public ::testing::Test {
     std::error_code ec;
     std::filesystem::remove(dir / "port", ec);
     std::vector<std::string> a{FARMD_BIN, "--listen", "127.0.0.1:" + std::to_string(fixed_port), "--db",
-                               dir / "farm.db", "--client-token", kClientTok, "--agent-token", kAgentTok,
+                               farmtest::db(dir), "--client-token", kClientTok, "--agent-token", kAgentTok,
                                "--port-file", dir / "port", "--lease-ttl-ms", "2000", "--exit-with-parent"};
     a.insert(a.end(), extra.begin(), extra.end());
     farmd = std::make_unique<Proc>(a, dir / "farmd.log");
@@ -242,7 +243,7 @@ TEST_F(FarmE2E, FarmdKilledAndRestartedLosesNothing) {
   auto long_id = submit_fake({"--sleep", "3", "--seed", "7"}, [](v1::JobSpec& s) { s.set_seed(7); });
   wait_job(long_id, [](const v1::Job& j) { return j.state() == v1::JOB_STATE_RUNNING; });
   auto queued = submit({"--arch", "riscv64", "--allow-unmatched"});
-  EXPECT_TRUE(std::filesystem::exists(dir / "farm.db-wal"));  // WAL mode
+  if (!farmtest::on_postgres()) EXPECT_TRUE(std::filesystem::exists(dir / "farm.db-wal"));  // WAL mode
 
   farmd->kill(SIGKILL);
   farmd->wait(5s);

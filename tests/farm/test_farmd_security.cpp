@@ -27,11 +27,13 @@
 #include "farm/common/util.hpp"
 #include "farm/ctl/client.hpp"
 #include "farm/v1/farm.grpc.pb.h"
+#include "farm_store.hpp"
 #include "farm_test_util.hpp"
 #include "farmd/config.hpp"
 #include "farmd/farm.hpp"
 #include "farmd/server.hpp"
 #include "farmd/sqlite.hpp"
+#include "farmd/store.hpp"
 
 namespace v1 = farm::v1;
 using farm::ctl::Client;
@@ -171,7 +173,7 @@ struct RawAgent {
 class FarmdSecurity : public ::testing::Test {
  protected:
   void SetUp() override {
-    cfg.db_path = dir / "farm.db";
+    cfg.db_path = farmtest::db(dir);
     cfg.tokens = {{farmd::Role::client, kClient, "ci"},
                   {farmd::Role::client, kClient2, "ci2"},
                   {farmd::Role::agent, kAgent, "lab"},
@@ -858,6 +860,8 @@ class FarmdProcess : public ::testing::Test {
     o.token = tok;
     return Client(o);
   }
+  // The --db of this test's database `name` (farmtest::db: a file or a PostgreSQL URL).
+  std::string db(const std::string& name) const { return farmtest::db(dir, name); }
   static void expect_refusal(const CmdResult& r, int code, const std::string& needle) {
     EXPECT_EQ(r.code, code) << r.out << r.err;
     EXPECT_TRUE(has(r.err, needle)) << "stderr: " << r.err << "\nexpected: " << needle;
@@ -890,9 +894,9 @@ void sql(const std::string& path, const std::string& statements) {
 }  // namespace
 
 TEST_F(FarmdProcess, ASecondFarmdOnAPortInUseFailsWithAddressInUse) {
-  int port = start_farmd(dir / "a.db");
+  int port = start_farmd(db("a.db"));
   ASSERT_GT(port, 0);
-  auto r = run_farmd({"--listen", "127.0.0.1:" + std::to_string(port), "--db", dir / "b.db"});
+  auto r = run_farmd({"--listen", "127.0.0.1:" + std::to_string(port), "--db", db("b.db")});
   expect_refusal(r, 1, "cannot listen on 127.0.0.1:" + std::to_string(port) + ": address already in use");
   // the first one still owns the port (with SO_REUSEPORT the kernel would have split the connections)
   for (int i = 0; i < 20; ++i) EXPECT_NO_THROW(client(port).workers());
@@ -906,21 +910,24 @@ TEST_F(FarmdProcess, ASecondFarmdOnAPortInUseFailsWithAddressInUse) {
   socklen_t len = sizeof sa;
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
   int other = ntohs(sa.sin_port);
-  r = run_farmd({"--listen", "127.0.0.1:" + std::to_string(other), "--db", dir / "c.db"});
+  r = run_farmd({"--listen", "127.0.0.1:" + std::to_string(other), "--db", db("c.db")});
   expect_refusal(r, 1, "address already in use");
   ::close(fd);
 }
 
 TEST_F(FarmdProcess, ASecondFarmdOnTheSameDatabaseIsRefused) {
-  int port = start_farmd(dir / "farm.db");
+  int port = start_farmd(db("farm.db"));
   ASSERT_GT(port, 0);
-  auto r = run_farmd({"--listen", "127.0.0.1:0", "--db", dir / "farm.db"});
-  expect_refusal(r, 1, "database " + dir / "farm.db" + " is in use by another farmd (pid " +
+  auto r = run_farmd({"--listen", "127.0.0.1:0", "--db", db("farm.db")});
+  expect_refusal(r, 1, "database " + db("farm.db") + " is in use by another farmd (pid " +
                            std::to_string(procs[0]->pid()) + " on host ");
-  EXPECT_TRUE(has(r.err, "lock file " + dir / "farm.db.lock")) << r.err;
-  // in-process too (flock is per open file, not per process)
+  if (farmtest::on_postgres())
+    EXPECT_TRUE(has(r.err, "it holds PostgreSQL's advisory lock (1179798852, 1) on this database")) << r.err;
+  else
+    EXPECT_TRUE(has(r.err, "lock file " + dir / "farm.db.lock")) << r.err;
+  // in-process too (flock is per open file, PostgreSQL's lock per session: not per process)
   farmd::Config c;
-  c.db_path = dir / "farm.db";
+  c.db_path = db("farm.db");
   c.tokens = {{farmd::Role::client, kClient, "ci"}};
   farmd::Server s(c);
   try {
@@ -932,40 +939,43 @@ TEST_F(FarmdProcess, ASecondFarmdOnTheSameDatabaseIsRefused) {
   // once the holder stops, the database is free (even after a SIGKILL: the kernel drops the lock)
   procs[0]->kill(SIGKILL);
   procs[0]->wait(5s);
-  EXPECT_GT(start_farmd(dir / "farm.db"), 0);
+  EXPECT_GT(start_farmd(db("farm.db")), 0);
 }
 
 TEST_F(FarmdProcess, UnreadableFilesAreNamedWithTheReason) {
-  auto r = run_farmd({"--db", dir / "farm.db", "--tls-cert", "/nonexistent.pem", "--tls-key", "/nonexistent.key"});
+  auto r = run_farmd({"--db", db("farm.db"), "--tls-cert", "/nonexistent.pem", "--tls-key", "/nonexistent.key"});
   expect_refusal(r, 1, "farmd: cannot read /nonexistent.pem: No such file or directory");
   std::string cert, key, cert2, key2;
   ASSERT_TRUE(farmtest::make_cert(dir.path, &cert, &key));
   std::filesystem::create_directories(dir / "other");
   ASSERT_TRUE(farmtest::make_cert(dir / "other", &cert2, &key2));
-  r = run_farmd({"--db", dir / "farm.db", "--tls-cert", cert, "--tls-key", "/nonexistent.key"});
+  r = run_farmd({"--db", db("farm.db"), "--tls-cert", cert, "--tls-key", "/nonexistent.key"});
   expect_refusal(r, 1, "cannot read /nonexistent.key: No such file or directory");
-  r = run_farmd({"--db", dir / "farm.db", "--tls-cert", cert, "--tls-key", key2});
+  r = run_farmd({"--db", db("farm.db"), "--tls-cert", cert, "--tls-key", key2});
   expect_refusal(r, 1, "the TLS key " + key2 + " does not match the certificate " + cert);
-  r = run_farmd({"--db", dir / "farm.db", "--tls-cert", key, "--tls-key", key});
+  r = run_farmd({"--db", db("farm.db"), "--tls-cert", key, "--tls-key", key});
   expect_refusal(r, 1, key + " holds no PEM certificate");
-  r = run_farmd({"--db", dir / "farm.db", "--tls-cert", dir.path, "--tls-key", key});
+  r = run_farmd({"--db", db("farm.db"), "--tls-cert", dir.path, "--tls-key", key});
   expect_refusal(r, 1, "cannot read " + dir.path + ": Is a directory");
-  r = run_farmd({"--db", dir / "farm.db", "--tokens", dir / "no-tokens"}, false);
+  r = run_farmd({"--db", db("farm.db"), "--tokens", dir / "no-tokens"}, false);
   expect_refusal(r, 1, "cannot read " + dir / "no-tokens" + ": No such file or directory");
-  // the database: docs/farm.md's path on a machine without /var/lib/farm
-  r = run_farmd({"--db", "/var/lib/farm-does-not-exist/farm.db"});
-  expect_refusal(r, 1,
-                 "cannot open database /var/lib/farm-does-not-exist/farm.db: directory /var/lib/farm-does-not-exist "
-                 "does not exist");
-  r = run_farmd({"--db", dir.path});
-  expect_refusal(r, 1, "cannot open database " + dir.path + ": it is a directory");
-  std::ofstream(dir / "file") << "x";
-  r = run_farmd({"--db", dir / "file" + "/farm.db"});
-  expect_refusal(r, 1, "is not a directory");
-  r = run_farmd({"--db", dir / "farm.db", "--port-file", dir / "nodir/port"});
+  if (!farmtest::on_postgres()) {
+    // the database file: docs/farm.md's path on a machine without /var/lib/farm
+    // (PostgreSQL's bad --db: PostgresStore.* and StoreUrl.*)
+    r = run_farmd({"--db", "/var/lib/farm-does-not-exist/farm.db"});
+    expect_refusal(r, 1,
+                   "cannot open database /var/lib/farm-does-not-exist/farm.db: directory /var/lib/farm-does-not-exist "
+                   "does not exist");
+    r = run_farmd({"--db", dir.path});
+    expect_refusal(r, 1, "cannot open database " + dir.path + ": it is a directory");
+    std::ofstream(dir / "file") << "x";
+    r = run_farmd({"--db", dir / "file" + "/farm.db"});
+    expect_refusal(r, 1, "is not a directory");
+  }
+  r = run_farmd({"--db", db("farm.db"), "--port-file", dir / "nodir/port"});
   expect_refusal(r, 1, "cannot write the port file " + dir / "nodir/port");
   // and TLS with a good pair starts
-  EXPECT_GT(start_farmd(dir / "tls.db", 0, {"--tls-cert", cert, "--tls-key", key}), 0);
+  EXPECT_GT(start_farmd(db("tls.db"), 0, {"--tls-cert", cert, "--tls-key", key}), 0);
 }
 
 TEST_F(FarmdProcess, BadFlagsAreRefused) {
@@ -988,6 +998,7 @@ TEST_F(FarmdProcess, BadFlagsAreRefused) {
 }
 
 TEST_F(FarmdProcess, ForeignNewerAndCorruptedDatabasesAreRefused) {
+  if (farmtest::on_postgres()) GTEST_SKIP() << "SQLite files; PostgreSQL's: PostgresStore.*";
   // an unrelated SQLite database: farmd does not add its tables to it
   sql(dir / "shop.db", "CREATE TABLE customers(id INTEGER PRIMARY KEY, name TEXT); INSERT INTO customers(name) VALUES('x');");
   expect_refusal(run_farmd({"--db", dir / "shop.db"}), 1,
@@ -1007,7 +1018,7 @@ TEST_F(FarmdProcess, ForeignNewerAndCorruptedDatabasesAreRefused) {
   // a farmd database from a newer farmd
   make_farm_db(dir / "newer.db");
   sql(dir / "newer.db", "PRAGMA user_version = 99;");
-  expect_refusal(run_farmd({"--db", dir / "newer.db"}), 1, "has schema version 99, newer than this farmd's (1)");
+  expect_refusal(run_farmd({"--db", dir / "newer.db"}), 1, "has schema version 99, newer than this farmd's (" + std::to_string(farmd::kSchemaVersion) + ")");
 
   // one written before the application id (same tables): adopted and marked
   make_farm_db(dir / "old.db", 2);
@@ -1048,7 +1059,7 @@ TEST_F(FarmdProcess, PortFileIsWrittenOnceListening) {
   std::string pf = dir / "ready/port";
   std::filesystem::create_directories(dir / "ready");
   procs.push_back(std::make_unique<Proc>(
-      std::vector<std::string>{FARMD_BIN, "--exit-with-parent", "--listen", "127.0.0.1:0", "--db", dir / "farm.db",
+      std::vector<std::string>{FARMD_BIN, "--exit-with-parent", "--listen", "127.0.0.1:0", "--db", db("farm.db"),
                                "--client-token", kClient, "--port-file", pf},
       dir / "farmd.log"));
   int port = farmtest::read_port_file(pf);
@@ -1065,7 +1076,7 @@ TEST_F(FarmdProcess, PortFileIsWrittenOnceListening) {
 TEST_F(FarmdProcess, AuditTrailNamesWhoWhatAndFromWhere) {
   std::ofstream(dir / "tokens") << "client " << kClient << " ci\n"
                                 << "agent " << kLab3 << " lab3 workers=lab3-*\n";
-  int port = start_farmd(dir / "farm.db", 0, {"--tokens", dir / "tokens"}, "audit.log");
+  int port = start_farmd(db("farm.db"), 0, {"--tokens", dir / "tokens"}, "audit.log");
   ASSERT_GT(port, 0);
   auto c = client(port);
   RawAgent a("127.0.0.1:" + std::to_string(port), kLab3);

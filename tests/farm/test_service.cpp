@@ -1,6 +1,7 @@
 // farmd + agents + client in one process, on loopback with port 0:
 // scheduling, leases, idempotent completion, auth, TLS, cancellation,
-// quarantine, persistence across a restart, watch streams.
+// quarantine, persistence across a restart, watch streams, the schema
+// migration. On both stores (farm.* SQLite, farm.postgres.* PostgreSQL).
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -9,9 +10,11 @@
 #include "farm/agent/agent.hpp"
 #include "farm/common/names.hpp"
 #include "farm/ctl/client.hpp"
+#include "farm_store.hpp"
 #include "farm_test_util.hpp"
 #include "farmd/farm.hpp"
 #include "farmd/server.hpp"
+#include "farmd/store.hpp"
 
 namespace v1 = farm::v1;
 using farm::agent::JobContext;
@@ -104,7 +107,7 @@ class FakeExecutor : public farm::agent::Executor {
 class FarmService : public ::testing::Test {
  protected:
   void SetUp() override {
-    cfg.db_path = dir / "farm.db";
+    cfg.db_path = farmtest::db(dir);
     cfg.tokens = {{farmd::Role::client, kClientTok, "ci"}, {farmd::Role::agent, kAgentTok, "lab"}};
     cfg.lease_ttl_ms = 2000;  // generous: CI machines can be heavily loaded
     cfg.health_recheck_ms = 200;
@@ -599,6 +602,69 @@ TEST_F(FarmService, PriorityThenFifo) {
   auto* ex = add_agent("one");
   for (auto& id : ids) EXPECT_EQ(wait_terminal(c, id).state(), v1::JOB_STATE_PASSED);
   EXPECT_EQ(ex->names(), (std::vector<std::string>{"c", "e", "a", "b", "d"}));
+}
+
+// A database written by a farmd of schema version 1 (before the lease
+// deadline moved into the store): the farmd of today migrates it at start,
+// keeps its jobs, workers and events, and runs what was queued.
+TEST_F(FarmService, MigratesASchema1Database) {
+  const std::string db = farmtest::db(dir, "schema1.db");
+  {
+    farmd::Config old = cfg;
+    old.db_path = db;
+    auto store = farmd::open_store(old, farmd::StoreOptions{1});  // the schema as a version-1 farmd left it
+  }
+  auto b = [&](const google::protobuf::Message& m) { return farmtest::blob_literal(db, m.SerializeAsString()); };
+  v1::Capabilities caps;
+  caps.set_arch(farm::machine_arch());
+  caps.set_kind("native");
+  v1::JobResult passed = pass_result(4242);
+  passed.set_worker_id("a1");
+  passed.set_attempt(1);
+  v1::JobEvent queued_ev;
+  queued_ev.set_job_id("j-old000000q1");
+  queued_ev.set_time_ms(1000);
+  queued_ev.mutable_state()->set_state(v1::JOB_STATE_QUEUED);
+  // the columns of schema 1 only (no jobs.lease_expires_ms)
+  farmtest::sql(db,
+                "INSERT INTO jobs(id, name, spec, state, priority, attempts, max_attempts, worker_id, created_ms, "
+                "started_ms, finished_ms, message, result) VALUES "
+                "('j-old000000p1', 'old-passed', " + b(stress("old-passed")) + ", 3, 0, 1, 3, 'a1', 1000, 1001, 1002, "
+                "'pass', " + b(passed) + "), "
+                "('j-old000000q1', 'old-queued', " + b(stress("old-queued")) + ", 1, 0, 0, 3, '', 1000, 0, 0, '', NULL);"
+                "INSERT INTO attempts(job_id, attempt, worker_id, outcome, started_ms, finished_ms, message) VALUES "
+                "('j-old000000p1', 1, 'a1', 1, 1001, 1002, 'pass');"
+                "INSERT INTO results(job_id, attempt, outcome, verdict, exit_code, calls, hits, batches, duration_s, "
+                "result) VALUES ('j-old000000p1', 1, 1, 'pass', 0, 4242, 2121, 10, 0.5, " + b(passed) + ");"
+                "INSERT INTO workers(id, name, capabilities, session, registered_ms, last_seen_ms, jobs_done) VALUES "
+                "('a1', 'a1', " + b(caps) + ", '', 900, 1002, 1);"
+                "INSERT INTO events(job_id, kind, time_ms, event) VALUES ('j-old000000q1', 0, 1000, " + b(queued_ev) +
+                ");");
+  const std::string version_query = db.rfind("postgresql://", 0) == 0
+                                        ? "SELECT value FROM meta WHERE key = 'schema'"
+                                        : "PRAGMA user_version";
+  ASSERT_EQ(farmtest::sql_value(db, version_query), "1");
+
+  cfg.db_path = db;
+  start();
+  EXPECT_EQ(farmtest::sql_value(db, version_query), std::to_string(farmd::kSchemaVersion));
+  auto c = client();
+  auto old = c.get("j-old000000p1", true);
+  EXPECT_EQ(old.state(), v1::JOB_STATE_PASSED);
+  EXPECT_EQ(old.result().calls(), 4242u);
+  ASSERT_EQ(old.attempt_history_size(), 1);
+  EXPECT_EQ(old.attempt_history(0).worker_id(), "a1");
+  auto ws = c.workers();
+  ASSERT_EQ(ws.size(), 1u);
+  EXPECT_EQ(ws[0].jobs_done(), 1u);
+  EXPECT_EQ(c.get("j-old000000q1").state(), v1::JOB_STATE_QUEUED);
+  // what was queued runs, with a lease deadline in the new column
+  auto* ex = add_agent("a1");
+  auto done = wait_terminal(c, "j-old000000q1");
+  EXPECT_EQ(done.state(), v1::JOB_STATE_PASSED) << done.message();
+  EXPECT_EQ(ex->names(), std::vector<std::string>{"old-queued"});
+  EXPECT_EQ(farmtest::sql_value(db, "SELECT COUNT(*) FROM jobs WHERE lease_expires_ms <> 0"), "0");  // none running
+  EXPECT_EQ(c.list({}).size(), 2u);
 }
 
 TEST_F(FarmService, StateSurvivesRestart) {

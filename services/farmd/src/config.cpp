@@ -111,7 +111,8 @@ void check_tokens(const std::vector<Token>& tokens) {
 
 void validate_config(const Config& c) {
   parse_listen(c.listen);
-  if (c.db_path.empty()) throw std::invalid_argument("the database path is empty");
+  if (c.db_path.empty())
+    throw std::invalid_argument("--db is empty: give an SQLite database file or a postgresql:// URL");
   range("--lease-ttl-ms", c.lease_ttl_ms, 100, 3'600'000);
   if (c.heartbeat_interval_ms != 0 && (c.heartbeat_interval_ms < 10 || c.heartbeat_interval_ms >= c.lease_ttl_ms))
     throw std::invalid_argument("--heartbeat-ms is " + std::to_string(c.heartbeat_interval_ms) +

@@ -1,16 +1,18 @@
-// The agent side of the farm: registration and sessions, leases (acquire,
-// heartbeat, progress), completion, attempts ending (finish_attempt) and the
-// housekeeping that expires leases and schedules health checks.
-#include <openssl/rand.h>
+// Leases: an agent's hold on a running attempt. Heartbeats and progress
+// keep it (renewed in the store too), completion ends it once per
+// (job, attempt), and the housekeeping tick ends the ones that expired or
+// ran past the job's timeout. finish_attempt is where every attempt ends.
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <optional>
 #include <stdexcept>
 
+#include "blob.hpp"
 #include "farm/common/names.hpp"
-#include "farm/common/select.hpp"
 #include "farm/common/util.hpp"
 #include "farmd/farm.hpp"
+#include "farmd/store.hpp"
 #include "validation.hpp"
 
 namespace farmd {
@@ -21,222 +23,19 @@ using grpc::StatusCode;
 
 namespace {
 
-template <class M>
-std::string ser(const M& m) {
-  std::string s;
-  m.SerializeToString(&s);
-  return s;
-}
-
-// A session is the secret that lets an agent act for its worker: from the
-// OS's CSPRNG (farm::random_hex is a seeded mt19937, fine for unique ids but
-// predictable from enough of its output, e.g. the job ids clients see).
-std::string new_session() {
-  unsigned char b[16];
-  if (RAND_bytes(b, sizeof b) != 1) throw std::runtime_error("cannot draw a session token (RAND_bytes failed)");
-  static const char* hex = "0123456789abcdef";
-  std::string s;
-  for (unsigned char c : b) {
-    s += hex[c >> 4];
-    s += hex[c & 15];
-  }
-  return s;
+// Is the store's copy of a lease deadline far enough behind to be written?
+bool stale_in_store(int64_t expires_ms, int64_t stored_ms, uint32_t heartbeat_ms) {
+  return expires_ms - stored_ms >= static_cast<int64_t>(heartbeat_ms / 2);
 }
 
 }  // namespace
 
-// ------------------------------------------------------------------ agents
-
-void Farm::persist_worker(WorkerRec& w) {
-  auto st = db_->prepare(
-      "INSERT INTO workers(id, name, capabilities, session, registered_ms, last_seen_ms, infra_failures, "
-      "quarantined, quarantine_reason, jobs_done, last_health_ms) VALUES(?,?,?,?,?,?,?,?,?,?,?) "
-      "ON CONFLICT(id) DO UPDATE SET name=excluded.name, capabilities=excluded.capabilities, "
-      "session=excluded.session, registered_ms=excluded.registered_ms, last_seen_ms=excluded.last_seen_ms, "
-      "infra_failures=excluded.infra_failures, quarantined=excluded.quarantined, "
-      "quarantine_reason=excluded.quarantine_reason, jobs_done=excluded.jobs_done, "
-      "last_health_ms=excluded.last_health_ms");
-  st.bind(1, w.w.id()).bind(2, w.w.name()).bind_blob(3, ser(w.w.capabilities())).bind(4, w.session);
-  st.bind(5, w.w.registered_ms()).bind(6, w.w.last_seen_ms()).bind(7, w.w.infra_failures());
-  st.bind(8, w.quarantined ? 1 : 0).bind(9, w.w.quarantine_reason()).bind(10, w.w.jobs_done());
-  st.bind(11, w.last_health_ms);
-  st.exec();
-  w.last_persist_ms = now_ms();
-}
-
-// Validates the request, then refuses a name another agent holds a live
-// session under (ALREADY_EXISTS): two agents sharing a --name would otherwise
-// take the session from each other at every re-registration, each time
-// losing the other's running attempts, until every job ends in error.
-Status Farm::register_worker(const v1::RegisterRequest& req, const Caller& who, v1::RegisterResponse* out) {
-  const auto& caps = req.capabilities();
-  if (auto s = check::worker_id("name", req.name()); !s.ok()) return s;
-  if (auto s = check::capabilities(caps); !s.ok()) return s;
-  std::unique_lock lk(mu_);
-  if (stopping_) return Status(StatusCode::UNAVAILABLE, "farmd is shutting down");
-  int64_t now = now_ms();
-  if (auto it = workers_.find(req.name()); it != workers_.end() && session_alive(it->second, now)) {
-    const WorkerRec& o = it->second;
-    return Status(StatusCode::ALREADY_EXISTS,
-                  "worker name '" + req.name() + "' is in use by a live agent (registered by " +
-                      (o.holder.empty() ? std::string("an agent before farmd restarted") : o.holder) + ", last heard " +
-                      std::to_string(now - o.contact_ms) + " ms ago); a second agent with the same --name is refused " +
-                      "until that session ends (the agent stops, or nothing is heard from it for the lease TTL of " +
-                      std::to_string(cfg_.lease_ttl_ms) + " ms)");
-  }
-  auto [it, fresh] = workers_.try_emplace(req.name());
-  WorkerRec& w = it->second;
-  try {
-    Txn t(*db_);
-    // The previous session under this name has ended (expired or left):
-    // whatever it was still running is gone.
-    lose_running(w, "worker " + w.w.id() + " registered a new session (agent restarted) while running attempt");
-    w.w.set_id(req.name());
-    w.w.set_name(req.name());
-    *w.w.mutable_capabilities() = caps;
-    if (w.w.capabilities().slots() == 0) w.w.mutable_capabilities()->set_slots(1);
-    w.session = new_session();
-    w.w.set_registered_ms(now);
-    w.w.set_last_seen_ms(now);
-    w.contact_ms = now;
-    w.holder = who.describe();
-    persist_worker(w);
-    t.commit();
-  } catch (const std::exception& e) {
-    pending_notify_.clear();
-    if (fresh) workers_.erase(it);
-    return Status(StatusCode::INTERNAL, e.what());
-  }
-  publish_events();
-  spdlog::info("farmd: worker {} registered ({}, {} slot(s){})", w.w.id(), ::farm::target_name(caps),
-               w.w.capabilities().slots(), w.quarantined ? ", quarantined" : "");
-  out->set_worker_id(w.w.id());
-  out->set_session(w.session);
-  out->set_heartbeat_interval_ms(heartbeat_interval_ms());
-  out->set_lease_ttl_ms(cfg_.lease_ttl_ms);
-  lk.unlock();
-  sched_cv_.notify_all();
-  return Status::OK;
-}
-
-bool Farm::session_alive(const WorkerRec& w, int64_t now) const {
-  return !w.session.empty() && w.contact_ms != 0 && now - w.contact_ms <= static_cast<int64_t>(cfg_.lease_ttl_ms);
-}
-
-Status Farm::check_session(const std::string& worker_id, const std::string& session, WorkerRec** out) {
-  if (auto s = check::worker_id("worker_id", worker_id); !s.ok()) return s;
-  if (auto s = check::session(session); !s.ok()) return s;
-  auto it = workers_.find(worker_id);
-  if (it == workers_.end()) return Status(StatusCode::NOT_FOUND, "unknown worker " + worker_id + "; register first");
-  // An empty stored session is a worker that left: "" never matches.
-  if (it->second.session.empty() || it->second.session != session)
-    return Status(StatusCode::FAILED_PRECONDITION, "stale session for worker " + worker_id + "; register again");
-  int64_t now = now_ms();
-  it->second.contact_ms = now;
-  it->second.w.set_last_seen_ms(now);
-  *out = &it->second;
-  return Status::OK;
-}
-
-bool Farm::worker_can_take(const WorkerRec& w, const Queued& q) const {
-  if (!q.health_for.empty()) return q.health_for == w.w.id();
-  if (w.quarantined) return false;
-  return ::farm::selector_matches(q.spec, w.w.capabilities(), w.w.id());
-}
-
-bool Farm::try_pick(WorkerRec& w, v1::Lease* lease) {
-  for (auto it = queue_.begin(); it != queue_.end(); ++it) {
-    Queued& q = it->second;
-    if (!worker_can_take(w, q)) continue;
-    int64_t now = now_ms();
-    uint32_t attempt = q.attempts + 1;
-    Txn t(*db_);
-    {
-      auto st = db_->prepare(
-          "UPDATE jobs SET state = ?, attempts = ?, worker_id = ?, "
-          "started_ms = CASE WHEN started_ms = 0 THEN ? ELSE started_ms END, message = '' WHERE id = ?");
-      st.bind(1, static_cast<int>(v1::JOB_STATE_RUNNING)).bind(2, attempt).bind(3, w.w.id()).bind(4, now);
-      st.bind(5, q.id).exec();
-    }
-    {
-      auto st = db_->prepare(
-          "INSERT OR REPLACE INTO attempts(job_id, attempt, worker_id, outcome, started_ms) VALUES(?, ?, ?, 0, ?)");
-      st.bind(1, q.id).bind(2, attempt).bind(3, w.w.id()).bind(4, now).exec();
-    }
-    emit_state(q.id, v1::JOB_STATE_RUNNING, attempt, w.w.id(), "");
-    t.commit();
-    publish_events();
-
-    Running r;
-    r.job_id = q.id;
-    r.attempt = attempt;
-    r.worker_id = w.w.id();
-    r.started_ms = now;
-    r.expires_ms = now + cfg_.lease_ttl_ms;
-    r.key = it->first;
-    q.attempts = attempt;
-    r.job = std::move(q);
-    queued_index_.erase(r.job_id);
-    queue_.erase(it);
-    lease->set_job_id(r.job_id);
-    lease->set_attempt(attempt);
-    *lease->mutable_spec() = r.job.spec;
-    lease->set_expires_ms(r.expires_ms);
-    w.running.insert(r.job_id);
-    running_.emplace(r.job_id, std::move(r));
-    return true;
-  }
-  return false;
-}
-
-void Farm::wake_one_for(const Queued& q) {
-  for (auto it = waiters_.begin(); it != waiters_.end(); ++it) {
-    Waiter* w = *it;
-    if (w->woken) continue;
-    auto wi = workers_.find(w->worker_id);
-    if (wi == workers_.end()) continue;
-    const WorkerRec& rec = wi->second;
-    if (rec.running.size() >= std::max<uint32_t>(1, rec.w.capabilities().slots())) continue;
-    if (!worker_can_take(rec, q)) continue;
-    w->woken = true;
-    w->cv.notify_one();
-    return;
-  }
-}
-
-Status Farm::acquire(const v1::AcquireJobRequest& req, v1::AcquireJobResponse* out,
-                     const std::function<bool()>& cancelled) {
-  auto deadline = std::chrono::steady_clock::now() +
-                  std::chrono::milliseconds(std::min(req.wait_ms(), cfg_.max_acquire_wait_ms));
-  std::unique_lock lk(mu_);
-  for (;;) {
-    if (stopping_) return Status::OK;
-    WorkerRec* w = nullptr;
-    if (auto s = check_session(req.worker_id(), req.session(), &w); !s.ok()) return s;
-    w->w.set_last_seen_ms(now_ms());
-    if (w->running.size() < std::max<uint32_t>(1, w->w.capabilities().slots())) {
-      try {
-        v1::Lease lease;
-        if (try_pick(*w, &lease)) {
-          *out->mutable_lease() = std::move(lease);
-          return Status::OK;
-        }
-      } catch (const std::exception& e) {
-        pending_notify_.clear();
-        return Status(StatusCode::INTERNAL, e.what());
-      }
-    }
-    auto now = std::chrono::steady_clock::now();
-    if (now >= deadline || (cancelled && cancelled())) return Status::OK;
-    Waiter me;
-    me.worker_id = req.worker_id();
-    waiters_.push_back(&me);
-    auto it = std::prev(waiters_.end());
-    // Woken for a job this worker can take; the timeout bounds the time to
-    // notice a cancelled call or a job freed by other means.
-    me.cv.wait_until(lk, std::min(deadline, now + std::chrono::milliseconds(500)), [&] { return me.woken; });
-    waiters_.erase(it);
-  }
+bool Farm::renew_lease(Running& r, int64_t now) {
+  r.expires_ms = now + cfg_.lease_ttl_ms;
+  if (!stale_in_store(r.expires_ms, r.stored_expires_ms, heartbeat_interval_ms())) return false;
+  store_->renew_lease(r.job_id, r.attempt, r.expires_ms);
+  r.stored_expires_ms = r.expires_ms;
+  return true;
 }
 
 Status Farm::heartbeat(const v1::HeartbeatRequest& req, v1::HeartbeatResponse* out) {
@@ -249,7 +48,7 @@ Status Farm::heartbeat(const v1::HeartbeatRequest& req, v1::HeartbeatResponse* o
     // The agent is stopping: hand back whatever it still holds and end the
     // session, so its name is free for the next agent at once.
     try {
-      Txn t(*db_);
+      Store::Txn t(*store_);
       std::vector<std::string> held(w->running.begin(), w->running.end());
       for (const auto& jid : held) {
         auto ri = running_.find(jid);
@@ -272,14 +71,32 @@ Status Farm::heartbeat(const v1::HeartbeatRequest& req, v1::HeartbeatResponse* o
     for (const auto& l : req.leases()) *out->add_lost() = l;
     return Status::OK;
   }
+  std::vector<Running*> held;
+  bool write = false;
   for (const auto& l : req.leases()) {
     auto it = running_.find(l.job_id());
     if (it == running_.end() || it->second.attempt != l.attempt() || it->second.worker_id != w->w.id()) {
       *out->add_lost() = l;
       continue;
     }
-    it->second.expires_ms = now + cfg_.lease_ttl_ms;
+    held.push_back(&it->second);
+    write |= stale_in_store(now + cfg_.lease_ttl_ms, it->second.stored_expires_ms, heartbeat_interval_ms());
     if (it->second.cancel_requested) *out->add_cancel() = l;
+  }
+  // Every lease held lasts another TTL, in the store too (one transaction).
+  // Should the store fail, this farmd keeps them (its memory decides here)
+  // and the store is written again at the next heartbeat.
+  if (!write) {
+    for (auto* r : held) r->expires_ms = now + cfg_.lease_ttl_ms;
+  } else {
+    try {
+      Store::Txn t(*store_);
+      for (auto* r : held) renew_lease(*r, now);
+      t.commit();
+    } catch (const std::exception& e) {
+      for (auto* r : held) r->stored_expires_ms = 0;
+      spdlog::warn("farmd: cannot renew the leases of worker {} in {}: {}", w->w.id(), store_->name(), e.what());
+    }
   }
   out->set_quarantined(w->quarantined);
   if (now - w->last_persist_ms > 5000) {
@@ -309,8 +126,10 @@ Status Farm::progress(const v1::ReportProgressRequest& req, v1::ReportProgressRe
   Running& r = it->second;
   r.expires_ms = now + cfg_.lease_ttl_ms;
   out->set_cancel(r.cancel_requested);
+  const int64_t stored = r.stored_expires_ms;
   try {
-    Txn t(*db_);
+    Store::Txn t(*store_);
+    renew_lease(r, now);
     if (req.has_progress()) {
       r.progress = req.progress();
     }
@@ -343,6 +162,7 @@ Status Farm::progress(const v1::ReportProgressRequest& req, v1::ReportProgressRe
     t.commit();
   } catch (const std::exception& e) {
     pending_notify_.clear();
+    r.stored_expires_ms = stored;
     return Status(StatusCode::INTERNAL, e.what());
   }
   publish_events();
@@ -383,59 +203,22 @@ Status Farm::complete(const v1::CompleteJobRequest& req, v1::CompleteJobResponse
   }
   // Not running: a retry of a completion that already landed, or a lease that expired.
   try {
-    auto st = db_->prepare("SELECT worker_id, outcome FROM attempts WHERE job_id = ? AND attempt = ?");
-    st.bind(1, l.job_id()).bind(2, l.attempt());
-    if (!st.step())
-      return Status(StatusCode::NOT_FOUND, "no attempt " + std::to_string(l.attempt()) + " of job " + l.job_id());
-    std::string worker = st.text(0);
-    auto outcome = static_cast<v1::Outcome>(st.i64(1));
+    auto a = store_->attempt(l.job_id(), l.attempt());
+    if (!a) return Status(StatusCode::NOT_FOUND, "no attempt " + std::to_string(l.attempt()) + " of job " + l.job_id());
+    const std::string& worker = a->worker_id;
+    auto outcome = static_cast<v1::Outcome>(a->outcome);
     if (worker != req.worker_id())
       return Status(StatusCode::PERMISSION_DENIED, "attempt " + std::to_string(l.attempt()) + " of job " + l.job_id() +
                                                        " belongs to another worker");
     if (outcome == v1::OUTCOME_LOST)
       return Status(StatusCode::ABORTED, "lease of attempt " + std::to_string(l.attempt()) + " of " + l.job_id() +
                                              " expired; the job was requeued");
-    auto js = db_->prepare("SELECT state FROM jobs WHERE id = ?");
-    js.bind(1, l.job_id());
-    if (js.step()) out->set_job_state(static_cast<v1::JobState>(js.i64(0)));
+    if (auto state = store_->job_state(l.job_id())) out->set_job_state(static_cast<v1::JobState>(*state));
     out->set_duplicate(true);
   } catch (const std::exception& e) {
     return Status(StatusCode::INTERNAL, e.what());
   }
   return Status::OK;
-}
-
-void Farm::set_worker_failures(WorkerRec& w, uint32_t failures, const std::string& last_error) {
-  w.w.set_infra_failures(failures);
-  if (!w.quarantined && cfg_.quarantine_threshold > 0 && failures >= cfg_.quarantine_threshold) {
-    w.quarantined = true;
-    w.w.set_quarantine_reason(std::to_string(failures) + " consecutive infrastructure failures; last: " + last_error);
-    spdlog::warn("farmd: worker {} quarantined: {}", w.w.id(), w.w.quarantine_reason());
-    enqueue_health_check(w);
-  }
-}
-
-void Farm::enqueue_health_check(WorkerRec& w) {
-  if (!w.health_job.empty()) return;
-  v1::JobSpec spec;
-  spec.set_name("health-check " + w.w.id());
-  spec.mutable_selector()->set_worker_id(w.w.id());
-  spec.mutable_workload()->mutable_health_check();
-  spec.set_timeout_s(cfg_.health_timeout_s);
-  spec.set_max_attempts(1);
-  spec.set_priority(1000000);
-  (*spec.mutable_tags())["farm"] = "health-check";
-  QueueKey key{};
-  std::string id = insert_job(spec, 1, w.w.id(), "health check of quarantined worker " + w.w.id(), &key);
-  Queued q;
-  q.id = id;
-  q.spec = spec;
-  q.max_attempts = 1;
-  q.health_for = w.w.id();
-  queued_index_[id] = key;
-  wake_one_for(queue_.emplace(key, std::move(q)).first->second);
-  w.health_job = id;
-  w.last_health_ms = now_ms();
 }
 
 void Farm::lose_running(WorkerRec& w, const std::string& why) {
@@ -497,28 +280,33 @@ v1::JobState Farm::finish_attempt(Running r, v1::JobResult result) {
   if (free_hand_back) ++r.job.free_attempts;
   const bool terminal = ::farm::is_terminal(state);
 
-  bool own_txn = sqlite3_get_autocommit(db_->raw()) != 0;
-  std::optional<Txn> t;
-  if (own_txn) t.emplace(*db_);
-  {
-    auto st = db_->prepare("UPDATE attempts SET outcome = ?, finished_ms = ?, message = ? WHERE job_id = ? AND attempt = ?");
-    st.bind(1, static_cast<int>(outcome)).bind(2, now).bind(3, result.message()).bind(4, r.job_id).bind(5, r.attempt);
-    st.exec();
-  }
-  {
-    auto st = db_->prepare(
-        "INSERT OR REPLACE INTO results(job_id, attempt, outcome, verdict, exit_code, calls, hits, batches, "
-        "duration_s, result) VALUES(?,?,?,?,?,?,?,?,?,?)");
-    st.bind(1, r.job_id).bind(2, r.attempt).bind(3, static_cast<int>(outcome)).bind(4, result.verdict());
-    st.bind(5, result.exit_code()).bind(6, result.calls()).bind(7, result.hits()).bind(8, result.batches());
-    st.bind(9, result.duration_s()).bind_blob(10, ser(result)).exec();
-  }
-  if (terminal) {
-    auto st = db_->prepare("UPDATE jobs SET state = ?, finished_ms = ?, message = ?, result = ? WHERE id = ?");
-    st.bind(1, static_cast<int>(state)).bind(2, now).bind(3, msg).bind_blob(4, ser(result)).bind(5, r.job_id).exec();
-  } else {
-    auto st = db_->prepare("UPDATE jobs SET state = ?, message = ? WHERE id = ?");
-    st.bind(1, static_cast<int>(state)).bind(2, msg).bind(3, r.job_id).exec();
+  std::optional<Store::Txn> t;
+  if (!store_->in_transaction()) t.emplace(*store_);
+  AttemptEnd e;
+  e.job_id = r.job_id;
+  e.attempt = r.attempt;
+  e.outcome = outcome;
+  e.now_ms = now;
+  e.attempt_message = result.message();
+  e.verdict = result.verdict();
+  e.exit_code = result.exit_code();
+  e.calls = result.calls();
+  e.hits = result.hits();
+  e.batches = result.batches();
+  e.duration_s = result.duration_s();
+  e.result = ser(result);
+  e.job_state = state;
+  e.terminal = terminal;
+  e.job_message = msg;
+  if (!store_->end_attempt(e)) {
+    // The store has this attempt ended already (another farmd on the
+    // database ended it): its outcome stands; this one is dropped.
+    spdlog::warn("farmd: attempt {} of job {} already ended in {}; {} not recorded", r.attempt, r.job_id,
+                 store_->name(), ::farm::outcome_name(outcome));
+    if (auto wi = workers_.find(r.worker_id); wi != workers_.end()) wi->second.running.erase(r.job_id);
+    running_.erase(r.job_id);
+    auto now_state = store_->job_state(r.job_id);
+    return now_state ? static_cast<v1::JobState>(*now_state) : state;
   }
   emit_state(r.job_id, state, r.attempt, r.worker_id, msg);
 
@@ -570,18 +358,6 @@ v1::JobState Farm::finish_attempt(Running r, v1::JobResult result) {
   return state;
 }
 
-void Farm::prune_events(int64_t now) {
-  // Jobs and results are kept; the bulky per-job event stream (logs,
-  // progress) of long finished jobs is dropped. Runs at most hourly.
-  last_prune_ms_ = now;
-  if (cfg_.event_retention_days == 0) return;
-  int64_t cutoff = now - static_cast<int64_t>(cfg_.event_retention_days) * 86'400'000;
-  auto st = db_->prepare(
-      "DELETE FROM events WHERE job_id IN (SELECT id FROM jobs WHERE finished_ms > 0 AND finished_ms < ?)");
-  st.bind(1, cutoff).exec();
-  if (int n = db_->changes(); n > 0) spdlog::info("farmd: pruned {} events of jobs finished before the retention window", n);
-}
-
 void Farm::tick() {
   std::unique_lock lk(mu_);
   if (stopping_) return;
@@ -629,20 +405,7 @@ void Farm::tick() {
       spdlog::error("farmd: cannot expire lease of {}: {}", id, e.what());
     }
   }
-  for (auto& [id, w] : workers_) {
-    if (!w.quarantined || !w.health_job.empty()) continue;
-    if (now - w.w.last_seen_ms() > static_cast<int64_t>(cfg_.offline_after_ms)) continue;
-    if (now - w.last_health_ms < static_cast<int64_t>(cfg_.health_recheck_ms)) continue;
-    try {
-      Txn t(*db_);
-      enqueue_health_check(w);
-      t.commit();
-      publish_events();
-    } catch (const std::exception& e) {
-      pending_notify_.clear();
-      spdlog::error("farmd: cannot schedule a health check for {}: {}", id, e.what());
-    }
-  }
+  schedule_health_checks(now);
 }
 
 }  // namespace farmd

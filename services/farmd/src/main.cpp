@@ -9,6 +9,9 @@
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <thread>
@@ -44,12 +47,14 @@ int main(int argc, char** argv) {
   std::vector<std::string> client_tokens, agent_tokens;
   bool no_auth = false, exit_with_parent = false;
 
-  CLI::App app{"farmd: patch farm coordinator (gRPC, SQLite WAL)"};
+  CLI::App app{"farmd: patch farm coordinator (gRPC; SQLite WAL or PostgreSQL)"};
   app.add_option("--listen", cfg.listen, "host:port to listen on (port 0 picks a free port; 0-65535)")
       ->capture_default_str();
   app.add_option("--db", cfg.db_path,
-                 "SQLite database file (created if missing; its directory must exist). One farmd per database: "
-                 "FILE.lock holds the lock")
+                 "the store: an SQLite database file (created if missing; its directory must exist; FILE.lock keeps "
+                 "a second farmd out), or a PostgreSQL database as a URL, postgresql://[USER[:PASSWORD]@]HOST[:PORT]/DB"
+                 "[?PARAM=VALUE&...] (libpq's; the database must exist, empty or farmd's). The schema is migrated at "
+                 "start")
       ->capture_default_str();
   app.add_option("--tokens", tokens_file, kTokensHelp);
   app.add_option("--client-token", client_tokens, "accept this bearer token for the client role (repeatable)");
@@ -81,7 +86,9 @@ int main(int argc, char** argv) {
                  "open WatchJob streams per client token (each holds a server thread)")
       ->capture_default_str();
   app.add_option("--max-watches", cfg.max_watches, "open WatchJob streams in total")->capture_default_str();
-  app.add_flag("--sync-full", cfg.sync_full, "fsync every commit (PRAGMA synchronous=FULL)");
+  app.add_flag("--sync-full", cfg.sync_full,
+               "fsync every commit: SQLite PRAGMA synchronous=FULL (default NORMAL); PostgreSQL: the server's "
+               "synchronous_commit (default: off for farmd's sessions)");
   app.add_option("--port-file", port_file,
                  "once listening, write the bound port to this file (atomically: a rename); removed at exit");
   app.add_flag("--exit-with-parent", exit_with_parent, "terminate when the parent process dies (tests)");
@@ -125,19 +132,28 @@ int main(int argc, char** argv) {
     ::signal(SIGPIPE, SIG_IGN);
 
     farmd::Server server(cfg);
-    server.start();
-    std::cout << "farmd listening on " << server.address() << std::endl;
-    // Readiness for scripts: written (tmp + rename) only once the port accepts calls.
-    if (!port_file.empty()) farm::write_file_atomic(port_file, std::to_string(server.port()) + "\n");
-
+    // The signal thread runs while the store opens too: connecting to a
+    // PostgreSQL server can take up to its connect_timeout, and a signal
+    // then ends farmd at once (nothing is served yet; a migration step is a
+    // transaction, rolled back).
+    static std::atomic<bool> serving{false};
     std::thread sig([&] {
       int s = 0;
       sigwait(&set, &s);
+      if (!serving) {
+        std::fprintf(stderr, "farmd: signal %d while starting; exiting\n", s);
+        std::_Exit(0);
+      }
       spdlog::info("farmd: signal {}, shutting down", s);
       server.shutdown();
     });
-    server.wait();
     sig.detach();
+    server.start();
+    serving = true;
+    std::cout << "farmd listening on " << server.address() << std::endl;
+    // Readiness for scripts: written (tmp + rename) only once the port accepts calls.
+    if (!port_file.empty()) farm::write_file_atomic(port_file, std::to_string(server.port()) + "\n");
+    server.wait();
     if (!port_file.empty()) {
       // Only our own port: a newer farmd may have written the file since.
       std::error_code ec;

@@ -43,7 +43,9 @@ std::vector<Token> load_tokens(const std::string& path);
 
 struct Config {
   std::string listen = "127.0.0.1:0";  // host:port; port 0 picks a free one
-  std::string db_path = "farmd.db";     // SQLite database (WAL); ":memory:" for throwaway
+  // The store (store.hpp): an SQLite database file (WAL; ":memory:" for a
+  // throwaway one) or a postgresql:// URL.
+  std::string db_path = "farmd.db";
   std::vector<Token> tokens;            // empty: authentication disabled
   std::string tls_cert;                 // PEM; TLS when both cert and key are set
   std::string tls_key;
@@ -64,7 +66,9 @@ struct Config {
   uint32_t max_acquire_wait_ms = 30000;   // cap on long polls
   uint64_t max_log_bytes_per_attempt = 4 << 20;
   uint32_t event_retention_days = 30;     // drop events (logs, progress) of jobs finished longer ago; 0: keep
-  bool sync_full = false;                 // PRAGMA synchronous=FULL (default NORMAL: WAL-safe)
+  // SQLite PRAGMA synchronous=FULL (default NORMAL: WAL-safe); PostgreSQL: the
+  // server's synchronous_commit (default off for farmd's sessions).
+  bool sync_full = false;
   // WatchJob streams each hold a server thread while open.
   uint32_t max_watches_per_token = 32;    // open streams per client token (all callers share one without auth)
   uint32_t max_watches = 256;             // open streams in total

@@ -1,19 +1,31 @@
 #pragma once
 // The farm's state machine: jobs, attempts, leases, workers, events.
-// Everything is persisted in SQLite (WAL) before a call returns; the
-// in-memory indexes (queue, leases, workers) are rebuilt from it at startup.
-// Sources: farm.cpp (setup, events, client side), leases.cpp (workers,
-// leases, completion, housekeeping), store.cpp (the database), validation.cpp
-// (request checks).
+// Everything is persisted in the store (store.hpp: SQLite or PostgreSQL)
+// before a call returns; the in-memory indexes (queue, leases, workers) are
+// rebuilt from it at startup. Each change of a job's state is claimed in the
+// store first (Store::claim, end_attempt, end_queued: compare-and-set), and
+// the indexes follow what the store accepted.
+// Sources, one concept each:
+//   farm.cpp       setup, shutdown, the housekeeping thread
+//   recovery.cpp   rebuilding the indexes from the store at start
+//   events.cpp     the event log: emit, publish, watch, prune
+//   jobs.cpp       the client side: submit, get, list, cancel
+//   report.cpp     GetReport
+//   workers.cpp    registration, sessions, quarantine, health checks
+//   scheduler.cpp  the queue: matching, claiming, long polls (acquire)
+//   leases.cpp     heartbeats, progress, completion, expiry, timeouts
+//   validation.cpp request checks; store/ all SQL
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <list>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -21,18 +33,17 @@
 
 #include "farm/v1/farm.pb.h"
 #include "farmd/config.hpp"
-#include "farmd/sqlite.hpp"
 
 namespace farmd {
 
 namespace v1 = ::farm::v1;
 
-class DbLock;
+class Store;
 
 class Farm {
  public:
   // Throws std::invalid_argument for a bad Config (validate_config) and
-  // std::runtime_error if the database cannot be used (store.hpp).
+  // std::runtime_error if the database cannot be used (store.hpp: open_store).
   explicit Farm(Config cfg);
   ~Farm();
   Farm(const Farm&) = delete;
@@ -94,6 +105,7 @@ class Farm {
     uint32_t attempt = 0;
     std::string worker_id;
     int64_t expires_ms = 0;
+    int64_t stored_expires_ms = 0;  // the lease deadline the store has (renewed at most every half heartbeat)
     int64_t started_ms = 0;
     bool cancel_requested = false;
     QueueKey key{};
@@ -118,7 +130,6 @@ class Farm {
     std::string holder;  // who registered the session ("agent 'lab' from ipv4:...")
   };
 
-  void open_db();
   void recover();
   void bg_loop();
 
@@ -141,18 +152,20 @@ class Farm {
   void lose_running(WorkerRec& w, const std::string& why);
   void set_worker_failures(WorkerRec& w, uint32_t failures, const std::string& last_error);
   void enqueue_health_check(WorkerRec& w);
+  void schedule_health_checks(int64_t now);
   void persist_worker(WorkerRec& w);
+  // The lease of `r` lasts until now + TTL; the store's copy is renewed when
+  // it is half a heartbeat behind (inside the caller's transaction, if any).
+  // Returns true if the store was written.
+  bool renew_lease(Running& r, int64_t now);
   v1::WorkerState worker_state(const WorkerRec& w, int64_t now) const;
 
-  // reading (read connection, rmu_)
+  // reading (the store's reader; takes mu_ only for a running job's progress)
   bool load_job(const std::string& id, bool history, v1::Job* out);
 
   Config cfg_;
-  std::unique_ptr<DbLock> lock_;  // one farmd per database (before db_: released last)
-  std::unique_ptr<Db> db_;   // writer, guarded by mu_
-  std::unique_ptr<Db> rdb_;  // reader, guarded by rmu_
+  std::unique_ptr<Store> store_;  // its writer is used under mu_
   std::mutex mu_;
-  std::mutex rmu_;
   std::condition_variable sched_cv_;   // queue changed
   std::mutex ev_mu_;
   std::condition_variable ev_cv_;      // new events

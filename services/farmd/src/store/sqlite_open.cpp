@@ -1,4 +1,6 @@
-#include "store.hpp"
+// The SQLite store: opening a database file (path checks, the lock, is it
+// farmd's, is it intact) before the migrations run (sqlite_schema.cpp).
+#include "sqlite_store.hpp"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -22,70 +24,6 @@
 namespace farmd {
 
 namespace {
-
-const char* kSchema = R"sql(
-CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
-CREATE TABLE IF NOT EXISTS jobs(
-  seq INTEGER PRIMARY KEY AUTOINCREMENT,
-  id TEXT NOT NULL UNIQUE,
-  name TEXT NOT NULL DEFAULT '',
-  spec BLOB NOT NULL,
-  state INTEGER NOT NULL,
-  priority INTEGER NOT NULL DEFAULT 0,
-  attempts INTEGER NOT NULL DEFAULT 0,
-  max_attempts INTEGER NOT NULL,
-  worker_id TEXT NOT NULL DEFAULT '',
-  created_ms INTEGER NOT NULL,
-  started_ms INTEGER NOT NULL DEFAULT 0,
-  finished_ms INTEGER NOT NULL DEFAULT 0,
-  message TEXT NOT NULL DEFAULT '',
-  cancel_requested INTEGER NOT NULL DEFAULT 0,
-  health_for TEXT NOT NULL DEFAULT '',
-  result BLOB);
-CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, seq);
-CREATE INDEX IF NOT EXISTS jobs_created ON jobs(created_ms);
-CREATE TABLE IF NOT EXISTS attempts(
-  job_id TEXT NOT NULL,
-  attempt INTEGER NOT NULL,
-  worker_id TEXT NOT NULL,
-  outcome INTEGER NOT NULL DEFAULT 0,
-  started_ms INTEGER NOT NULL,
-  finished_ms INTEGER NOT NULL DEFAULT 0,
-  message TEXT NOT NULL DEFAULT '',
-  PRIMARY KEY(job_id, attempt));
-CREATE TABLE IF NOT EXISTS results(
-  job_id TEXT NOT NULL,
-  attempt INTEGER NOT NULL,
-  outcome INTEGER NOT NULL,
-  verdict TEXT NOT NULL DEFAULT '',
-  exit_code INTEGER NOT NULL DEFAULT 0,
-  calls INTEGER NOT NULL DEFAULT 0,
-  hits INTEGER NOT NULL DEFAULT 0,
-  batches INTEGER NOT NULL DEFAULT 0,
-  duration_s REAL NOT NULL DEFAULT 0,
-  result BLOB NOT NULL,
-  PRIMARY KEY(job_id, attempt));
-CREATE TABLE IF NOT EXISTS workers(
-  id TEXT PRIMARY KEY,
-  name TEXT NOT NULL,
-  capabilities BLOB NOT NULL,
-  session TEXT NOT NULL,
-  registered_ms INTEGER NOT NULL,
-  last_seen_ms INTEGER NOT NULL,
-  infra_failures INTEGER NOT NULL DEFAULT 0,
-  quarantined INTEGER NOT NULL DEFAULT 0,
-  quarantine_reason TEXT NOT NULL DEFAULT '',
-  jobs_done INTEGER NOT NULL DEFAULT 0,
-  last_health_ms INTEGER NOT NULL DEFAULT 0);
-CREATE TABLE IF NOT EXISTS events(
-  seq INTEGER PRIMARY KEY AUTOINCREMENT,
-  job_id TEXT NOT NULL,
-  kind INTEGER NOT NULL,
-  time_ms INTEGER NOT NULL,
-  event BLOB NOT NULL);
-CREATE INDEX IF NOT EXISTS events_job ON events(job_id, seq);
-INSERT OR IGNORE INTO meta(key, value) VALUES('schema', '1');
-)sql";
 
 // The tables of schema 1 (how a database written before the application id is recognised).
 const std::set<std::string> kTables = {"meta", "jobs", "attempts", "results", "workers", "events"};
@@ -165,7 +103,7 @@ void check_db_path(const std::string& p) {
 
 // ------------------------------------------------------------------ open
 
-std::unique_ptr<Db> open_store(const Config& cfg, std::unique_ptr<DbLock>* lock) {
+std::unique_ptr<Db> open_sqlite(const Config& cfg, const StoreOptions& opt, std::unique_ptr<DbLock>* lock) {
   const std::string& p = cfg.db_path;
   const bool memory = p == ":memory:";
   if (!memory) check_db_path(p);  // names the path and the reason
@@ -192,10 +130,15 @@ std::unique_ptr<Db> open_store(const Config& cfg, std::unique_ptr<DbLock>* lock)
 
   const bool ours = static_cast<int32_t>(app_id) == kApplicationId;
   bool fresh = false;
+  int from = 0;  // the schema version the migrations start from
   if (ours) {
     if (version > kSchemaVersion)
       throw refuse("has schema version " + std::to_string(version) + ", newer than this farmd's (" +
                    std::to_string(kSchemaVersion) + "): run a newer farmd");
+    if (version < 0) throw refuse("has schema version " + std::to_string(version) + " (PRAGMA user_version): it may be corrupted");
+    from = static_cast<int>(version);
+    if (from == 0 && !tables.empty()) from = 1;  // marked, version not yet recorded
+    fresh = tables.empty();
   } else if (app_id != 0) {
     char hex[16];
     std::snprintf(hex, sizeof hex, "0x%08x", static_cast<uint32_t>(app_id));
@@ -206,13 +149,18 @@ std::unique_ptr<Db> open_store(const Config& cfg, std::unique_ptr<DbLock>* lock)
     std::set<std::string> have(tables.begin(), tables.end());
     bool legacy = std::includes(have.begin(), have.end(), kTables.begin(), kTables.end());
     if (legacy) {
+      // farmd's meta row names the schema version (1 before the application id)
       auto st = db->prepare("SELECT value FROM meta WHERE key = 'schema'");
-      legacy = st.step() && st.text(0) == "1";
+      std::string v = st.step() ? st.text(0) : "";
+      bool digits = !v.empty() && v.size() <= 4 && std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; });
+      int n = digits ? std::stoi(v) : 0;
+      from = n >= 1 && n <= kSchemaVersion ? n : 0;
+      legacy = from > 0;
     }
     if (!legacy)
       throw refuse("is not a farmd database: it has the tables " + join(tables) +
                    " and not farmd's (no farmd application_id); refusing to add farmd's tables to it");
-    spdlog::info("farmd: {} was written by a farmd without an application id; marking it (schema 1)", p);
+    spdlog::info("farmd: {} was written by a farmd without an application id; marking it (schema {})", p, from);
   }
 
   // The header says the file is farmd's (or new): take the lock before
@@ -249,13 +197,8 @@ std::unique_ptr<Db> open_store(const Config& cfg, std::unique_ptr<DbLock>* lock)
   }
   db->exec(cfg.sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
   db->exec("PRAGMA temp_store=MEMORY");
-  {
-    Txn t(*db);
-    db->exec(kSchema);
-    db->exec("PRAGMA application_id = " + std::to_string(kApplicationId));
-    db->exec("PRAGMA user_version = " + std::to_string(kSchemaVersion));
-    t.commit();
-  }
+  sqlite_migrate(*db, p, from, std::min(opt.schema_version, kSchemaVersion));
+  if (!ours) db->exec("PRAGMA application_id = " + std::to_string(kApplicationId));  // (each step sets it too)
   return db;
 }
 

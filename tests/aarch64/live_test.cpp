@@ -5,12 +5,15 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstdio>
 #include <cstring>
+#include <sys/mman.h>
 #include <vector>
 
 #include "backend.hpp"
 #include "encoding.hpp"
 #include "engine/protocol.hpp"
+#include "trampoline.hpp"
 #include "libpatch/patch.h"
 #include "libpatch/regs.h"
 
@@ -247,3 +250,74 @@ TEST_P(A64Live, SledAfterBtiAndPrefixedSled) {
 
 INSTANTIATE_TEST_SUITE_P(Kinds, A64Live, ::testing::Values(LP_PROBE_JUMP, LP_PROBE_TRAP),
                          [](const ::testing::TestParamInfo<int> &i) { return i.param == LP_PROBE_JUMP ? "jump" : "trap"; });
+
+// ---- beyond B's reach -------------------------------------------------------
+
+namespace {
+
+// Every free gap within `reach` (plus a margin) of `site` reserved PROT_NONE,
+// so the trampoline pool finds no room a B at the site could reach; released
+// at the end. (The gaps are read first: nothing allocates while reserving.)
+struct ReserveNear {
+  std::vector<std::pair<void *, size_t>> held;
+  ReserveNear(uintptr_t site, uint64_t reach) {
+    const uint64_t margin = 4u << 20;
+    const uint64_t lo = site > reach + margin ? site - reach - margin : 0x10000;
+    const uint64_t hi = site + reach + margin;
+    std::vector<std::pair<uint64_t, uint64_t>> gaps;
+    gaps.reserve(512);
+    FILE *f = std::fopen("/proc/self/maps", "r");
+    if (!f) return;
+    char line[512];
+    uint64_t prev = lo;
+    while (std::fgets(line, sizeof line, f)) {
+      unsigned long a = 0, b = 0;
+      if (std::sscanf(line, "%lx-%lx", &a, &b) != 2) continue;
+      if (a > prev && prev < hi) gaps.push_back({prev, std::min<uint64_t>(a, hi)});
+      if (b > prev) prev = b;
+    }
+    std::fclose(f);
+    if (prev < hi) gaps.push_back({prev, hi});
+    held.reserve(gaps.size());
+    for (auto [a, b] : gaps) {
+      if (b <= a) continue;
+      void *m = mmap(reinterpret_cast<void *>(a), b - a, PROT_NONE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+      if (m != MAP_FAILED) held.push_back({m, b - a});
+    }
+  }
+  ~ReserveNear() {
+    for (auto [m, n] : held) munmap(m, n);
+  }
+};
+
+} // namespace
+
+// No trampoline within B's +-128 MiB (every gap there reserved): the far entry
+// form is not built (docs/aarch64.md, "Not handled"), so under
+// LP_PROBE_JUMP_OR_TRAP the probe is a trap probe that says why (LP_ERANGE) and
+// works, and under LP_PROBE_JUMP the probe is refused with that reason.
+TEST(A64Reach, BeyondBReachAJumpProbeFallsBackToATrapWithLP_ERANGE) {
+  const uintptr_t site = reinterpret_cast<uintptr_t>(&a64_args);
+  ReserveNear r(site, uint64_t(a64::kReach));
+  ASSERT_FALSE(r.held.empty());
+  {
+    Patcher pt(LP_PROBE_JUMP_OR_TRAP);
+    ArgsSeen s;
+    lp_probe *pr = nullptr;
+    ASSERT_EQ(lp_probe_at(pt.p, reinterpret_cast<void *>(&a64_args), on_args, &s, &pr), 0);
+    EXPECT_EQ(lp_probe_is_jump(pr), 0);
+    EXPECT_EQ(lp_probe_fallback(pr), LP_ERANGE) << lp_strerror(lp_probe_fallback(pr));
+    ASSERT_EQ(lp_probe_enable(pr), 0);
+    ASSERT_EQ(lp_commit(pt.p), 0);
+    const long got = a64_args(1, 2, 3, 4, 5, 6, 7, 8, 1.25, 2.25, 3.25, 4.25, 5.25, 6.25, 7.25, 8.25);
+    EXPECT_EQ(got, 100 + 35 + long(0.5 + 35 + 7 * 0.25));
+    EXPECT_EQ(s.hits.load(), 1);
+  }
+  {
+    Patcher pt(LP_PROBE_JUMP);
+    ArgsSeen s;
+    lp_probe *pr = nullptr;
+    EXPECT_EQ(lp_probe_at(pt.p, reinterpret_cast<void *>(&a64_args), on_args, &s, &pr), LP_ERANGE);
+  }
+}

@@ -647,6 +647,8 @@ TEST(FarmCtlDocs, FarmMdQuickStart) { run_doc_block("docs/farm.md", "farm-md-qui
 // (labels farm and postgres: the block starts a PostgreSQL of its own)
 TEST(FarmCtlDocs, FarmMdPostgres) { run_doc_block("docs/farm.md", "farm-md-postgres"); }
 
+TEST(FarmCtlDocs, FarmMdMetrics) { run_doc_block("docs/farm.md", "farm-md-metrics"); }
+
 TEST(FarmCtlDocs, NoClientChosenBinaries) {
   // Every `farmctl submit` command in the farm docs (continuation lines
   // joined): no --binary, no --arg, no image path.

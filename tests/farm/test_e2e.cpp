@@ -7,10 +7,14 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <boost/asio.hpp>
+#include <regex>
+
 #include "farm/common/names.hpp"
 #include "farm/ctl/client.hpp"
 #include "farm_store.hpp"
 #include "farm_test_util.hpp"
+#include "prom_parse.hpp"
 
 namespace v1 = farm::v1;
 using farm::ctl::Client;
@@ -540,4 +544,178 @@ TEST_F(FarmE2E, RealBaremetalImageOnQemuSystem) {
   EXPECT_EQ(res[0]["result"]["harts"], 2);
   EXPECT_GT(res[0]["calls"].get<uint64_t>(), 0u);
 #endif
+}
+
+// ---- issue 17: --metrics-listen (/metrics and the live page) ----
+
+namespace {
+
+// One HTTP/1.1 GET on 127.0.0.1:port, read until the server closes: {head, body}.
+std::pair<std::string, std::string> http_get(int port, const std::string& path) {
+  namespace asio = boost::asio;
+  asio::io_context ioc;
+  asio::ip::tcp::socket s(ioc);
+  s.connect({asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)});
+  const std::string req = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+  asio::write(s, asio::buffer(req));
+  std::string all;
+  char buf[4096];
+  boost::system::error_code ec;
+  for (;;) {
+    const size_t n = s.read_some(asio::buffer(buf), ec);
+    if (ec) break;
+    all.append(buf, n);
+  }
+  const size_t p = all.find("\r\n\r\n");
+  if (p == std::string::npos) return {all, ""};
+  return {all.substr(0, p + 2), all.substr(p + 4)};
+}
+
+// Headless Chromium with the flags of tests/conformance/browser_test.sh (the
+// conformance report's browser test): "" if none is installed.
+std::string find_chromium() {
+  for (const char* b : {"/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"})
+    if (::access(b, X_OK) == 0) return b;
+  return "";
+}
+
+farmtest::CmdResult chromium(const std::string& browser, const std::string& profile, std::vector<std::string> extra,
+                             const std::string& url) {
+  std::vector<std::string> a{browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                             "--no-first-run", "--user-data-dir=" + profile, "--virtual-time-budget=3000"};
+  a.insert(a.end(), extra.begin(), extra.end());
+  a.push_back(url);
+  return farmtest::run(a, 60s);
+}
+
+}  // namespace
+
+// A real farmd with --metrics-listen 127.0.0.1:0, one agent, two jobs run to
+// completion (one passes, one fails) and one left queued (a selector no
+// worker matches): /metrics has the counts, the farm's state and the worker;
+// the live page renders in Chromium with the worker, the queue and the
+// finished jobs (their log tails), and the conformance run.
+TEST_F(FarmE2E, MetricsEndpointAndLivePage) {
+  const double t0 = double(farm::now_ms()) / 1000.0;
+  start_farmd({"--metrics-listen", "127.0.0.1:0", "--metrics-port-file", dir / "metrics-port"});
+  const int mport = farmtest::read_port_file(dir / "metrics-port");
+  ASSERT_GT(mport, 0) << "no metrics port; see " << (dir / "farmd.log");
+  EXPECT_NE(mport, port);
+  start_agent("metrics-agent", {"--label", "lab=south"});
+
+  auto pass_id = submit_fake({"--mode", "pass", "--seed", "7"}, [](v1::JobSpec& s) {
+    s.set_name("metrics-pass");
+    (*s.mutable_tags())["suite"] = "conformance";
+    (*s.mutable_tags())["run"] = "r-metrics-1";
+  });
+  auto fail_id = submit_fake({"--mode", "fail", "--seed", "8"}, [](v1::JobSpec& s) {
+    s.set_name("metrics-fail");
+    (*s.mutable_tags())["suite"] = "conformance";
+    (*s.mutable_tags())["run"] = "r-metrics-1";
+  });
+  EXPECT_EQ(wait_terminal(pass_id).state(), v1::JOB_STATE_PASSED);
+  EXPECT_EQ(wait_terminal(fail_id).state(), v1::JOB_STATE_FAILED);
+  v1::JobSpec unmatched;
+  unmatched.set_name("metrics-waits");
+  unmatched.mutable_workload()->mutable_command()->add_argv(kFake);
+  unmatched.mutable_selector()->set_arch("riscv64");
+  unmatched.mutable_selector()->set_kind("qemu-user");
+  (*unmatched.mutable_selector()->mutable_labels())["lab"] = "north";
+  const std::string queued_id = client().submit(unmatched, true).id();
+
+  auto [head, body] = http_get(mport, "/metrics");
+  EXPECT_NE(head.find("HTTP/1.1 200"), std::string::npos) << head;
+  EXPECT_NE(head.find("Content-Type: text/plain; version=0.0.4; charset=utf-8"), std::string::npos) << head;
+  const auto e = farmtest::parse(body);
+  using farmtest::sample_value;
+  EXPECT_EQ(e.type.at("farm_jobs_submitted_total"), "counter");
+  EXPECT_EQ(sample_value(e, "farm_jobs_submitted_total"), 3) << body;
+  EXPECT_EQ(sample_value(e, "farm_jobs", {{"state", "passed"}}), 1) << body;
+  EXPECT_EQ(sample_value(e, "farm_jobs", {{"state", "failed"}}), 1) << body;
+  EXPECT_EQ(sample_value(e, "farm_jobs", {{"state", "queued"}}), 1) << body;
+  EXPECT_EQ(sample_value(e, "farm_jobs", {{"state", "running"}}), 0) << body;
+  EXPECT_EQ(sample_value(e, "farm_queue_depth", {{"selector", "arch=riscv64,kind=qemu-user,labels.lab=north"}}), 1)
+      << body;
+  EXPECT_EQ(farmtest::samples_of(e, "farm_queue_depth").size(), 1u) << body;
+  EXPECT_EQ(sample_value(e, "farm_attempts_total", {{"outcome", "pass"}}), 1) << body;
+  EXPECT_EQ(sample_value(e, "farm_attempts_total", {{"outcome", "fail"}}), 1) << body;
+  EXPECT_EQ(sample_value(e, "farm_attempt_run_seconds_count", {{"outcome", "pass"}}), 1) << body;
+  EXPECT_EQ(sample_value(e, "farm_queue_wait_seconds_count"), 2) << body;
+  EXPECT_EQ(sample_value(e, "farm_lease_expiries_total"), 0) << body;
+  EXPECT_EQ(sample_value(e, "farm_workers", {{"health", "healthy"}}), 1) << body;
+  EXPECT_EQ(sample_value(e, "farm_workers", {{"health", "offline"}}), 0) << body;
+  const double seen =
+      sample_value(e, "farm_worker_last_seen_timestamp_seconds", {{"worker", "metrics-agent"}, {"lab", "south"}});
+  EXPECT_GE(seen, t0 - 1) << body;
+  EXPECT_LE(seen, double(farm::now_ms()) / 1000.0 + 1) << body;
+
+  auto [phead, page] = http_get(mport, "/");
+  EXPECT_NE(phead.find("HTTP/1.1 200"), std::string::npos) << phead;
+  EXPECT_NE(phead.find("Content-Type: text/html; charset=utf-8"), std::string::npos) << phead;
+  EXPECT_NE(phead.find("Content-Security-Policy: default-src 'none'"), std::string::npos) << phead;
+  EXPECT_NE(phead.find("Refresh: 5"), std::string::npos) << phead;
+  EXPECT_NE(page.find("fake-workload: mode=pass seed=7"), std::string::npos) << "the log tail is on the page";
+
+  const std::string browser = find_chromium();
+  if (browser.empty()) GTEST_SKIP() << "no chromium installed (apt-get install chromium): the page was not rendered";
+  const std::string url = "http://127.0.0.1:" + std::to_string(mport) + "/";
+  auto dom = chromium(browser, dir / "chromium-profile", {"--dump-dom"}, url);
+  ASSERT_EQ(dom.code, 0) << dom.err;
+  for (const std::string& want : {std::string("metrics-agent"), std::string("lab=south"), queued_id,
+                                  std::string("metrics-waits"), std::string("arch=riscv64,kind=qemu-user,labels.lab=north"),
+                                  pass_id, fail_id, std::string("metrics-pass"), std::string("metrics-fail"),
+                                  std::string("r-metrics-1"), std::string("<table id=\"workers\""),
+                                  std::string("<table id=\"queue\""), std::string("<table id=\"recent\""),
+                                  std::string("<table id=\"conformance\"")})
+    EXPECT_NE(dom.out.find(want), std::string::npos) << want << " is not in the DOM:\n" << dom.out;
+  // the run: one passed, one failed
+  EXPECT_TRUE(std::regex_search(dom.out, std::regex("<td>r-metrics-1</td><td>[^<]*</td><td class=\"n passed\">1</td>"
+                                                    "<td class=\"n failed\">1</td>")))
+      << dom.out;
+  const std::string png = dir / "page.png";
+  auto shot = chromium(browser, dir / "chromium-profile", {"--screenshot=" + png, "--window-size=1200,900"}, url);
+  ASSERT_EQ(shot.code, 0) << shot.err;
+  std::string bytes;
+  ASSERT_NO_THROW(bytes = farm::read_file(png)) << shot.err;
+  EXPECT_EQ(bytes.substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8));
+  EXPECT_GT(bytes.size(), 10000u) << "a blank page compresses to a few kB";
+}
+
+// The flags' bad values: each refused with the reason, before anything is served.
+TEST(FarmdMetricsFlags, BadValuesAreRefusedWithTheReason) {
+  farmtest::TempDir dir;
+  auto farmd = [&](std::vector<std::string> extra) {
+    std::vector<std::string> a{FARMD_BIN, "--no-auth", "--db", dir / "farm.db", "--listen", "127.0.0.1:0"};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return farmtest::run(a, 30s);
+  };
+  struct Case {
+    std::vector<std::string> args;
+    int code;
+    std::string msg;
+  };
+  const std::vector<Case> cases{
+      {{"--metrics-listen", "9100"}, 2, "--metrics-listen: invalid listen address '9100': expected HOST:PORT"},
+      {{"--metrics-listen", ":9100"}, 2, "--metrics-listen: invalid listen address ':9100': the host is empty"},
+      {{"--metrics-listen", "127.0.0.1:99999"}, 2, "the port must be a number in 0-65535"},
+      {{"--metrics-listen", "::1:9100"}, 2, "an IPv6 host must be in brackets"},
+      {{"--metrics-port-file", dir / "mp"}, 2, "--metrics-port-file needs --metrics-listen"},
+      {{"--metrics-listen", "127.0.0.1:0", "--metrics-port-file", dir / "nodir/mp"}, 1,
+       "cannot write the port file " + dir / "nodir/mp" + ": directory " + dir / "nodir" + " does not exist"},
+      {{"--metrics-listen", "127.0.0.1:0", "--port-file", dir / "p", "--metrics-port-file", dir / "p"}, 2,
+       "--metrics-port-file and --port-file name the same file"},
+  };
+  for (const auto& c : cases) {
+    auto r = farmd(c.args);
+    EXPECT_EQ(r.code, c.code) << c.args[0] << " " << c.args[1] << ": " << r.err;
+    EXPECT_NE(r.err.find(c.msg), std::string::npos) << r.err;
+  }
+  // A port in use: farmd does not start (and says which flag).
+  boost::asio::io_context ioc;
+  boost::asio::ip::tcp::acceptor taken(ioc, {boost::asio::ip::make_address("127.0.0.1"), 0});
+  const std::string addr = "127.0.0.1:" + std::to_string(taken.local_endpoint().port());
+  auto r = farmd({"--metrics-listen", addr});
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_NE(r.err.find("--metrics-listen: cannot listen for HTTP on " + addr), std::string::npos) << r.err;
 }

@@ -14,7 +14,9 @@
 #include <string>
 #include <thread>
 
+#include "farmd/farm.hpp"
 #include "farmd/http.hpp"
+#include "prom_parse.hpp"
 #include "farmd/metrics.hpp"
 #include "farmd/web_page.hpp"
 
@@ -232,77 +234,11 @@ TEST(HttpServer, BadListenAddressesAreRefusedWithTheReason) {
 
 // ---- the exposition, by the text format's rules ----
 
-struct Sample {
-  std::string name;
-  std::map<std::string, std::string> labels;
-  double value = 0;
-};
+using farmtest::Exposition;
+using farmtest::parse;
+using farmtest::Sample;
 
-struct Exposition {
-  std::map<std::string, std::string> type, help;
-  std::vector<Sample> samples;
-};
-
-// Prometheus text format 0.0.4: "# HELP name text", "# TYPE name type", then
-// "name{l="v",...} value" lines; label values escape \ " and newline.
-Exposition parse(const std::string& text) {
-  Exposition e;
-  std::istringstream in(text);
-  std::string line;
-  const std::regex name_re("[a-zA-Z_:][a-zA-Z0-9_:]*");
-  while (std::getline(in, line)) {
-    if (line.empty()) continue;
-    if (line.rfind("# HELP ", 0) == 0 || line.rfind("# TYPE ", 0) == 0) {
-      const std::string rest = line.substr(7);
-      const size_t sp = rest.find(' ');
-      EXPECT_NE(sp, std::string::npos) << line;
-      const std::string n = rest.substr(0, sp);
-      EXPECT_TRUE(std::regex_match(n, name_re)) << line;
-      (line[2] == 'H' ? e.help : e.type)[n] = rest.substr(sp + 1);
-      continue;
-    }
-    EXPECT_NE(line[0], '#') << "an unknown comment: " << line;
-    Sample s;
-    size_t i = 0;
-    while (i < line.size() && line[i] != '{' && line[i] != ' ') ++i;
-    s.name = line.substr(0, i);
-    EXPECT_TRUE(std::regex_match(s.name, name_re)) << line;
-    if (i < line.size() && line[i] == '{') {
-      ++i;
-      while (i < line.size() && line[i] != '}') {
-        const size_t eq = line.find('=', i);
-        const std::string k = line.substr(i, eq - i);
-        EXPECT_TRUE(std::regex_match(k, std::regex("[a-zA-Z_][a-zA-Z0-9_]*"))) << line;
-        EXPECT_EQ(line[eq + 1], '"') << line;
-        std::string v;
-        size_t j = eq + 2;
-        for (; j < line.size() && line[j] != '"'; ++j) {
-          if (line[j] == '\\') {
-            ++j;
-            v += line[j] == 'n' ? '\n' : line[j];
-          } else {
-            v += line[j];
-          }
-        }
-        s.labels[k] = v;
-        i = j + 1;
-        if (i < line.size() && line[i] == ',') ++i;
-      }
-      ++i;
-    }
-    EXPECT_EQ(line[i], ' ') << line;
-    s.value = std::stod(line.substr(i + 1));
-    e.samples.push_back(s);
-  }
-  return e;
-}
-
-std::vector<Sample> of(const Exposition& e, const std::string& name) {
-  std::vector<Sample> out;
-  for (const auto& s : e.samples)
-    if (s.name == name) out.push_back(s);
-  return out;
-}
+std::vector<Sample> of(const Exposition& e, const std::string& name) { return farmtest::samples_of(e, name); }
 
 TEST(FarmMetrics, ExpositionFollowsTheTextFormatAndPrometheusNaming) {
   farmd::MetricsSnapshot snap;
@@ -417,3 +353,30 @@ TEST(WebPage, AgoNamesItsUnit) {
 }
 
 }  // namespace
+
+// farm_queue_depth's label: one line per selector, the same for the same
+// selector whatever the order its labels were given in, bounded.
+TEST(FarmMetrics, SelectorTextIsDeterministicAndBounded) {
+  farm::v1::TargetSelector s;
+  EXPECT_EQ(farmd::selector_text(s), "any");
+  s.set_arch("riscv64");
+  s.set_kind("qemu-user");
+  (*s.mutable_labels())["zone"] = "b";
+  (*s.mutable_labels())["lab"] = "north";
+  EXPECT_EQ(farmd::selector_text(s), "arch=riscv64,kind=qemu-user,labels.lab=north,labels.zone=b");
+  farm::v1::TargetSelector t;
+  (*t.mutable_labels())["lab"] = "north";
+  (*t.mutable_labels())["zone"] = "b";
+  t.set_kind("qemu-user");
+  t.set_arch("riscv64");
+  EXPECT_EQ(farmd::selector_text(t), farmd::selector_text(s));
+  s.set_isa("rv64gc");
+  s.set_min_cores(4);
+  s.set_worker_id("w1");
+  EXPECT_EQ(farmd::selector_text(s),
+            "arch=riscv64,isa=rv64gc,kind=qemu-user,labels.lab=north,labels.zone=b,min_cores=4,worker=w1");
+  (*s.mutable_labels())["long"] = std::string(500, 'x');
+  const std::string long_text = farmd::selector_text(s);
+  EXPECT_EQ(long_text.size(), farmd::kSelectorTextMax);
+  EXPECT_EQ(long_text.substr(long_text.size() - 3), "...");
+}

@@ -405,6 +405,14 @@ TEST_F(FarmService, ExpiredLeaseRequeuesToAnotherWorker) {
       EXPECT_EQ(w.infra_failures(), 1u);
     }
   }
+  // what this farmd counted (issue 17, /metrics): the expiry, the requeue
+  // with its reason, both attempts by outcome, two leases out of the queue
+  const std::string m = server->farm().metrics().exposition();
+  for (const char* want : {"farm_lease_expiries_total 1\n", "farm_requeues_total{reason=\"lost\"} 1\n",
+                           "farm_attempts_total{outcome=\"lost\"} 1\n", "farm_attempts_total{outcome=\"pass\"} 1\n",
+                           "farm_queue_wait_seconds_count 2\n", "farm_jobs_submitted_total 1\n",
+                           "farm_jobs{state=\"passed\"} 1\n"})
+    EXPECT_NE(m.find(want), std::string::npos) << want << " not in\n" << m;
 }
 
 TEST_F(FarmService, CompletionIsIdempotentPerAttempt) {

@@ -111,6 +111,13 @@ void check_tokens(const std::vector<Token>& tokens) {
 
 void validate_config(const Config& c) {
   parse_listen(c.listen);
+  if (!c.metrics_listen.empty()) {
+    try {
+      parse_listen(c.metrics_listen);
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument(std::string("--metrics-listen: ") + e.what());
+    }
+  }
   if (c.db_path.empty())
     throw std::invalid_argument("--db is empty: give an SQLite database file or a postgresql:// URL");
   range("--lease-ttl-ms", c.lease_ttl_ms, 100, 3'600'000);

@@ -15,6 +15,7 @@ Farm::Farm(Config cfg) : cfg_(std::move(cfg)) {
   if (cfg_.offline_after_ms == 0) cfg_.offline_after_ms = 3 * cfg_.lease_ttl_ms;
   // The path or URL checked, farmd's schema (migrated), not corrupted, one farmd per database.
   store_ = open_store(cfg_);
+  metrics_ = std::make_unique<FarmMetrics>([this] { return metrics_snapshot(); });
   recover();
   bg_ = std::thread([this] { bg_loop(); });
 }

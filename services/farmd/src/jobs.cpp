@@ -86,11 +86,13 @@ Status Farm::submit(const v1::SubmitJobRequest& req, v1::Job* out) {
     return Status(StatusCode::INTERNAL, std::string("store: ") + e.what());
   }
   publish_events();
+  metrics_->job_submitted();
   Queued q;
   q.id = id;
   q.spec = spec;
   q.max_attempts = max_attempts;
   q.health_for = health_for;
+  q.queued_ms = now_ms();
   queued_index_[id] = key;
   wake_one_for(queue_.emplace(key, std::move(q)).first->second);
   if (!health_for.empty()) {

@@ -309,6 +309,10 @@ v1::JobState Farm::finish_attempt(Running r, v1::JobResult result) {
     return now_state ? static_cast<v1::JobState>(*now_state) : state;
   }
   emit_state(r.job_id, state, r.attempt, r.worker_id, msg);
+  metrics_->attempt_ended(std::string(::farm::outcome_name(outcome)),
+                          now > r.started_ms ? double(now - r.started_ms) / 1000.0 : 0.0);
+  if (state == v1::JOB_STATE_QUEUED)
+    metrics_->job_requeued(free_hand_back ? "handed-back" : outcome == v1::OUTCOME_LOST ? "lost" : "infra-error");
 
   auto wi = workers_.find(r.worker_id);
   if (wi != workers_.end()) {
@@ -351,6 +355,7 @@ v1::JobState Farm::finish_attempt(Running r, v1::JobResult result) {
     }
   if (state == v1::JOB_STATE_QUEUED) {
     r.job.attempts = r.attempt;
+    r.job.queued_ms = now;
     queued_index_[r.job_id] = r.key;
     // keeps its place in the FIFO
     wake_one_for(queue_.emplace(r.key, std::move(r.job)).first->second);
@@ -398,6 +403,7 @@ void Farm::tick() {
     res.set_message("lease expired: no heartbeat from " + r.worker_id + " for " +
                     std::to_string(now - (r.expires_ms - cfg_.lease_ttl_ms)) + " ms");
     spdlog::warn("farmd: job {} attempt {}: {}", id, r.attempt, res.message());
+    metrics_->lease_expired();
     try {
       finish_attempt(std::move(r), std::move(res));
     } catch (const std::exception& e) {

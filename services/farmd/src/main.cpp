@@ -43,7 +43,7 @@ void check_port_file(const std::string& path) {
 
 int main(int argc, char** argv) {
   farmd::Config cfg;
-  std::string tokens_file, port_file, log_level = "info";
+  std::string tokens_file, port_file, metrics_port_file, log_level = "info";
   std::vector<std::string> client_tokens, agent_tokens;
   bool no_auth = false, exit_with_parent = false;
 
@@ -91,6 +91,11 @@ int main(int argc, char** argv) {
                "synchronous_commit (default: off for farmd's sessions)");
   app.add_option("--port-file", port_file,
                  "once listening, write the bound port to this file (atomically: a rename); removed at exit");
+  app.add_option("--metrics-listen", cfg.metrics_listen,
+                 "serve Prometheus metrics (/metrics) and the live page (/) over plain HTTP on host:port (port 0 "
+                 "picks a free port; default: off)");
+  app.add_option("--metrics-port-file", metrics_port_file,
+                 "once the metrics endpoint listens, write its port to this file (like --port-file)");
   app.add_flag("--exit-with-parent", exit_with_parent, "terminate when the parent process dies (tests)");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error|critical|off")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
@@ -119,7 +124,18 @@ int main(int argc, char** argv) {
       std::cerr << "farmd: " << e.what() << "\n";
       return 2;
     }
+    if (!metrics_port_file.empty() && cfg.metrics_listen.empty()) {
+      std::cerr << "farmd: --metrics-port-file needs --metrics-listen\n";
+      return 2;
+    }
     if (!port_file.empty()) check_port_file(port_file);
+    if (!metrics_port_file.empty()) {
+      if (metrics_port_file == port_file) {
+        std::cerr << "farmd: --metrics-port-file and --port-file name the same file\n";
+        return 2;
+      }
+      check_port_file(metrics_port_file);
+    }
     if (no_auth) spdlog::warn("farmd: authentication disabled (--no-auth)");
 
     // Block the shutdown signals before any thread starts; a dedicated thread waits for them.
@@ -152,6 +168,13 @@ int main(int argc, char** argv) {
     serving = true;
     std::cout << "farmd listening on " << server.address() << std::endl;
     // Readiness for scripts: written (tmp + rename) only once the port accepts calls.
+    // The metrics port file first: once --port-file exists, so does it.
+    const int metrics_port = server.metrics_port();
+    if (metrics_port) {
+      std::cout << "farmd metrics on http://" << server.metrics_address() << "/metrics" << std::endl;
+      if (!metrics_port_file.empty())
+        farm::write_file_atomic(metrics_port_file, std::to_string(metrics_port) + "\n");
+    }
     if (!port_file.empty()) farm::write_file_atomic(port_file, std::to_string(server.port()) + "\n");
     server.wait();
     if (!port_file.empty()) {
@@ -159,6 +182,14 @@ int main(int argc, char** argv) {
       std::error_code ec;
       try {
         if (farm::trim(farm::read_file(port_file)) == std::to_string(server.port())) std::filesystem::remove(port_file, ec);
+      } catch (...) {
+      }
+    }
+    if (!metrics_port_file.empty() && metrics_port) {
+      std::error_code ec;
+      try {
+        if (farm::trim(farm::read_file(metrics_port_file)) == std::to_string(metrics_port))
+          std::filesystem::remove(metrics_port_file, ec);
       } catch (...) {
       }
     }

@@ -46,6 +46,7 @@ void Farm::recover() {
     q.attempts = row.attempts;
     q.max_attempts = row.max_attempts;
     q.health_for = row.health_for;
+    q.queued_ms = now;  // (when it was queued is not stored: its wait counts from this start)
     // Attempts handed back by stopping agents did not count (up to the cap).
     q.free_attempts = std::min<uint32_t>(row.hand_backs, cfg_.max_hand_backs);
     if (!q.health_for.empty()) {

@@ -49,6 +49,7 @@ bool Farm::try_pick(WorkerRec& w, v1::Lease* lease) {
       t.commit();
     }
     publish_events();
+    metrics_->job_leased(q.queued_ms > 0 && now > q.queued_ms ? double(now - q.queued_ms) / 1000.0 : 0.0);
 
     Running r;
     r.job_id = q.id;

@@ -20,6 +20,9 @@
 #include "farm/common/util.hpp"
 #include "farm/v1/farm.grpc.pb.h"
 #include "farmd/farm.hpp"
+#include "farmd/http.hpp"
+#include "farmd/metrics.hpp"
+#include "farmd/web_page.hpp"
 #include "tls.hpp"
 
 namespace farmd {
@@ -278,6 +281,7 @@ struct Server::Impl {
   ClientService client;
   AgentService agent;
   std::unique_ptr<grpc::Server> server;
+  std::unique_ptr<HttpServer> http;  // --metrics-listen
   std::mutex mu;
   std::condition_variable cv;
   bool down = false;
@@ -365,6 +369,37 @@ void Server::start() {
     port_ = 0;
     throw std::runtime_error("cannot listen on " + cfg_.listen + ": " + why);
   }
+  if (!cfg_.metrics_listen.empty()) {
+    Farm& farm = impl_->farm;
+    std::map<std::string, HttpHandler> routes;
+    routes["/metrics"] = [&farm](const HttpRequest&) {
+      HttpResponse r;
+      r.content_type = FarmMetrics::kContentType;
+      r.body = farm.metrics().exposition();
+      return r;
+    };
+    routes["/"] = [&farm, name = address()](const HttpRequest&) {
+      HttpResponse r;
+      r.content_type = "text/html; charset=utf-8";
+      WebSnapshot snap = farm.web_snapshot();
+      snap.farm_name = name;
+      r.body = render_web_page(snap);
+      r.headers["Content-Security-Policy"] = kWebPageCsp;
+      r.headers["Refresh"] = std::to_string(kRefreshSeconds);
+      return r;
+    };
+    try {
+      impl_->http = std::make_unique<HttpServer>(cfg_.metrics_listen, std::move(routes),
+                                                 [](const std::string& m) { spdlog::warn("farmd: http: {}", m); });
+    } catch (const std::exception& e) {
+      impl_->server->Shutdown();
+      impl_->server->Wait();
+      impl_.reset();
+      port_ = 0;
+      throw std::runtime_error(std::string("--metrics-listen: ") + e.what());
+    }
+    spdlog::info("farmd: metrics and the live page on http://{}/", impl_->http->address());
+  }
   spdlog::info("farmd: listening on {} (port {}, {}, auth {})", cfg_.listen, port_,
                tls ? "TLS" : "plaintext",
                impl_->auth.enabled() ? "on" : "OFF");
@@ -377,6 +412,10 @@ std::string Server::address() const {
   return host + ":" + std::to_string(port_);
 }
 
+int Server::metrics_port() const { return impl_ && impl_->http ? impl_->http->port() : 0; }
+
+std::string Server::metrics_address() const { return impl_ && impl_->http ? impl_->http->address() : ""; }
+
 void Server::shutdown(int grace_ms) {
   if (!impl_ || !impl_->server) return;
   {
@@ -384,6 +423,7 @@ void Server::shutdown(int grace_ms) {
     if (impl_->down) return;
     impl_->down = true;
   }
+  impl_->http.reset();  // stops serving and joins its thread before the farm stops
   impl_->client.stopping_ = true;
   impl_->farm.stop();
   impl_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(grace_ms));

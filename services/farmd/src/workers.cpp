@@ -213,6 +213,7 @@ void Farm::enqueue_health_check(WorkerRec& w) {
   q.spec = spec;
   q.max_attempts = 1;
   q.health_for = w.w.id();
+  q.queued_ms = now_ms();
   queued_index_[id] = key;
   wake_one_for(queue_.emplace(key, std::move(q)).first->second);
   w.health_job = id;

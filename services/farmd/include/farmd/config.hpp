@@ -43,6 +43,9 @@ std::vector<Token> load_tokens(const std::string& path);
 
 struct Config {
   std::string listen = "127.0.0.1:0";  // host:port; port 0 picks a free one
+  // Plain HTTP for /metrics (Prometheus) and the live page at / (http.hpp);
+  // "" (the default): not served. HOST:PORT like `listen`.
+  std::string metrics_listen;
   // The store (store.hpp): an SQLite database file (WAL; ":memory:" for a
   // throwaway one) or a postgresql:// URL.
   std::string db_path = "farmd.db";

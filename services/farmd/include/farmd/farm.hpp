@@ -14,6 +14,7 @@
 //   workers.cpp    registration, sessions, quarantine, health checks
 //   scheduler.cpp  the queue: matching, claiming, long polls (acquire)
 //   leases.cpp     heartbeats, progress, completion, expiry, timeouts
+//   observe.cpp    what /metrics and the live page read (metrics_snapshot, web_snapshot)
 //   validation.cpp request checks; store/ all SQL
 #include <atomic>
 #include <chrono>
@@ -33,12 +34,22 @@
 
 #include "farm/v1/farm.pb.h"
 #include "farmd/config.hpp"
+#include "farmd/metrics.hpp"
+#include "farmd/web_page.hpp"
 
 namespace farmd {
 
 namespace v1 = ::farm::v1;
 
 class Store;
+
+// A target selector as one deterministic line of text, the label value of
+// farm_queue_depth: "arch=riscv64,isa=rv64gc,kind=qemu-user,labels.lab=north,
+// min_cores=4,worker=w1" (fields in that order, labels sorted by key, empty
+// fields left out; "any" when nothing is set), at most kSelectorTextMax bytes
+// (longer ones end in "...").
+constexpr size_t kSelectorTextMax = 200;
+std::string selector_text(const v1::TargetSelector& s);
 
 class Farm {
  public:
@@ -84,6 +95,22 @@ class Farm {
   // Wakes every waiter; subsequent long polls return immediately.
   void stop();
 
+  // ---- observing (observe.cpp; any thread, the store's reader + memory)
+  // What this farmd counted (counters, histograms) and, at each scrape, the
+  // farm's state from metrics_snapshot().
+  FarmMetrics& metrics() { return *metrics_; }
+  // The farm's state for /metrics: jobs by state and queue depth by selector
+  // from the store (farm-wide), workers from memory.
+  MetricsSnapshot metrics_snapshot();
+  // The live page: workers (memory), the queue, the recent finished jobs with
+  // their log tails, the conformance runs (the store).
+  WebSnapshot web_snapshot();
+  static constexpr size_t kWebRecentJobs = 20;
+  static constexpr size_t kWebQueueJobs = 100;
+  static constexpr size_t kWebLogTailLines = 20;
+  static constexpr size_t kWebLogTailBytes = 4096;
+  static constexpr size_t kWebConformanceRuns = 20;
+
  private:
   struct QueueKey {
     int32_t neg_priority;
@@ -99,6 +126,7 @@ class Farm {
     uint32_t max_attempts = 0;
     std::string health_for;  // worker id if this is a health-check job
     uint32_t free_attempts = 0;  // attempts handed back that did not count (OUTCOME_HANDED_BACK)
+    int64_t queued_ms = 0;       // when it was queued (submitted, requeued, or recovered at a start)
   };
   struct Running {
     std::string job_id;
@@ -190,6 +218,8 @@ class Farm {
 
   int64_t last_prune_ms_ = 0;
   void prune_events(int64_t now);
+
+  std::unique_ptr<FarmMetrics> metrics_;
 
   std::thread bg_;
   std::mutex bg_mu_;

@@ -55,7 +55,7 @@ class FarmMetrics {
   void job_leased(double queue_wait_s);                        // queued -> running
   void attempt_ended(const std::string& outcome, double run_s);  // "pass", "fail", "lost", ...
   void lease_expired();
-  void job_requeued(const std::string& reason);  // "lost", "infra_error", "handed_back"
+  void job_requeued(const std::string& reason);  // "lost", "infra-error", "handed-back" (the outcomes' names, as farmctl spells them)
 
   // Everything, in the Prometheus text format (Content-Type kContentType).
   std::string exposition() const;

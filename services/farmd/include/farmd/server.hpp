@@ -24,6 +24,10 @@ class Server {
   std::string address() const;
   // Stops accepting calls, wakes long polls and watchers, waits up to grace_ms.
   void shutdown(int grace_ms = 2000);
+  // The HTTP endpoint of --metrics-listen (/metrics and the live page at /):
+  // its bound port, 0 when not configured; "127.0.0.1:<port>" like address().
+  int metrics_port() const;
+  std::string metrics_address() const;
   // Blocks until shutdown() is called from another thread.
   void wait();
   Farm& farm();

@@ -33,6 +33,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "farmd/config.hpp"
@@ -228,6 +229,12 @@ class Store {
   // Calls visit(id, spec) for each matching job in seq order until it returns false.
   virtual void scan_jobs(const JobQuery& q,
                          const std::function<bool(const std::string& id, const std::string& spec)>& visit) = 0;
+  // (reader) How many jobs are in each state (v1::JobState -> count; states
+  // without jobs are absent). Metrics: farm_jobs{state}.
+  virtual std::vector<std::pair<int, int64_t>> count_jobs_by_state() = 0;
+  // (reader) The last `limit` log events of a job, oldest first (the live
+  // page's log tails).
+  virtual std::vector<EventRow> last_log_events(const std::string& job_id, size_t limit) = 0;
 
  protected:
   explicit Store(std::string name) : name_(std::move(name)) {}

@@ -455,3 +455,31 @@ void PostgresStore::scan_jobs(const JobQuery& q,
 }
 
 }  // namespace farmd
+
+namespace farmd {
+
+std::vector<std::pair<int, int64_t>> PostgresStore::count_jobs_by_state() {
+  return read([&](Pg& pg) {
+    std::vector<std::pair<int, int64_t>> out;
+    PgParams p;
+    auto r = pg.query("SELECT state, COUNT(*) FROM jobs GROUP BY state ORDER BY state", p);
+    for (int i = 0; i < r.rows(); ++i) out.emplace_back(static_cast<int>(r.i64(i, 0)), r.i64(i, 1));
+    return out;
+  });
+}
+
+std::vector<EventRow> PostgresStore::last_log_events(const std::string& job_id, size_t limit) {
+  return read([&](Pg& pg) {
+    std::vector<EventRow> out;
+    PgParams p;
+    p.add(job_id).add(static_cast<int64_t>(limit));
+    auto r = pg.query(
+        "SELECT seq, event FROM (SELECT seq, event FROM events WHERE job_id = $1 AND kind = 2 "
+        "ORDER BY seq DESC LIMIT $2::bigint) t ORDER BY seq",
+        p);
+    for (int i = 0; i < r.rows(); ++i) out.push_back({static_cast<uint64_t>(r.i64(i, 0)), r.blob(i, 1)});
+    return out;
+  });
+}
+
+}  // namespace farmd

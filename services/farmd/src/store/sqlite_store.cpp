@@ -378,3 +378,28 @@ void SqliteStore::scan_jobs(const JobQuery& q,
 }
 
 }  // namespace farmd
+
+namespace farmd {
+
+std::vector<std::pair<int, int64_t>> SqliteStore::count_jobs_by_state() {
+  return read([&](Db& db) {
+    std::vector<std::pair<int, int64_t>> out;
+    auto st = db.prepare("SELECT state, COUNT(*) FROM jobs GROUP BY state ORDER BY state");
+    while (st.step()) out.emplace_back(static_cast<int>(st.i64(0)), st.i64(1));
+    return out;
+  });
+}
+
+std::vector<EventRow> SqliteStore::last_log_events(const std::string& job_id, size_t limit) {
+  return read([&](Db& db) {
+    std::vector<EventRow> out;
+    auto st = db.prepare(
+        "SELECT seq, event FROM (SELECT seq, event FROM events WHERE job_id = ? AND kind = 2 "
+        "ORDER BY seq DESC LIMIT ?) ORDER BY seq");
+    st.bind(1, job_id).bind(2, static_cast<int64_t>(limit));
+    while (st.step()) out.push_back({static_cast<uint64_t>(st.i64(0)), st.blob(1)});
+    return out;
+  });
+}
+
+}  // namespace farmd

@@ -95,6 +95,8 @@ class SqliteStore final : public Store {
   std::optional<JobRow> job(const std::string& id, bool history) override;
   void scan_jobs(const JobQuery& q,
                  const std::function<bool(const std::string& id, const std::string& spec)>& visit) override;
+  std::vector<std::pair<int, int64_t>> count_jobs_by_state() override;
+  std::vector<EventRow> last_log_events(const std::string& job_id, size_t limit) override;
 
  protected:
   void begin() override;

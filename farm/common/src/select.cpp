@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <map>
 #include <set>
 
 namespace farm {
@@ -89,21 +90,24 @@ bool selector_matches(const v1::JobSpec& spec, const v1::Capabilities& caps, std
   return true;
 }
 
-std::string describe_selector(const v1::TargetSelector& s) {
+std::string format_selector(const v1::TargetSelector& s, char sep, const std::string& label_prefix) {
   std::string r;
   auto add = [&](const std::string& k, const std::string& v) {
     if (v.empty()) return;
-    if (!r.empty()) r += ' ';
+    if (!r.empty()) r += sep;
     r += k + "=" + v;
   };
   add("arch", s.arch());
   add("isa", s.isa());
   add("kind", s.kind());
-  for (const auto& [k, v] : s.labels()) add("label:" + k, v);
+  std::map<std::string, std::string> labels(s.labels().begin(), s.labels().end());  // sorted by key
+  for (const auto& [k, v] : labels) add(label_prefix + k, v);
   if (s.min_cores()) add("min_cores", std::to_string(s.min_cores()));
   add("worker", s.worker_id());
   return r.empty() ? "any" : r;
 }
+
+std::string describe_selector(const v1::TargetSelector& s) { return format_selector(s, ' ', "label:"); }
 
 static std::string join_target(const std::string& arch, const std::string& kind, const std::string& isa) {
   std::string r = arch.empty() ? "any" : arch;

@@ -18,20 +18,7 @@ namespace farmd {
 using ::farm::now_ms;
 
 std::string selector_text(const v1::TargetSelector& s) {
-  std::string r;
-  auto add = [&](const std::string& k, const std::string& v) {
-    if (v.empty()) return;
-    if (!r.empty()) r += ',';
-    r += k + "=" + v;
-  };
-  add("arch", s.arch());
-  add("isa", s.isa());
-  add("kind", s.kind());
-  std::map<std::string, std::string> labels(s.labels().begin(), s.labels().end());  // sorted by key
-  for (const auto& [k, v] : labels) add("labels." + k, v);
-  if (s.min_cores()) add("min_cores", std::to_string(s.min_cores()));
-  add("worker", s.worker_id());
-  if (r.empty()) return "any";
+  std::string r = ::farm::format_selector(s, ',', "labels.");
   if (r.size() > kSelectorTextMax) r = r.substr(0, kSelectorTextMax - 3) + "...";
   return r;
 }

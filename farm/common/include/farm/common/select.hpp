@@ -22,6 +22,10 @@ bool selector_matches(const v1::JobSpec& spec, const v1::Capabilities& caps, std
 
 // "arch=riscv64 isa=rv64gc kind=qemu-user board=x" for messages.
 std::string describe_selector(const v1::TargetSelector& s);
+// The selector's set fields as KEY=VALUE joined by `sep`, labels sorted by key
+// and named `label_prefix`KEY; "any" when none is set. describe_selector is
+// (s, ' ', "label:").
+std::string format_selector(const v1::TargetSelector& s, char sep, const std::string& label_prefix);
 // "riscv64/qemu-user/rv64gc"
 std::string target_name(const v1::Capabilities& c);
 std::string target_name(const v1::TargetSelector& s);
